@@ -1,0 +1,110 @@
+"""Run the bridge: spool, forwarder and DICOM server together, until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from types import FrameType
+from typing import Any
+
+from pynetdicom import AE
+from pynetdicom.transport import ThreadedAssociationServer
+
+from dicom_bridge.forwarder import Forwarder
+from dicom_bridge.scp import start_scp
+from dicom_bridge.spool import Spool
+
+logger = logging.getLogger(__name__)
+
+
+def refuse_eventlet() -> None:
+    """Fail fast if eventlet patched this process: pynetdicom's threads and sockets break there."""
+    patcher = sys.modules.get("eventlet.patcher")
+    if patcher is not None and patcher.is_monkey_patched("socket"):
+        raise RuntimeError("the DICOM bridge must run in its own process, not an eventlet-patched one")
+
+
+class Bridge:
+    """The running bridge: a started forwarder and a listening AE, stopped together."""
+
+    def __init__(self, settings: Any) -> None:
+        self.settings = settings
+        self.spool = Spool(settings.spool_dir)
+        self.forwarder = Forwarder(
+            self.spool,
+            hub_url=settings.hub_url,
+            token=settings.spoke_token,
+            batch_size=settings.batch_size,
+            retry_initial_s=settings.retry_initial_s,
+            retry_max_s=settings.retry_max_s,
+            timeout_s=settings.hub_timeout_s,
+        )
+        self.ae: AE | None = None
+        self.server: ThreadedAssociationServer | None = None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """Return the (host, port) the AE listens on (the real port when configured as 0)."""
+        if self.server is None:
+            raise RuntimeError("the bridge is not started")
+        host, port = self.server.server_address[:2]
+        return str(host), int(port)
+
+    def start(self) -> None:
+        """Start forwarding (leftovers first), then accept associations."""
+        refuse_eventlet()
+        self.forwarder.start()
+        try:
+            self.ae, self.server = start_scp(self.settings, self.spool, self.forwarder.wake)
+        except BaseException:
+            self.forwarder.stop()
+            raise
+        host, port = self.address
+        logger.info("DICOM bridge AE %s listening on %s:%d", self.settings.ae_title, host, port)
+
+    def stop(self) -> None:
+        """Stop accepting, let associations end, then stop the forwarder."""
+        if self.ae is not None:
+            self.ae.shutdown()  # shuts down the server and aborts open associations
+            self.ae = self.server = None
+        self.forwarder.stop()
+        logger.info("DICOM bridge stopped (%s)", self.forwarder.status())
+
+    def status(self) -> dict[str, Any]:
+        """Return the forwarder's counters."""
+        return self.forwarder.status()
+
+
+def run_bridge(settings: Any, stop_event: threading.Event | None = None) -> None:
+    """Run the bridge until SIGINT/SIGTERM (or until ``stop_event`` is set), then shut down."""
+    stop = stop_event or threading.Event()
+    bridge = Bridge(settings)
+    previous = _install_signal_handlers(stop)
+    try:
+        bridge.start()
+        stop.wait()
+    finally:
+        bridge.stop()
+        _restore_signal_handlers(previous)
+
+
+def _install_signal_handlers(stop: threading.Event) -> dict[int, Any]:
+    """Make SIGINT/SIGTERM set ``stop``; only possible from the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        logger.info("received %s, shutting down", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        previous[signum] = signal.signal(signum, on_signal)
+    return previous
+
+
+def _restore_signal_handlers(previous: dict[int, Any]) -> None:
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)

@@ -1,0 +1,81 @@
+"""pynetdicom event handlers of the bridge: thin, dependencies bound with the handler, and never
+letting an exception escape (a DICOM peer gets a status code instead).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from typing import Any
+
+from dicom_bridge.spool import InvalidInstanceError, Spool
+
+logger = logging.getLogger(__name__)
+
+SUCCESS = 0x0000
+OUT_OF_RESOURCES = 0xA700
+CANNOT_UNDERSTAND = 0xC210
+PROCESSING_FAILURE = 0xC211  # unexpected error: still in the "cannot understand" range
+
+
+def handle_echo(event: Any) -> int:
+    """Answer C-ECHO: the modality's connectivity test."""
+    return SUCCESS
+
+
+def handle_store(event: Any, spool: Spool, wake: threading.Event | None = None) -> int:
+    """Spool a C-STORE instance exactly as received, then wake the forwarder.
+
+    Success is answered only once the file is fsynced and renamed into the spool.
+    """
+    try:
+        uid = str(event.request.AffectedSOPInstanceUID or "")
+        path = spool.put(event.encoded_dataset(include_meta=True), uid)
+    except InvalidInstanceError as exc:
+        logger.warning("C-STORE from %s refused: %s", _peer(event), exc)
+        return CANNOT_UNDERSTAND
+    except OSError as exc:
+        logger.error("C-STORE %s: cannot write to the spool: %s", _safe_uid(event), exc)
+        return OUT_OF_RESOURCES
+    except Exception:
+        logger.exception("C-STORE %s from %s failed unexpectedly", _safe_uid(event), _peer(event))
+        return PROCESSING_FAILURE
+    logger.debug("spooled %s from %s", path.name, _peer(event))
+    if wake is not None:
+        wake.set()
+    return SUCCESS
+
+
+def handle_open(event: Any) -> None:
+    """Set TCP_NODELAY on an accepted connection: DIMSE replies are small and latency-bound."""
+    try:
+        event.assoc.dul.socket.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except Exception as exc:  # an option we could not set must not drop the connection
+        logger.debug("could not set TCP_NODELAY for %s: %s", _peer(event), exc)
+
+
+def handle_rejected(event: Any) -> None:
+    """Log a refused association so the operator sees which AE title to allow."""
+    try:
+        logger.warning(
+            "association from AE %r at %s rejected (check allowed_aes)",
+            event.assoc.requestor.ae_title,
+            _peer(event),
+        )
+    except Exception:
+        logger.warning("an association was rejected")
+
+
+def _peer(event: Any) -> str:
+    try:
+        return f"{event.assoc.requestor.address}:{event.assoc.requestor.port}"
+    except Exception:
+        return "?"
+
+
+def _safe_uid(event: Any) -> str:
+    try:
+        return str(event.request.AffectedSOPInstanceUID)
+    except Exception:
+        return "?"

@@ -1,0 +1,88 @@
+"""The hub's application factory."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, jsonify, render_template_string
+from flask_socketio import SocketIO
+from flask.typing import ResponseReturnValue
+
+from config.settings import Settings, load_settings
+from hub.api.errors import register_error_handlers
+from hub.context import Hub, close_session
+from hub.persistence.db import Database
+from hub.realtime.namespace import HubNamespace
+from hub.services.events import EventPublisher
+from shared.clock import Clock, SystemClock
+
+log = logging.getLogger(__name__)
+
+
+def database_url(settings: Settings) -> str:
+    return settings.database_url or f"sqlite:///{Path(settings.data_dir).resolve() / 'hub.sqlite'}"
+
+
+def secret_key(settings: Settings) -> str:
+    """The configured secret, or one generated on first start and kept in data_dir (0600)."""
+    if settings.secret_key:
+        return str(settings.secret_key)
+    path = Path(settings.data_dir) / "secret_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+def create_app(
+    settings: Settings | None = None, test_config: dict[str, Any] | None = None, clock: Clock | None = None
+) -> Flask:
+    settings = settings or load_settings("hub", overrides=test_config)
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=secret_key(settings),
+        MAX_CONTENT_LENGTH=settings.max_upload_bytes,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+    )
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    image_dir = Path(settings.data_dir).resolve() / "images"
+    image_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(database_url(settings))
+    app.extensions["teleconsult"] = Hub(settings, db, clock or SystemClock(), image_dir)
+    app.teardown_appcontext(close_session)
+    register_error_handlers(app)
+
+    from hub.api.views import bp as api_bp
+    from hub.dicomweb.views import bp as dicomweb_bp
+
+    app.register_blueprint(api_bp)
+    app.register_blueprint(dicomweb_bp)
+    app.add_url_rule("/", "home", _home)
+    app.add_url_rule("/healthz", "healthz", lambda: jsonify(status="ok"))
+
+    # One SocketIO per app (not a module global) so that several apps can live in one test run.
+    socketio = SocketIO(
+        app,
+        async_mode=settings.async_mode,
+        message_queue=settings.message_queue or None,
+        cors_allowed_origins=[],
+        json=None,
+    )
+    socketio.on_namespace(HubNamespace("/"))
+    app.extensions["teleconsult.socketio"] = socketio
+    EventPublisher(lambda event, msg, rooms: socketio.emit(event, msg, to=rooms)).bind(db.sessions)
+    return app
+
+
+_HOME = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Teleconsult hub</title></head>
+<body><h1>Teleconsult hub</h1><p>REST API: <code>/api/v1</code> &middot; DICOMweb: <code>/dicomweb</code>
+&middot; Socket.IO on this address.</p></body></html>"""
+
+
+def _home() -> ResponseReturnValue:
+    return render_template_string(_HOME)

@@ -1,0 +1,66 @@
+"""What a request of the hub works with: settings, database, clock, the caller."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from flask import Flask, current_app, g, request
+from flask_socketio import SocketIO
+from sqlalchemy.orm import Session
+
+from config.settings import Settings
+from hub.persistence.db import Database
+from hub.services.auth import Principal, authenticate
+from shared.clock import Clock
+from shared.errors import NotAuthenticated
+
+
+@dataclass
+class Hub:
+    settings: Settings
+    db: Database
+    clock: Clock
+    image_dir: Path
+
+
+def socketio_of(app: Flask) -> SocketIO:
+    sio: SocketIO = app.extensions["teleconsult.socketio"]
+    return sio
+
+
+def hub() -> Hub:
+    ext: Hub = current_app.extensions["teleconsult"]
+    return ext
+
+
+def db_session() -> Session:
+    if "db" not in g:
+        g.db = hub().db.sessions()
+    session: Session = g.db
+    return session
+
+
+def close_session(_exc: BaseException | None = None) -> None:
+    session = g.pop("db", None)
+    if session is not None:
+        session.close()
+
+
+def bearer_token() -> str:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise NotAuthenticated("Sign in first: send 'Authorization: Bearer <token>'.")
+    return token.strip()
+
+
+def current_principal() -> Principal:
+    if "principal" not in g:
+        g.principal = authenticate(db_session(), bearer_token(), hub().clock)
+    principal: Principal = g.principal
+    return principal
+
+
+def remote_addr() -> str:
+    return request.remote_addr or ""

@@ -1,0 +1,1 @@
+"""The hub's database: models, engine and session factory, Alembic migrations."""

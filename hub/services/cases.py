@@ -1,0 +1,329 @@
+"""Raising, reading and advising cases. Owns the commits of these changes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import case as sql_case
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from hub.domain.assignment import SpecialistLoad, choose_specialist, format_case_token
+from hub.domain.lifecycle import check_transition
+from hub.persistence.models import (
+    Advice,
+    Case,
+    Message,
+    Specialty,
+    Spoke,
+    SupervisionLink,
+    TokenCounter,
+    User,
+    user_specialties,
+)
+from hub.services.access import case_scope, require_read, require_role
+from hub.services.audit import audit
+from hub.services.auth import Principal
+from hub.services.events import record_event
+from hub.services.serialize import advice_dict, case_dict, message_dict
+from shared import protocol
+from shared.accession import make_accession_number
+from shared.clock import Clock
+from shared.enums import CaseStatus, Priority, Role
+from shared.errors import Conflict, Forbidden, InvalidInput
+from shared.protocol import room_for_spoke, room_for_specialty, room_for_user
+
+_ACTIVE = [CaseStatus.ASSIGNED.value, CaseStatus.IN_REVIEW.value, CaseStatus.NEEDS_INFO.value]
+
+
+@dataclass
+class CaseService:
+    session: Session
+    clock: Clock
+    remote_addr: str = ""
+
+    # -- raising ---------------------------------------------------------------------------
+    def raise_case(
+        self, principal: Principal, data: dict[str, Any], idempotency_key: str | None
+    ) -> tuple[Case, bool]:
+        """Store a submitted case and route it. Returns ``(case, created)``; the same key again
+        returns the same case (``created`` False), a different body under it is a 409."""
+        require_role(principal, Role.SPOKE_DOCTOR, spoke_service=True)
+        spoke_id = principal.spoke_id
+        assert spoke_id is not None
+        uid = str(data["uid"]) if data.get("uid") else None
+        key = idempotency_key or uid or str(uuid.uuid4())
+        body_digest = _digest(data)
+        existing = self.session.scalar(
+            select(Case).where(Case.spoke_id == spoke_id, Case.idempotency_key == key)
+        )
+        if existing is not None:
+            if existing.request_digest != body_digest:
+                raise Conflict("This Idempotency-Key was already used for a different case.")
+            return existing, False
+        if uid and self.session.scalar(select(Case.id).where(Case.uid == uid)) is not None:
+            raise Conflict("A case with this uid exists already.")
+        case = self._new_case(principal, data, uid or str(uuid.uuid4()), key, body_digest)
+        self._route(case)
+        audit(self.session, self.clock, principal, "create", "case", case.uid, self.remote_addr)
+        self.session.commit()
+        return case, True
+
+    def _new_case(
+        self, principal: Principal, data: dict[str, Any], uid: str, key: str, body_digest: str
+    ) -> Case:
+        specialty = self.session.scalar(
+            select(Specialty).where(Specialty.code == data["specialty"], Specialty.active)
+        )
+        if specialty is None:
+            raise InvalidInput(
+                "Unknown specialty.", fields={"specialty": [f"No specialty {data['specialty']!r}."]}
+            )
+        now = self.clock.now()
+        accession = data.get("accession_number") or self._new_accession(principal, now.date())
+        if self.session.scalar(select(Case.id).where(Case.accession_number == accession)):
+            raise Conflict(
+                "This accession number belongs to another case.",
+                fields={"accession_number": [accession]},
+            )
+        patient = data["patient"]
+        case = Case(
+            uid=uid,
+            accession_number=accession,
+            spoke_id=principal.spoke_id,
+            raised_by=self._raiser(principal, data.get("raised_by")),
+            specialty=specialty,
+            priority=data["priority"],
+            status=CaseStatus.SUBMITTED.value,
+            patient_pseudonym=patient["pseudonym"],
+            patient_age=patient["age"],
+            patient_sex=patient["sex"],
+            complaint=data["complaint"],
+            history=data.get("history", ""),
+            vitals={k: v for k, v in data.get("vitals", {}).items() if v is not None},
+            question=data["question"],
+            idempotency_key=key,
+            request_digest=body_digest,
+            created_at=now,
+            submitted_at=now,
+            updated_at=now,
+        )
+        case.token = format_case_token(specialty.code, self._next_token_number(specialty.id, now.date()))
+        self.session.add(case)
+        self.session.flush()
+        return case
+
+    def _raiser(self, principal: Principal, username: str | None) -> User | None:
+        if principal.user is not None:
+            return principal.user
+        if not username:
+            return None
+        user = self.session.scalar(select(User).where(User.username == username))
+        if user is None or user.role != Role.SPOKE_DOCTOR or user.spoke_id != principal.spoke_id:
+            raise InvalidInput(
+                "raised_by is not a clinic doctor of this spoke.",
+                fields={"raised_by": [f"{username!r} is not a clinic doctor of this spoke."]},
+            )
+        return user
+
+    def _new_accession(self, principal: Principal, day: date) -> str:
+        prefix = principal.spoke_service.code if principal.spoke_service else "TC"
+        while True:
+            candidate = make_accession_number(prefix, day)
+            if self.session.scalar(select(Case.id).where(Case.accession_number == candidate)) is None:
+                return candidate
+
+    def _next_token_number(self, specialty_id: int, day: date) -> int:
+        dialect = self.session.get_bind().dialect.name
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        stmt = insert(TokenCounter).values(specialty_id=specialty_id, day=day, last=1)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[TokenCounter.specialty_id, TokenCounter.day],
+            set_={"last": TokenCounter.last + 1},
+        ).returning(TokenCounter.last)
+        return int(self.session.execute(stmt).scalar_one())
+
+    # -- routing (walking skeleton: see hub.domain.assignment) ------------------------------
+    def _route(self, case: Case) -> None:
+        loads = self._specialist_loads(case.specialty_id)
+        supervisor_id = None
+        if case.raised_by_id is not None:
+            supervisor_id = self.session.scalar(
+                select(SupervisionLink.specialist_id).where(
+                    SupervisionLink.specialty_id == case.specialty_id,
+                    SupervisionLink.doctor_id == case.raised_by_id,
+                )
+            )
+        decision = choose_specialist(loads, supervisor_id)
+        now = self.clock.now()
+        if decision.specialist_id is None:
+            case.status = check_transition(case.status, CaseStatus.QUEUED).value
+            event_type = protocol.CASE_UPDATED
+        else:
+            case.status = check_transition(case.status, CaseStatus.ASSIGNED).value
+            case.assigned_to_id = decision.specialist_id
+            case.assigned_at = now
+            event_type = protocol.CASE_ASSIGNED
+        self.session.flush()
+        self.session.refresh(case)
+        self._emit(event_type, case, routing_reason=decision.reason)
+
+    def _specialist_loads(self, specialty_id: int) -> list[SpecialistLoad]:
+        active = (
+            select(
+                Case.assigned_to_id,
+                func.count(Case.id).label("n"),
+                func.max(Case.assigned_at).label("last"),
+            )
+            .where(Case.status.in_(_ACTIVE))
+            .group_by(Case.assigned_to_id)
+            .subquery()
+        )
+        rows = self.session.execute(
+            select(User, active.c.n, active.c.last)
+            .join(user_specialties, user_specialties.c.user_id == User.id)
+            .outerjoin(active, active.c.assigned_to_id == User.id)
+            .where(
+                user_specialties.c.specialty_id == specialty_id,
+                User.role == Role.SPECIALIST.value,
+                User.active,
+            )
+        ).all()
+        return [
+            SpecialistLoad(u.id, u.on_duty, n or 0, u.max_active_cases, last) for u, n, last in rows
+        ]
+
+    # -- reading ---------------------------------------------------------------------------
+    def get(self, principal: Principal, case_id: int) -> Case:
+        case = require_read(principal, self.session.get(Case, case_id))
+        audit(self.session, self.clock, principal, "read", "case", case.uid, self.remote_addr)
+        self.session.commit()
+        return case
+
+    def list(self, principal: Principal, filters: dict[str, Any]) -> tuple[list[Case], int]:
+        query = select(Case).where(case_scope(principal))
+        if filters.get("status"):
+            query = query.where(Case.status == filters["status"])
+        if filters.get("priority"):
+            query = query.where(Case.priority == filters["priority"])
+        if filters.get("specialty"):
+            query = query.join(Specialty).where(Specialty.code == filters["specialty"])
+        if filters.get("spoke"):
+            query = query.join(Spoke, Spoke.id == Case.spoke_id).where(Spoke.code == filters["spoke"])
+        total = self.session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        page, per_page = filters.get("page", 1), filters.get("per_page", 50)
+        rows = self.session.scalars(
+            query.order_by(Case.id.desc()).offset((page - 1) * per_page).limit(per_page)
+        ).all()
+        return list(rows), total
+
+    def queue_position(self, case: Case) -> int | None:
+        """1-based place among the cases waiting for the same specialist or pool; None once
+        review has started."""
+        if case.status == CaseStatus.ASSIGNED.value:
+            same = Case.assigned_to_id == case.assigned_to_id
+        elif case.status == CaseStatus.QUEUED.value:
+            same = Case.specialty_id == case.specialty_id
+        else:
+            return None
+        rank = _priority_rank(Case.priority)
+        mine = Priority(case.priority).rank
+        ahead = self.session.scalar(
+            select(func.count(Case.id)).where(
+                same,
+                Case.status == case.status,
+                (rank < mine)
+                | ((rank == mine) & (Case.submitted_at < case.submitted_at))
+                | ((rank == mine) & (Case.submitted_at == case.submitted_at) & (Case.id < case.id)),
+            )
+        )
+        return int(ahead or 0) + 1
+
+    def to_dict(self, case: Case) -> dict[str, Any]:
+        return case_dict(case, self.queue_position(case))
+
+    # -- advice and messages --------------------------------------------------------------
+    def issue_advice(self, principal: Principal, case_id: int, data: dict[str, Any]) -> Advice:
+        require_role(principal, Role.SPECIALIST)
+        user = principal.user
+        assert user is not None
+        case = require_read(principal, self.session.get(Case, case_id))
+        if case.assigned_to_id != user.id:
+            raise Forbidden("Only the specialist the case is assigned to may advise it.")
+        case.status = check_transition(case.status, CaseStatus.ADVISED).value
+        previous = self.session.scalar(
+            select(Advice).where(Advice.case_id == case.id).order_by(Advice.version.desc()).limit(1)
+        )
+        now = self.clock.now()
+        advice = Advice(
+            uid=str(uuid.uuid4()),
+            case=case,
+            version=(previous.version + 1) if previous else 1,
+            supersedes_id=previous.id if previous else None,
+            specialist_id=user.id,
+            specialist_name=user.name,
+            qualification=user.qualification,
+            registration_number=user.registration_number,
+            issued_at=now,
+            **{k: data[k] for k in ("assessment", "recommendations", "disposition", "investigations", "follow_up_date")},
+            prescriptions=data.get("prescriptions", []),
+        )
+        case.first_response_at = case.first_response_at or now
+        case.updated_at = now
+        self.session.add(advice)
+        self.session.flush()
+        self._emit(protocol.ADVICE_ISSUED, case, advice=advice_dict(advice))
+        audit(self.session, self.clock, principal, "create", "advice", advice.uid, self.remote_addr)
+        self.session.commit()
+        return advice
+
+    def advice_for(self, principal: Principal, case_id: int) -> list[Advice]:
+        case = require_read(principal, self.session.get(Case, case_id))
+        rows = list(self.session.scalars(select(Advice).where(Advice.case_id == case.id).order_by(Advice.version)))
+        audit(self.session, self.clock, principal, "read", "advice", case.uid, self.remote_addr)
+        self.session.commit()
+        return rows
+
+    def post_message(self, principal: Principal, case_id: int, text: str) -> Message:
+        case = require_read(principal, self.session.get(Case, case_id))
+        if principal.role is Role.SUPERVISOR:
+            raise Forbidden("Supervisors read cases; they do not write in them.")
+        now = self.clock.now()
+        message = Message(case_id=case.id, author=principal.user, text=text, created_at=now)
+        self.session.add(message)
+        self.session.flush()
+        self._emit(protocol.MESSAGE_POSTED, case, message=message_dict(message, principal.label))
+        self.session.commit()
+        return message
+
+    def messages(self, principal: Principal, case_id: int) -> list[Message]:
+        case = require_read(principal, self.session.get(Case, case_id))
+        return list(self.session.scalars(select(Message).where(Message.case_id == case.id).order_by(Message.id)))
+
+    # -- events ------------------------------------------------------------------------------
+    def _emit(self, event_type: str, case: Case, **extra: Any) -> None:
+        rooms = [room_for_spoke(case.spoke_id), room_for_specialty(case.specialty.code), protocol.DASHBOARD_ROOM]
+        if case.assigned_to_id:
+            rooms.append(room_for_user(case.assigned_to_id))
+        if case.raised_by_id:
+            rooms.append(room_for_user(case.raised_by_id))
+        data = {"case_uid": case.uid, "case": case_dict(case, self.queue_position(case)), **extra}
+        record_event(self.session, self.clock, event_type, case.id, rooms, data)
+
+
+def _priority_rank(column: Any) -> Any:
+    return sql_case(
+        {p.value: p.rank for p in Priority}, value=column, else_=len(Priority)
+    )
+
+
+def _digest(data: dict[str, Any]) -> str:
+    canonical = json.dumps(data, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()

@@ -1,0 +1,67 @@
+"""The event log: an event is written with the change it reports and published after commit.
+
+``record_event`` adds the row (its ``seq`` comes from the database) and remembers it on the
+session; ``EventPublisher`` hooks the session factory so that only committed events go out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from sqlalchemy import event as sa_event
+from sqlalchemy import text
+from sqlalchemy.orm import Session, sessionmaker
+
+from hub.persistence.models import Event
+from shared.clock import Clock
+from shared.protocol import event_payload
+
+_PENDING = "teleconsult.pending_events"
+# Serialises event-writing transactions on PostgreSQL so that seq order is commit order:
+# a client resuming "after seq N" can then never miss an event committed later with a smaller seq.
+_EVENT_LOCK_KEY = 0x7E1E
+
+
+Publish = Callable[[str, dict[str, Any], list[str]], None]
+
+
+def record_event(
+    session: Session,
+    clock: Clock,
+    event_type: str,
+    case_id: int | None,
+    rooms: Iterable[str],
+    data: dict[str, Any],
+) -> Event:
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _EVENT_LOCK_KEY})
+    row = Event(type=event_type, case_id=case_id, rooms=sorted(set(rooms)), payload=data, created_at=clock.now())
+    session.add(row)
+    session.flush()
+    session.info.setdefault(_PENDING, []).append(row)
+    return row
+
+
+def as_message(row: Event) -> dict[str, Any]:
+    return event_payload(row.seq, row.type, row.case_id, row.payload)
+
+
+class EventPublisher:
+    """Publishes the events of a session's transaction once it has committed, and drops them
+    if it rolled back."""
+
+    def __init__(self, publish: Publish) -> None:
+        self._publish = publish
+
+    def bind(self, sessions: sessionmaker[Session]) -> None:
+        sa_event.listen(sessions, "after_commit", self._after_commit)
+        sa_event.listen(sessions, "after_soft_rollback", self._after_rollback)
+
+    def _after_commit(self, session: Session) -> None:
+        for row in session.info.pop(_PENDING, []):
+            self._publish(row.type, as_message(row), list(row.rooms))
+
+    def _after_rollback(self, session: Session, previous: Any) -> None:
+        if previous.parent is None:  # the whole transaction, not a savepoint
+            session.info.pop(_PENDING, None)

@@ -1,0 +1,48 @@
+"""Socket.IO event names and the shape of an event: the public real-time contract."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+CASE_UPDATED: Final = "case.updated"
+CASE_ASSIGNED: Final = "case.assigned"
+IMAGE_RECEIVED: Final = "image.received"
+MESSAGE_POSTED: Final = "message.posted"
+ADVICE_ISSUED: Final = "advice.issued"
+QUEUE_POSITION: Final = "queue.position"
+SLA_BREACHED: Final = "sla.breached"
+
+ALL_EVENTS: Final = (
+    CASE_UPDATED,
+    CASE_ASSIGNED,
+    IMAGE_RECEIVED,
+    MESSAGE_POSTED,
+    ADVICE_ISSUED,
+    QUEUE_POSITION,
+    SLA_BREACHED,
+)
+
+# Emitted by a client after (re)connecting: {"after_seq": <last seq it handled>}.
+RESUME: Final = "resume"
+
+
+def room_for_user(user_id: int) -> str:
+    return f"user:{user_id}"
+
+
+def room_for_spoke(spoke_id: int) -> str:
+    return f"spoke:{spoke_id}"
+
+
+def room_for_specialty(code: str) -> str:
+    return f"specialty:{code}"
+
+
+DASHBOARD_ROOM: Final = "dashboard"
+
+
+def event_payload(
+    seq: int, event_type: str, case_id: int | None, data: dict[str, Any]
+) -> dict[str, Any]:
+    """The JSON object every event carries: ``seq``, ``type``, ``case_id`` and its own fields."""
+    return {**data, "seq": seq, "type": event_type, "case_id": case_id}

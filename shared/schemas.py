@@ -1,0 +1,117 @@
+"""Marshmallow schemas of the wire format (hub REST, spoke sync). Loading validates;
+a ``ValidationError`` becomes a 400 with the failing fields at the edge."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
+
+from shared.accession import MAX_LEN, is_valid_accession_number
+from shared.enums import CaseStatus, Disposition, Priority, Sex
+
+_TEXT = validate.Length(min=1, max=4000)
+_LONG_TEXT = validate.Length(max=20000)
+
+
+class StrictSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class PatientSchema(StrictSchema):
+    pseudonym = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    age = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=130))
+    sex = fields.String(required=True, validate=validate.OneOf([s.value for s in Sex]))
+
+
+class VitalsSchema(StrictSchema):
+    bp_systolic = fields.Integer(validate=validate.Range(min=30, max=300), allow_none=True)
+    bp_diastolic = fields.Integer(validate=validate.Range(min=10, max=200), allow_none=True)
+    pulse = fields.Integer(validate=validate.Range(min=10, max=300), allow_none=True)
+    resp_rate = fields.Integer(validate=validate.Range(min=2, max=100), allow_none=True)
+    temperature_c = fields.Float(validate=validate.Range(min=25, max=45), allow_none=True)
+    spo2 = fields.Integer(validate=validate.Range(min=30, max=100), allow_none=True)
+    weight_kg = fields.Float(validate=validate.Range(min=0.3, max=400), allow_none=True)
+
+
+def _check_accession(value: str) -> None:
+    if not is_valid_accession_number(value):
+        raise ValidationError(
+            f"Use 1 to {MAX_LEN} letters, digits, '-', '_' or '.' (it is typed on modalities)."
+        )
+
+
+class CaseCreateSchema(StrictSchema):
+    """A case as a clinic raises it."""
+
+    uid = fields.UUID(load_default=None)
+    patient = fields.Nested(PatientSchema, required=True)
+    complaint = fields.String(required=True, validate=_TEXT)
+    history = fields.String(load_default="", validate=_LONG_TEXT)
+    vitals = fields.Nested(VitalsSchema, load_default=dict)
+    question = fields.String(required=True, validate=_TEXT)
+    specialty = fields.String(required=True, validate=validate.Length(min=1, max=32))
+    priority = fields.String(
+        load_default=Priority.ROUTINE.value, validate=validate.OneOf([p.value for p in Priority])
+    )
+    accession_number = fields.String(load_default=None, allow_none=True, validate=_check_accession)
+    # Set by a spoke's service when it syncs a case a clinic doctor raised at the spoke.
+    raised_by = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=64))
+
+
+class PrescriptionSchema(StrictSchema):
+    drug = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    strength = fields.String(load_default="", validate=validate.Length(max=100))
+    dose = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    route = fields.String(required=True, validate=validate.Length(min=1, max=50))
+    frequency = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    duration = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    instructions = fields.String(load_default="", validate=validate.Length(max=1000))
+
+
+class AdviceCreateSchema(StrictSchema):
+    assessment = fields.String(required=True, validate=_TEXT)
+    recommendations = fields.String(required=True, validate=_LONG_TEXT)
+    disposition = fields.String(
+        required=True, validate=validate.OneOf([d.value for d in Disposition])
+    )
+    prescriptions = fields.List(fields.Nested(PrescriptionSchema), load_default=list)
+    investigations = fields.String(load_default="", validate=_LONG_TEXT)
+    follow_up_date = fields.Date(load_default=None, allow_none=True)
+
+
+class MessageCreateSchema(StrictSchema):
+    text = fields.String(required=True, validate=_TEXT)
+
+
+class TokenRequestSchema(StrictSchema):
+    username = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    password = fields.String(required=True, validate=validate.Length(min=1, max=256))
+
+
+class CaseListQuerySchema(Schema):
+    status = fields.String(validate=validate.OneOf([s.value for s in CaseStatus]))
+    specialty = fields.String()
+    priority = fields.String(validate=validate.OneOf([p.value for p in Priority]))
+    spoke = fields.String()
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    per_page = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+
+
+
+def load_or_raise(schema: Schema, data: Any) -> dict[str, Any]:
+    """Load ``data`` with ``schema``; a missing or non-object body counts as invalid input."""
+    from shared.errors import InvalidInput
+
+    if not isinstance(data, dict):
+        raise InvalidInput("The request body must be a JSON object.")
+    try:
+        result: dict[str, Any] = schema.load(data)
+    except ValidationError as exc:
+        raise InvalidInput("Some fields are missing or invalid.", fields=_flatten(exc.messages))
+    return result
+
+
+def _flatten(messages: Any) -> dict[str, Any]:
+    return messages if isinstance(messages, dict) else {"_schema": messages}

@@ -1,0 +1,89 @@
+"""Generate small, valid DICOM test data with pydicom (+ numpy): no files checked in, no network."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID, generate_uid
+
+
+def _phantom(rows: int, cols: int, slice_index: int, n_slices: int) -> np.ndarray:
+    """Return a CT slice (stored values, intercept -1024) of a water sphere in air."""
+    y, x = np.mgrid[0:rows, 0:cols].astype(np.float64)
+    z = (slice_index + 0.5) / n_slices - 0.5
+    r2 = ((x - cols / 2) / (cols / 2.5)) ** 2 + ((y - rows / 2) / (rows / 2.5)) ** 2 + (2 * z) ** 2
+    hu = np.where(r2 < 1.0, 40.0 + 20.0 * np.cos(x / 3.0), -1000.0)
+    return (hu + 1024.0).clip(0, 4095).astype(np.uint16)
+
+
+def _file_meta(sop_instance_uid: str) -> FileMetaDataset:
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = CTImageStorage
+    meta.MediaStorageSOPInstanceUID = sop_instance_uid
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+    return meta
+
+
+def _ct_slice(common: Dataset, index: int, n_slices: int, rows: int, cols: int) -> Dataset:
+    ds = Dataset()
+    ds.update(common)
+    ds.SOPInstanceUID = generate_uid()
+    ds.file_meta = _file_meta(ds.SOPInstanceUID)
+    ds.InstanceNumber = index + 1
+    ds.ImagePositionPatient = [-cols / 2.0, -rows / 2.0, float(index) * 2.5]
+    ds.SliceLocation = float(index) * 2.5
+    ds.Rows, ds.Columns = rows, cols
+    ds.PixelData = _phantom(rows, cols, index, n_slices).tobytes()
+    return ds
+
+
+def _series_attributes(accession_number: str, patient_id: str, patient_name: str) -> Dataset:
+    now = dt.datetime.now()
+    ds = Dataset()
+    ds.SOPClassUID = CTImageStorage
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.FrameOfReferenceUID = generate_uid()
+    ds.PatientName, ds.PatientID = patient_name, patient_id
+    ds.PatientBirthDate, ds.PatientSex = "19800101", "O"
+    ds.StudyDate = ds.SeriesDate = ds.ContentDate = now.strftime("%Y%m%d")
+    ds.StudyTime = ds.SeriesTime = ds.ContentTime = now.strftime("%H%M%S")
+    ds.AccessionNumber, ds.StudyID, ds.SeriesNumber = accession_number, "1", 1
+    ds.ReferringPhysicianName, ds.Modality, ds.Manufacturer = "", "CT", "Teleconsult test data"
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
+    ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+    ds.PixelSpacing, ds.SliceThickness, ds.KVP = [1.0, 1.0], 2.5, 120
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = -1024, 1, "HU"
+    ds.WindowCenter, ds.WindowWidth = 40, 400
+    return ds
+
+
+def make_ct_series(
+    n_slices: int,
+    rows: int = 64,
+    cols: int = 64,
+    accession_number: str = "ACC0001",
+    patient_id: str = "PSEUDO-0001",
+    patient_name: str = "TEST^PATIENT",
+) -> list[Dataset]:
+    """Return one CT series of ``n_slices`` 16-bit slices (Explicit VR Little Endian, new UIDs)."""
+    common = _series_attributes(accession_number, patient_id, patient_name)
+    return [_ct_slice(common, i, n_slices, rows, cols) for i in range(n_slices)]
+
+
+def write_series(datasets: Iterable[Dataset], directory: str | Path) -> list[Path]:
+    """Write ``datasets`` as DICOM Part 10 files ``<SOPInstanceUID>.dcm`` in ``directory``."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for ds in datasets:
+        path = directory / f"{ds.SOPInstanceUID}.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        paths.append(path)
+    return paths
