@@ -23,7 +23,9 @@ def refuse_eventlet() -> None:
     """Fail fast if eventlet patched this process: pynetdicom's threads and sockets break there."""
     patcher = sys.modules.get("eventlet.patcher")
     if patcher is not None and patcher.is_monkey_patched("socket"):
-        raise RuntimeError("the DICOM bridge must run in its own process, not an eventlet-patched one")
+        raise RuntimeError(
+            "the DICOM bridge must run in its own process, not an eventlet-patched one"
+        )
 
 
 class Bridge:
@@ -99,7 +101,7 @@ def _install_signal_handlers(stop: threading.Event) -> dict[int, Any]:
         logger.info("received %s, shutting down", signal.Signals(signum).name)
         stop.set()
 
-    previous = {}
+    previous: dict[int, Any] = {}
     for signum in (signal.SIGINT, signal.SIGTERM):
         previous[signum] = signal.signal(signum, on_signal)
     return previous

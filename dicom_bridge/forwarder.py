@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import secrets
 import threading
 import time
@@ -38,8 +39,8 @@ class MultipartBody:
     def __init__(self, paths: list[Path], boundary: str | None = None) -> None:
         self.paths = list(paths)
         self.boundary = boundary or secrets.token_hex(16)
-        self._part_head = (
-            f"--{self.boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode("ascii")
+        self._part_head = f"--{self.boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode(
+            "ascii"
         )
         self._tail = f"--{self.boundary}--\r\n".encode("ascii")
         self._length = sum(len(self._part_head) + p.stat().st_size + 2 for p in self.paths)
@@ -218,9 +219,11 @@ class Forwarder:
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         try:
-            response = self.session.post(self.url, data=body, headers=headers, timeout=self.timeout_s)
+            response = self.session.post(
+                self.url, data=body, headers=headers, timeout=self.timeout_s
+            )
         except requests.RequestException as exc:
-            raise RetryLater(f"hub {self.url} unreachable: {exc}") from exc
+            raise RetryLater(f"hub {self.url} unreachable: {_short_error(exc)}") from exc
         return self._read_response(response, batch)
 
     def _read_response(self, response: requests.Response, batch: list[Path]) -> StowResult:
@@ -240,7 +243,9 @@ class Forwarder:
             if len(batch) == 1:
                 return StowResult(failed={_uid(batch[0]): "too large for the hub (HTTP 413)"})
             self._batch_now = 1
-            raise RetryLater(f"hub refused a batch of {len(batch)} as too large; sending one by one")
+            raise RetryLater(
+                f"hub refused a batch of {len(batch)} as too large; sending one by one"
+            )
         raise RetryLater(
             f"hub answered HTTP {code} to STOW-RS: {response.text[:200]!r}",
             _retry_after(response),
@@ -286,6 +291,14 @@ def _json_or_none(response: requests.Response) -> Any:
         return response.json()
     except (ValueError, json.JSONDecodeError):
         return None
+
+
+def _short_error(exc: Exception) -> str:
+    """Return the useful end of a requests error (its text nests urllib3's whole story)."""
+    if isinstance(exc, requests.Timeout):
+        return "timed out"
+    errno_text = re.search(r"\[Errno -?\d+\] [^'\")]+", str(exc))
+    return errno_text.group(0) if errno_text else type(exc).__name__
 
 
 def _retry_after(response: requests.Response) -> float | None:

@@ -31,6 +31,8 @@ def handle_store(event: Any, spool: Spool, wake: threading.Event | None = None) 
     """
     try:
         uid = str(event.request.AffectedSOPInstanceUID or "")
+        if not uid:  # never decode the dataset to find it: the request must carry it
+            raise InvalidInstanceError("the C-STORE request has no Affected SOP Instance UID")
         path = spool.put(event.encoded_dataset(include_meta=True), uid)
     except InvalidInstanceError as exc:
         logger.warning("C-STORE from %s refused: %s", _peer(event), exc)

@@ -63,7 +63,8 @@ def build_ae(settings: Any) -> AE:
     ae.maximum_pdu_size = MAXIMUM_PDU_SIZE
     ae.add_supported_context(Verification)
     for context in AllStoragePresentationContexts:
-        ae.add_supported_context(context.abstract_syntax, TRANSFER_SYNTAXES)
+        if context.abstract_syntax is not None:
+            ae.add_supported_context(context.abstract_syntax, TRANSFER_SYNTAXES)
     if settings.accept_any_ae:
         logger.warning("accepting any calling AE title (accept_any_ae): for demos only")
     return ae

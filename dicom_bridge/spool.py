@@ -34,7 +34,7 @@ def is_valid_uid(uid: str) -> bool:
 
 
 def _fsync_dir(directory: Path) -> None:
-    """Make a rename or unlink in ``directory`` durable (no-op where directories can't be opened)."""
+    """Make a rename or unlink in ``directory`` durable (no-op if it cannot be opened)."""
     flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
     try:
         fd = os.open(directory, flags)

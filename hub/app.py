@@ -14,16 +14,12 @@ from flask.typing import ResponseReturnValue
 from config.settings import Settings, load_settings
 from hub.api.errors import register_error_handlers
 from hub.context import Hub, close_session
-from hub.persistence.db import Database
+from teleconsult.db import Database, default_url
 from hub.realtime.namespace import HubNamespace
 from hub.services.events import EventPublisher
 from shared.clock import Clock, SystemClock
 
 log = logging.getLogger(__name__)
-
-
-def database_url(settings: Settings) -> str:
-    return settings.database_url or f"sqlite:///{Path(settings.data_dir).resolve() / 'hub.sqlite'}"
 
 
 def secret_key(settings: Settings) -> str:
@@ -52,7 +48,7 @@ def create_app(
     app.json.sort_keys = False  # type: ignore[attr-defined]
     image_dir = Path(settings.data_dir).resolve() / "images"
     image_dir.mkdir(parents=True, exist_ok=True)
-    db = Database(database_url(settings))
+    db = Database(default_url(settings))
     app.extensions["teleconsult"] = Hub(settings, db, clock or SystemClock(), image_dir)
     app.teardown_appcontext(close_session)
     register_error_handlers(app)

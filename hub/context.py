@@ -10,7 +10,7 @@ from flask_socketio import SocketIO
 from sqlalchemy.orm import Session
 
 from config.settings import Settings
-from hub.persistence.db import Database
+from teleconsult.db import Database
 from hub.services.auth import Principal, authenticate
 from shared.clock import Clock
 from shared.errors import NotAuthenticated

@@ -10,8 +10,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from config.settings import Settings, load_settings
-from hub.persistence.db import make_engine
-from hub.persistence.migrate import alembic_config
+from teleconsult.db import make_engine
+from teleconsult.migrations import alembic_config
 
 log = logging.getLogger("teleconsult.hub")
 
@@ -41,9 +41,10 @@ def main(argv: list[str] | None = None) -> None:
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     settings = load_settings("hub", overrides=overrides)
     logging.basicConfig(level=settings.log_level, format="%(asctime)s hub %(levelname)s %(name)s: %(message)s")
-    from hub.app import create_app, database_url
+    from hub.app import create_app
+    from teleconsult.db import default_url
 
-    url = database_url(settings)
+    url = default_url(settings)
     _green_postgres(settings, url)
     if not schema_is_current(url):
         sys.exit("The hub database is not at the newest schema: run `teleconsult db upgrade` first.")

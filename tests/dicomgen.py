@@ -8,7 +8,13 @@ from pathlib import Path
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID, generate_uid
+from pydicom.uid import (
+    PYDICOM_IMPLEMENTATION_UID,
+    UID,
+    CTImageStorage,
+    ExplicitVRLittleEndian,
+    generate_uid,
+)
 
 
 def _phantom(rows: int, cols: int, slice_index: int, n_slices: int) -> np.ndarray:
@@ -20,7 +26,7 @@ def _phantom(rows: int, cols: int, slice_index: int, n_slices: int) -> np.ndarra
     return (hu + 1024.0).clip(0, 4095).astype(np.uint16)
 
 
-def _file_meta(sop_instance_uid: str) -> FileMetaDataset:
+def _file_meta(sop_instance_uid: UID) -> FileMetaDataset:
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = CTImageStorage
     meta.MediaStorageSOPInstanceUID = sop_instance_uid

@@ -21,7 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from hub.persistence.types import UTCDateTime
+from teleconsult.dbtypes import UTCDateTime
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",

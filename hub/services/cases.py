@@ -208,6 +208,7 @@ class CaseService:
         return case
 
     def list(self, principal: Principal, filters: dict[str, Any]) -> tuple[list[Case], int]:
+        require_role(principal, Role.SPOKE_DOCTOR, Role.SPECIALIST, Role.SUPERVISOR, spoke_service=True)
         query = select(Case).where(case_scope(principal))
         if filters.get("status"):
             query = query.where(Case.status == filters["status"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from hub.persistence.db import make_engine
+from teleconsult.db import make_engine
 from hub.persistence.models import Base
 
 config = context.config

@@ -1,5 +1,5 @@
-"""Helpers of the DICOM bridge tests: a deadline helper, Part 10 byte slicing and a small fake hub
-(STOW-RS over http.server) that records what it receives.
+"""Helpers of the DICOM bridge tests: Part 10 byte slicing and a small fake hub (STOW-RS over
+http.server) that records what it receives.
 """
 
 from __future__ import annotations
@@ -7,8 +7,6 @@ from __future__ import annotations
 import io
 import json
 import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -21,16 +19,6 @@ BRIDGE_AET = "SPOKE1"
 MODALITY_AET = "MODALITY"
 
 
-def wait_until(condition: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> None:
-    """Poll ``condition`` every 20 ms until it is true; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    tick = threading.Event()
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        tick.wait(0.02)
-
-
 def dataset_bytes(data: bytes) -> bytes:
     """Return the bytes after the preamble, DICM prefix and file meta group of a Part 10 file."""
     assert data[128:132] == b"DICM"
@@ -41,9 +29,7 @@ def dataset_bytes(data: bytes) -> bytes:
 
 def parse_multipart(body: bytes, content_type: str) -> list[tuple[dict[str, str], bytes]]:
     """Split a multipart/related body (RFC 2046 CRLF framing) into (headers, content) parts."""
-    params = dict(
-        p.strip().split("=", 1) for p in content_type.split(";")[1:] if "=" in p
-    )
+    params = dict(p.strip().split("=", 1) for p in content_type.split(";")[1:] if "=" in p)
     assert content_type.split(";")[0].strip() == "multipart/related"
     assert params["type"].strip('"') == "application/dicom"
     delimiter = b"--" + params["boundary"].strip('"').encode()

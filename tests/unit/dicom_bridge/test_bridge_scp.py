@@ -14,22 +14,42 @@ from pynetdicom import AE
 
 from config.settings import Settings
 from dicom_bridge.scp import BridgeConfigError, build_ae
-from tests.unit.dicom_bridge.bridge_support import BRIDGE_AET, MODALITY_AET, RunningScp, dataset_bytes
-
-needs_dcmtk = pytest.mark.skipif(
-    shutil.which("storescu") is None or shutil.which("echoscu") is None,
-    reason="DCMTK storescu/echoscu not installed",
+from tests.conftest import need
+from tests.unit.dicom_bridge.bridge_support import (
+    BRIDGE_AET,
+    MODALITY_AET,
+    RunningScp,
+    dataset_bytes,
 )
 
+# DCMTK's tools, not pynetdicom's same-named apps that an activated venv puts first on PATH.
+DCMTK_PATH = "/usr/bin:/usr/local/bin:/opt/homebrew/bin"
+STORESCU = shutil.which("storescu", path=DCMTK_PATH) or "storescu"
+ECHOSCU = shutil.which("echoscu", path=DCMTK_PATH) or "echoscu"
 
-def storescu(port: int, files: list[Path], calling: str = MODALITY_AET) -> subprocess.CompletedProcess[str]:
-    cmd = ["storescu", "-aet", calling, "-aec", BRIDGE_AET, "127.0.0.1", str(port)]
+
+@pytest.fixture
+def dcmtk() -> None:
+    """Skip without DCMTK on a laptop; fail under CI=true (see tests/conftest.py)."""
+    for tool in (STORESCU, ECHOSCU):
+        need(Path(tool).is_absolute(), f"{Path(tool).name} is not installed (Debian package dcmtk)")
+
+
+needs_dcmtk = pytest.mark.usefixtures("dcmtk")
+
+
+def storescu(
+    port: int, files: list[Path], calling: str = MODALITY_AET
+) -> subprocess.CompletedProcess[str]:
+    cmd = [STORESCU, "-aet", calling, "-aec", BRIDGE_AET, "127.0.0.1", str(port)]
     env = {**os.environ, "TCP_NODELAY": "1"}
-    return subprocess.run([*cmd, *map(str, files)], env=env, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [*cmd, *map(str, files)], env=env, capture_output=True, text=True, timeout=60
+    )
 
 
 def echoscu(port: int, calling: str = MODALITY_AET) -> subprocess.CompletedProcess[str]:
-    cmd = ["echoscu", "-aet", calling, "-aec", BRIDGE_AET, "127.0.0.1", str(port)]
+    cmd = [ECHOSCU, "-aet", calling, "-aec", BRIDGE_AET, "127.0.0.1", str(port)]
     env = {**os.environ, "TCP_NODELAY": "1"}
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=30)
 
@@ -42,7 +62,9 @@ def assert_spooled_as_sent(scp: RunningScp, files: list[Path]) -> None:
 
 
 @needs_dcmtk
-def test_storescu_instances_are_spooled_byte_for_byte(scp: RunningScp, ct_files: list[Path]) -> None:
+def test_storescu_instances_are_spooled_byte_for_byte(
+    scp: RunningScp, ct_files: list[Path]
+) -> None:
     result = storescu(scp.port, ct_files)
 
     assert result.returncode == 0, result.stderr
@@ -67,7 +89,9 @@ def test_pynetdicom_scu_instances_are_spooled_byte_for_byte(
     assert_spooled_as_sent(scp, ct_files)
 
 
-def test_sending_the_same_instance_twice_succeeds_once(scp: RunningScp, ct_files: list[Path]) -> None:
+def test_sending_the_same_instance_twice_succeeds_once(
+    scp: RunningScp, ct_files: list[Path]
+) -> None:
     ae = AE(ae_title=MODALITY_AET)
     ae.add_requested_context(CTImageStorage, ExplicitVRLittleEndian)
     assoc = ae.associate("127.0.0.1", scp.port, ae_title=BRIDGE_AET)
@@ -96,7 +120,10 @@ def test_echoscu_succeeds(scp: RunningScp) -> None:
 
 @needs_dcmtk
 def test_garbage_on_the_port_does_not_kill_the_server(scp: RunningScp) -> None:
-    for junk in (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", b"\x01\x00\xff\xff\xff\xff" + os.urandom(512)):
+    for junk in (
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"\x01\x00\xff\xff\xff\xff" + os.urandom(512),
+    ):
         with socket.create_connection(("127.0.0.1", scp.port), timeout=5) as sock:
             sock.sendall(junk)
             sock.shutdown(socket.SHUT_WR)
@@ -122,6 +149,11 @@ def test_accept_any_ae_leaves_the_calling_aet_unchecked(bridge_settings: Setting
 def test_the_ae_accepts_compressed_transfer_syntaxes(bridge_settings: Settings) -> None:
     ae = build_ae(bridge_settings)
     ct = next(c for c in ae.supported_contexts if c.abstract_syntax == CTImageStorage)
-    assert {"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.90",
-            "1.2.840.10008.1.2.5", "1.2.840.10008.1.2.1.99"} <= set(ct.transfer_syntax)
+    assert {
+        "1.2.840.10008.1.2.4.50",
+        "1.2.840.10008.1.2.4.70",
+        "1.2.840.10008.1.2.4.90",
+        "1.2.840.10008.1.2.5",
+        "1.2.840.10008.1.2.1.99",
+    } <= set(ct.transfer_syntax)
     assert ae.require_calling_aet == [MODALITY_AET]

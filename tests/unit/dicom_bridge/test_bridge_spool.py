@@ -34,7 +34,9 @@ def test_second_put_of_same_uid_is_a_noop_success(tmp_path: Path, ct_files: list
     assert list(spool.tmp_dir.iterdir()) == []
 
 
-def test_put_reads_the_uid_from_the_data_when_not_given(tmp_path: Path, ct_files: list[Path]) -> None:
+def test_put_reads_the_uid_from_the_data_when_not_given(
+    tmp_path: Path, ct_files: list[Path]
+) -> None:
     spool = Spool(tmp_path / "spool")
 
     path = spool.put(ct_files[1].read_bytes())

@@ -7,7 +7,7 @@ Create Date: 2026-11-21 23:47:11.503867
 
 from alembic import op
 import sqlalchemy as sa
-import hub.persistence.types
+import teleconsult.dbtypes
 
 
 revision = '0001'
@@ -34,7 +34,7 @@ def upgrade() -> None:
     sa.Column('ae_titles', sa.JSON(), nullable=False),
     sa.Column('deidentify', sa.Boolean(), nullable=False),
     sa.Column('active', sa.Boolean(), nullable=False),
-    sa.Column('created_at', hub.persistence.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', teleconsult.dbtypes.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_spokes')),
     sa.UniqueConstraint('code', name=op.f('uq_spokes_code')),
     sa.UniqueConstraint('token_hash', name=op.f('uq_spokes_token_hash'))
@@ -59,7 +59,7 @@ def upgrade() -> None:
     sa.Column('active', sa.Boolean(), nullable=False),
     sa.Column('on_duty', sa.Boolean(), nullable=False),
     sa.Column('max_active_cases', sa.Integer(), nullable=False),
-    sa.Column('created_at', hub.persistence.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', teleconsult.dbtypes.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['spoke_id'], ['spokes.id'], name=op.f('fk_users_spoke_id_spokes')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_users')),
     sa.UniqueConstraint('username', name=op.f('uq_users_username'))
@@ -68,9 +68,9 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('token_hash', sa.String(length=64), nullable=False),
     sa.Column('user_id', sa.Integer(), nullable=False),
-    sa.Column('created_at', hub.persistence.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('expires_at', hub.persistence.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('revoked_at', hub.persistence.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', teleconsult.dbtypes.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', teleconsult.dbtypes.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('revoked_at', teleconsult.dbtypes.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_api_tokens_user_id_users'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_api_tokens')),
     sa.UniqueConstraint('token_hash', name=op.f('uq_api_tokens_token_hash'))
@@ -80,7 +80,7 @@ def upgrade() -> None:
 
     op.create_table('audit_log',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('at', hub.persistence.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('at', teleconsult.dbtypes.UTCDateTime(timezone=True), nullable=False),
     sa.Column('user_id', sa.Integer(), nullable=True),
     sa.Column('spoke_id', sa.Integer(), nullable=True),
     sa.Column('action', sa.String(length=40), nullable=False),
@@ -113,14 +113,14 @@ def upgrade() -> None:
     sa.Column('vitals', sa.JSON(), nullable=False),
     sa.Column('question', sa.Text(), nullable=False),
     sa.Column('assigned_to_id', sa.Integer(), nullable=True),
-    sa.Column('assigned_at', hub.persistence.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('assigned_at', teleconsult.dbtypes.UTCDateTime(timezone=True), nullable=True),
     sa.Column('idempotency_key', sa.String(length=100), nullable=False),
     sa.Column('request_digest', sa.String(length=64), nullable=False),
-    sa.Column('created_at', hub.persistence.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('submitted_at', hub.persistence.types.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('first_response_at', hub.persistence.types.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('updated_at', hub.persistence.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('closed_at', hub.persistence.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', teleconsult.dbtypes.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('submitted_at', teleconsult.dbtypes.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('first_response_at', teleconsult.dbtypes.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('updated_at', teleconsult.dbtypes.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('closed_at', teleconsult.dbtypes.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['assigned_to_id'], ['users.id'], name=op.f('fk_cases_assigned_to_id_users')),
     sa.ForeignKeyConstraint(['raised_by_id'], ['users.id'], name=op.f('fk_cases_raised_by_id_users')),
     sa.ForeignKeyConstraint(['specialty_id'], ['specialties.id'], name=op.f('fk_cases_specialty_id_specialties')),
@@ -142,7 +142,7 @@ def upgrade() -> None:
     sa.Column('specialty_id', sa.Integer(), nullable=False),
     sa.Column('specialist_id', sa.Integer(), nullable=False),
     sa.Column('doctor_id', sa.Integer(), nullable=False),
-    sa.Column('created_at', hub.persistence.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', teleconsult.dbtypes.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['doctor_id'], ['users.id'], name=op.f('fk_supervision_links_doctor_id_users')),
     sa.ForeignKeyConstraint(['specialist_id'], ['users.id'], name=op.f('fk_supervision_links_specialist_id_users')),
     sa.ForeignKeyConstraint(['specialty_id'], ['specialties.id'], name=op.f('fk_supervision_links_specialty_id_specialties')),
@@ -172,7 +172,7 @@ def upgrade() -> None:
     sa.Column('prescriptions', sa.JSON(), nullable=False),
     sa.Column('investigations', sa.Text(), nullable=False),
     sa.Column('follow_up_date', sa.Date(), nullable=True),
-    sa.Column('issued_at', hub.persistence.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('issued_at', teleconsult.dbtypes.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['case_id'], ['cases.id'], name=op.f('fk_advice_case_id_cases')),
     sa.ForeignKeyConstraint(['specialist_id'], ['users.id'], name=op.f('fk_advice_specialist_id_users')),
     sa.ForeignKeyConstraint(['supersedes_id'], ['advice.id'], name=op.f('fk_advice_supersedes_id_advice')),
@@ -189,7 +189,7 @@ def upgrade() -> None:
     sa.Column('case_id', sa.Integer(), nullable=True),
     sa.Column('rooms', sa.JSON(), nullable=False),
     sa.Column('payload', sa.JSON(), nullable=False),
-    sa.Column('created_at', hub.persistence.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', teleconsult.dbtypes.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['case_id'], ['cases.id'], name=op.f('fk_events_case_id_cases')),
     sa.PrimaryKeyConstraint('seq', name=op.f('pk_events'))
     )
@@ -201,7 +201,7 @@ def upgrade() -> None:
     sa.Column('case_id', sa.Integer(), nullable=False),
     sa.Column('author_id', sa.Integer(), nullable=True),
     sa.Column('text', sa.Text(), nullable=False),
-    sa.Column('created_at', hub.persistence.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', teleconsult.dbtypes.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['author_id'], ['users.id'], name=op.f('fk_messages_author_id_users')),
     sa.ForeignKeyConstraint(['case_id'], ['cases.id'], name=op.f('fk_messages_case_id_cases')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_messages'))
@@ -218,7 +218,7 @@ def upgrade() -> None:
     sa.Column('accession_number', sa.String(length=16), nullable=False),
     sa.Column('study_date', sa.String(length=8), nullable=False),
     sa.Column('description', sa.String(length=200), nullable=False),
-    sa.Column('created_at', hub.persistence.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', teleconsult.dbtypes.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['case_id'], ['cases.id'], name=op.f('fk_studies_case_id_cases')),
     sa.ForeignKeyConstraint(['spoke_id'], ['spokes.id'], name=op.f('fk_studies_spoke_id_spokes')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_studies')),
@@ -232,7 +232,7 @@ def upgrade() -> None:
     op.create_table('advice_deliveries',
     sa.Column('advice_id', sa.Integer(), nullable=False),
     sa.Column('spoke_id', sa.Integer(), nullable=False),
-    sa.Column('delivered_at', hub.persistence.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('delivered_at', teleconsult.dbtypes.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['advice_id'], ['advice.id'], name=op.f('fk_advice_deliveries_advice_id_advice')),
     sa.ForeignKeyConstraint(['spoke_id'], ['spokes.id'], name=op.f('fk_advice_deliveries_spoke_id_spokes')),
     sa.PrimaryKeyConstraint('advice_id', 'spoke_id', name=op.f('pk_advice_deliveries'))
@@ -262,7 +262,7 @@ def upgrade() -> None:
     sa.Column('size', sa.BigInteger(), nullable=False),
     sa.Column('sha256', sa.String(length=64), nullable=False),
     sa.Column('path', sa.String(length=300), nullable=False),
-    sa.Column('created_at', hub.persistence.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', teleconsult.dbtypes.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['series_id'], ['series.id'], name=op.f('fk_instances_series_id_series')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_instances')),
     sa.UniqueConstraint('sop_uid', name=op.f('uq_instances_sop_uid'))

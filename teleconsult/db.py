@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
+
+
+def default_url(settings: Mapping[str, Any]) -> str:
+    """The component's ``database_url``, or a SQLite file ``<data_dir>/<component>.sqlite``."""
+    if settings["database_url"]:
+        return str(settings["database_url"])
+    data_dir = Path(settings["data_dir"]).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    component = getattr(settings, "component", "teleconsult")
+    return f"sqlite:///{data_dir / (component + '.sqlite')}"
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:

@@ -1,4 +1,4 @@
-"""Run the Alembic migrations of the hub or of a spoke's local database from code."""
+"""Run the Alembic migrations of the hub's database or of a spoke's local database."""
 
 from __future__ import annotations
 
@@ -7,13 +7,11 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
+_ROOT = Path(__file__).resolve().parent.parent
 _LOCATIONS = {
-    "hub": Path(__file__).resolve().parent / "migrations",
+    "hub": _ROOT / "hub" / "persistence" / "migrations",
+    "spoke": _ROOT / "spoke" / "persistence" / "migrations",
 }
-
-
-def register_location(component: str, path: Path) -> None:
-    _LOCATIONS[component] = path
 
 
 def alembic_config(component: str, url: str) -> Config:
