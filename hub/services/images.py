@@ -102,7 +102,7 @@ class ImageService:
         except OSError as exc:
             raise PartRejected(OUT_OF_RESOURCES, f"cannot write the image: {exc.strerror}", meta["sop_class"], meta["sop_uid"])
         instance = Instance(
-            sop_uid=meta["sop_uid"], series=series, sop_class_uid=meta["sop_class"],
+            sop_uid=meta["sop_uid"], series_id=series.id, sop_class_uid=meta["sop_class"],
             transfer_syntax_uid=meta["transfer_syntax"], number=meta["number"], frames=meta["frames"],
             size=len(raw), sha256=hashlib.sha256(raw).hexdigest(), path=str(relative),
             created_at=self.clock.now(),
