@@ -93,3 +93,11 @@ def write_series(datasets: Iterable[Dataset], directory: str | Path) -> list[Pat
         ds.save_as(path, enforce_file_format=True)
         paths.append(path)
     return paths
+
+
+def dataset_bytes(data: bytes) -> bytes:
+    """The bytes after the preamble, DICM prefix and file meta group of a Part 10 file."""
+    assert data[128:132] == b"DICM"
+    assert data[132:136] == b"\x02\x00\x00\x00"  # (0002,0000) group length, explicit VR UL
+    group_length = int.from_bytes(data[140:144], "little")
+    return data[144 + group_length :]

@@ -14,6 +14,7 @@ from typing import Any
 
 import pydicom
 from pydicom.errors import InvalidDicomError
+from pydicom.filereader import read_file_meta_info
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -192,16 +193,22 @@ def _read_header(raw: bytes) -> dict[str, Any]:
     except InvalidDicomError:
         raise PartRejected(CANNOT_UNDERSTAND, "not a DICOM file (no DICM preamble and file meta)")
     except Exception as exc:  # pydicom raises many types on damaged input
-        raise PartRejected(CANNOT_UNDERSTAND, f"damaged DICOM data: {exc}")
+        # Name the instance if its file meta is readable, so the sender can set it aside.
+        sop_class, sop_uid = _ids_from_file_meta(raw)
+        raise PartRejected(CANNOT_UNDERSTAND, f"damaged DICOM data: {exc}", sop_class, sop_uid)
     sop_class = str(ds.get("SOPClassUID", "") or ds.file_meta.get("MediaStorageSOPClassUID", ""))
     sop_uid = str(ds.get("SOPInstanceUID", ""))
+    meta_uid = str(ds.file_meta.get("MediaStorageSOPInstanceUID", ""))
     for name, value in (("SOPInstanceUID", sop_uid), ("SOPClassUID", sop_class),
                         ("StudyInstanceUID", str(ds.get("StudyInstanceUID", ""))),
                         ("SeriesInstanceUID", str(ds.get("SeriesInstanceUID", "")))):
         if not value or not _UID.match(value) or len(value) > 64:
-            raise PartRejected(CANNOT_UNDERSTAND, f"{name} is missing or not a valid UID", sop_class, sop_uid)
+            raise PartRejected(CANNOT_UNDERSTAND, f"{name} is missing or not a valid UID", sop_class,
+                               sop_uid or meta_uid)
     transfer_syntax = str(ds.file_meta.get("TransferSyntaxUID", ""))
     _check_pixel_data(ds, transfer_syntax, sop_class, sop_uid)
+    if meta_uid and meta_uid != sop_uid:
+        raise PartRejected(CANNOT_UNDERSTAND, "the file meta names another SOP instance", sop_class, meta_uid)
     return {
         "sop_uid": sop_uid, "sop_class": sop_class, "transfer_syntax": transfer_syntax,
         "study_uid": str(ds.StudyInstanceUID), "series_uid": str(ds.SeriesInstanceUID),
@@ -212,6 +219,14 @@ def _read_header(raw: bytes) -> dict[str, Any]:
         "series_number": _int(ds.get("SeriesNumber")), "number": _int(ds.get("InstanceNumber")),
         "frames": _int(ds.get("NumberOfFrames")) or 1,
     }
+
+
+def _ids_from_file_meta(raw: bytes) -> tuple[str, str]:
+    try:
+        meta = read_file_meta_info(BytesIO(raw))
+    except Exception:
+        return "", ""
+    return str(meta.get("MediaStorageSOPClassUID", "")), str(meta.get("MediaStorageSOPInstanceUID", ""))
 
 
 def _check_pixel_data(ds: Any, transfer_syntax: str, sop_class: str, sop_uid: str) -> None:

@@ -84,11 +84,15 @@ def test_a_non_dicom_part_is_refused_and_nothing_is_stored(hub: HubHarness, tmp_
 
 
 def test_good_and_bad_parts_together_store_the_good_ones(hub: HubHarness) -> None:
-    good = _bytes(make_ct_series(1)[0])
-    truncated = good[: len(good) - 500]
+    good_ds, damaged_ds = make_ct_series(2)
+    good, damaged = _bytes(good_ds), _bytes(damaged_ds)
+    truncated = damaged[: len(damaged) - 500]
     r = _stow(hub, [good, truncated, b"garbage"])
     assert r.status_code == 202
     assert len(r.json["00081199"]["Value"]) == 1 and len(r.json["00081198"]["Value"]) == 2
+    # The damaged instance is named, so that a forwarder can set exactly that file aside.
+    named = [f.get("00081155", {}).get("Value", [None])[0] for f in r.json["00081198"]["Value"]]
+    assert named == [damaged_ds.SOPInstanceUID, None]
     assert _instances(hub) == 1
 
 

@@ -1,0 +1,21 @@
+# Sourced by scripts/demo and scripts/test: a virtual environment in .venv with the project in it.
+# TELECONSULT_VENV chooses another place; CI=true always starts from a fresh one.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${TELECONSULT_VENV:-$ROOT/.venv}"
+PYTHON="${PYTHON:-python3}"
+
+ensure_venv() {  # ensure_venv EXTRAS   e.g. ensure_venv "test,postgres,redis"
+    local extras="$1"
+    if [ "${CI:-}" = "true" ] && [ -z "${TELECONSULT_VENV:-}" ]; then
+        rm -rf "$VENV"
+    fi
+    if [ ! -x "$VENV/bin/python" ]; then
+        echo "Creating the virtual environment in $VENV" >&2
+        "$PYTHON" -m venv "$VENV"
+        "$VENV/bin/python" -m pip install --quiet --upgrade pip
+    fi
+    local spec="$ROOT"
+    [ -n "$extras" ] && spec="$ROOT[$extras]"
+    "$VENV/bin/python" -m pip install --quiet --editable "$spec"
+}

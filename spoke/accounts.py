@@ -1,0 +1,148 @@
+"""Who may use this spoke: clinic doctors of this spoke, checked at the hub when it answers and
+against the argon2 hash of their last verified password when it does not (offline sign-in)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from shared.clock import Clock
+from shared.enums import Role
+from shared.errors import Forbidden, NotAuthenticated
+from spoke.hub_api import HubApi, HubRefused, HubUnavailable
+from spoke.persistence.models import LocalToken, LocalUser
+from teleconsult.db import Database
+
+log = logging.getLogger(__name__)
+
+TOKEN_TTL = timedelta(hours=12)
+_hasher = PasswordHasher()
+_DUMMY_HASH = _hasher.hash("not-a-password")
+_WRONG = "Wrong username or password."
+
+
+def digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ClinicDoctor:
+    """The signed-in user as the spoke knows them."""
+
+    username: str
+    name: str
+
+
+class Accounts:
+    """Sign-in, local bearer tokens and the cache of clinic doctors."""
+
+    def __init__(self, db: Database, hub_api: HubApi, clock: Clock, spoke_code: str) -> None:
+        self.db = db
+        self.hub_api = hub_api
+        self.clock = clock
+        self.spoke_code = spoke_code
+
+    def sign_in(self, username: str, password: str) -> ClinicDoctor:
+        """Check the password at the hub, or offline against the cached hash; only clinic
+        doctors of this spoke get in."""
+        try:
+            answer = self.hub_api.login(username, password)
+        except HubUnavailable as exc:
+            log.warning("hub unreachable for sign-in of %s (%s): checking offline", username, exc)
+            return self._sign_in_offline(username, password)
+        except HubRefused as exc:
+            if exc.status in (400, 401):
+                self._forget_password(username)
+                raise NotAuthenticated(_WRONG) from None
+            log.error("hub refused sign-in of %s: %s", username, exc)
+            raise NotAuthenticated(exc.message) from None
+        return self._remember(answer.get("user") or {}, password)
+
+    def _remember(self, user: dict[str, Any], password: str) -> ClinicDoctor:
+        username = str(user.get("username") or "")
+        self._check_belongs_here(str(user.get("role")), user.get("spoke"))
+        now = self.clock.now()
+        with self.db.session() as session:
+            row = session.scalar(select(LocalUser).where(LocalUser.username == username))
+            if row is None:
+                row = LocalUser(username=username, updated_at=now)
+                session.add(row)
+            row.name = str(user.get("name") or username)
+            row.role, row.spoke_code = str(user.get("role")), user.get("spoke")
+            row.password_hash, row.verified_at, row.updated_at = _hasher.hash(password), now, now
+            return ClinicDoctor(row.username, row.name)
+
+    def _sign_in_offline(self, username: str, password: str) -> ClinicDoctor:
+        with self.db.session() as session:
+            row = session.scalar(select(LocalUser).where(LocalUser.username == username))
+            stored = row.password_hash if row is not None and row.password_hash else None
+            if not _verify(stored or _DUMMY_HASH, password) or row is None or stored is None:
+                raise NotAuthenticated(
+                    "The hub cannot be reached and this username and password have not been "
+                    "confirmed here before: check them, or try again when the link is up."
+                )
+            self._check_belongs_here(row.role, row.spoke_code)
+            return ClinicDoctor(row.username, row.name)
+
+    def _check_belongs_here(self, role: str, spoke: Any) -> None:
+        if role != Role.SPOKE_DOCTOR.value or spoke != self.spoke_code:
+            raise Forbidden(f"Only clinic doctors of {self.spoke_code} can sign in here.")
+
+    def _forget_password(self, username: str) -> None:
+        """The hub says the password is wrong: the cached one must not work offline either."""
+        with self.db.session() as session:
+            row = session.scalar(select(LocalUser).where(LocalUser.username == username))
+            if row is not None:
+                row.password_hash = None
+
+    # -- local bearer tokens ------------------------------------------------------------------
+    def issue_token(self, doctor: ClinicDoctor) -> tuple[str, int]:
+        """A new bearer token for ``doctor`` and its lifetime in seconds; only its sha256 is kept."""
+        raw = secrets.token_urlsafe(32)
+        now = self.clock.now()
+        with self.db.session() as session:
+            user = self._user(session, doctor.username)
+            session.add(LocalToken(token_hash=digest(raw), user_id=user.id, created_at=now, expires_at=now + TOKEN_TTL))
+        return raw, int(TOKEN_TTL.total_seconds())
+
+    def authenticate(self, raw_token: str) -> ClinicDoctor:
+        if not raw_token:
+            raise NotAuthenticated("Sign in first: send 'Authorization: Bearer <token>'.")
+        with self.db.session() as session:
+            token = session.scalar(select(LocalToken).where(LocalToken.token_hash == digest(raw_token)))
+            if token is None or token.revoked_at is not None:
+                raise NotAuthenticated("The token is not valid.")
+            if token.expires_at <= self.clock.now():
+                raise NotAuthenticated("Your session has expired: sign in again.")
+            user = session.get_one(LocalUser, token.user_id)
+            return ClinicDoctor(user.username, user.name)
+
+    def doctor(self, username: str) -> ClinicDoctor | None:
+        """The cached clinic doctor ``username`` (for a page session), if still allowed here."""
+        with self.db.session() as session:
+            row = session.scalar(select(LocalUser).where(LocalUser.username == username))
+            if row is None or row.role != Role.SPOKE_DOCTOR.value or row.spoke_code != self.spoke_code:
+                return None
+            return ClinicDoctor(row.username, row.name)
+
+    def _user(self, session: Session, username: str) -> LocalUser:
+        row = session.scalar(select(LocalUser).where(LocalUser.username == username))
+        if row is None:
+            raise NotAuthenticated("Unknown user.")
+        return row
+
+
+def _verify(stored_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(stored_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False

@@ -1,0 +1,115 @@
+"""The spoke's application factory: pages for clinic doctors, a small REST API, health."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, jsonify, render_template, request
+from flask.typing import ResponseReturnValue
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.exceptions import HTTPException
+
+from config.settings import Settings, load_settings
+from shared.clock import Clock, SystemClock
+from shared.errors import TeleconsultError
+from spoke.accounts import Accounts
+from spoke.context import Spoke, spoke
+from spoke.hub_api import HubApi
+from spoke.hub_client import HubClient
+from spoke.outbox import OutboxWorker
+from spoke.store import CaseStore
+from teleconsult.db import Database
+
+log = logging.getLogger(__name__)
+csrf = CSRFProtect()
+
+
+def database_url(settings: Settings) -> str:
+    return settings.database_url or f"sqlite:///{Path(settings.data_dir).resolve() / 'spoke.sqlite'}"
+
+
+def secret_key(settings: Settings) -> str:
+    """The configured secret, or one generated on first start and kept in data_dir (0600)."""
+    if settings.secret_key:
+        return str(settings.secret_key)
+    path = Path(settings.data_dir) / "secret_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+def build_spoke(settings: Settings, clock: Clock | None = None) -> Spoke:
+    """The spoke's services wired together; the workers are not started."""
+    clock = clock or SystemClock()
+    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    db = Database(database_url(settings))
+    hub_api = HubApi(settings.hub_url, settings.spoke_token, settings.hub_timeout_s)
+    store = CaseStore(db, clock, settings.spoke_code)
+    return Spoke(
+        settings=settings, db=db, clock=clock, hub_api=hub_api, store=store,
+        accounts=Accounts(db, hub_api, clock, settings.spoke_code),
+        outbox=OutboxWorker(store, hub_api, settings.sync_interval_s),
+        hub_client=HubClient(settings.hub_url, settings.spoke_token, store, hub_api, settings.hub_timeout_s),
+    )
+
+
+def create_app(
+    settings: Settings | None = None, test_config: dict[str, Any] | None = None, clock: Clock | None = None
+) -> Flask:
+    """A spoke app; ``app.extensions["spoke"].start()`` starts the outbox and the hub client."""
+    settings = settings or load_settings("spoke", overrides=test_config)
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=secret_key(settings),
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        MAX_CONTENT_LENGTH=1024 * 1024,
+        WTF_CSRF_TIME_LIMIT=None,  # a form may stay open a whole consultation
+    )
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions["spoke"] = build_spoke(settings, clock)
+
+    from spoke.api import bp as api_bp
+    from spoke.pages import bp as pages_bp
+
+    csrf.init_app(app)
+    csrf.exempt(api_bp)  # bearer tokens, no cookies: nothing to forge
+    app.register_blueprint(api_bp)
+    app.register_blueprint(pages_bp)
+    app.add_url_rule("/healthz", "healthz", _healthz)
+    _register_error_handlers(app)
+    return app
+
+
+def _healthz() -> ResponseReturnValue:
+    s = spoke()
+    return jsonify(status="ok", hub_reachable=s.outbox.hub_reachable, outbox_pending=s.store.count_pending())
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/")
+
+
+def _register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(TeleconsultError)
+    def _domain_error(exc: TeleconsultError) -> ResponseReturnValue:
+        if _wants_json():
+            return jsonify(exc.to_dict()), exc.http_status
+        return render_template("error.html", message=exc.message), exc.http_status
+
+    @app.errorhandler(CSRFError)
+    def _csrf_error(exc: CSRFError) -> ResponseReturnValue:
+        message = "This form has expired or did not come from this page: go back, reload and try again."
+        return render_template("error.html", message=message), 400
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> ResponseReturnValue:
+        if not _wants_json():
+            return exc
+        code = (exc.name or "error").lower().replace(" ", "_")
+        return jsonify({"error": {"code": code, "message": exc.description}}), exc.code or 500

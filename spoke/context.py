@@ -1,0 +1,51 @@
+"""What a request of the spoke works with: settings, the local store, accounts, the workers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import current_app, request
+
+from config.settings import Settings
+from shared.clock import Clock
+from shared.errors import NotAuthenticated
+from spoke.accounts import Accounts, ClinicDoctor
+from spoke.hub_api import HubApi
+from spoke.hub_client import HubClient
+from spoke.outbox import OutboxWorker
+from spoke.store import CaseStore
+from teleconsult.db import Database
+
+
+@dataclass
+class Spoke:
+    settings: Settings
+    db: Database
+    clock: Clock
+    hub_api: HubApi
+    store: CaseStore
+    accounts: Accounts
+    outbox: OutboxWorker
+    hub_client: HubClient
+
+    def start(self) -> None:
+        """Start the background workers (the server does; tests may)."""
+        self.outbox.start()
+        self.hub_client.start()
+
+    def stop(self) -> None:
+        self.hub_client.stop()
+        self.outbox.stop()
+
+
+def spoke() -> Spoke:
+    ext: Spoke = current_app.extensions["spoke"]
+    return ext
+
+
+def bearer_doctor() -> ClinicDoctor:
+    """The clinic doctor of the request's bearer token (401 otherwise)."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise NotAuthenticated("Sign in first: send 'Authorization: Bearer <token>'.")
+    return spoke().accounts.authenticate(token.strip())

@@ -1,0 +1,95 @@
+"""The hub's REST API as the spoke uses it: a thin ``requests`` wrapper that turns every failure
+into one of two exceptions, so callers decide "retry later" or "the hub said no"."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import requests
+
+log = logging.getLogger(__name__)
+
+
+class HubUnavailable(Exception):
+    """The hub could not be reached, timed out or failed (5xx): try again later."""
+
+
+class HubRefused(Exception):
+    """The hub answered with a 4xx: ``status``, the hub's error ``code``, ``message``, ``fields``."""
+
+    def __init__(self, status: int, code: str, message: str, fields: dict[str, Any] | None = None) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.fields = fields or {}
+
+
+class HubApi:
+    """Calls to ``{hub_url}/api/v1`` with the spoke's service token (or a user's credentials)."""
+
+    def __init__(self, hub_url: str, spoke_token: str, timeout_s: float) -> None:
+        self.base = hub_url.rstrip("/")
+        self.spoke_token = spoke_token
+        self.timeout_s = timeout_s
+
+    def login(self, username: str, password: str) -> dict[str, Any]:
+        """Check a user's password at the hub; returns the token answer (with ``user``)."""
+        body = {"username": username, "password": password}
+        result: dict[str, Any] = self._request("POST", "/api/v1/auth/token", json=body, auth=False)
+        return result
+
+    def raise_case(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Send a case; the case uid is the idempotency key, so a resend never duplicates it."""
+        headers = {"Idempotency-Key": str(body["uid"])}
+        result: dict[str, Any] = self._request("POST", "/api/v1/cases", json=body, headers=headers)
+        return result
+
+    def list_cases(self, page: int, per_page: int = 100) -> dict[str, Any]:
+        result: dict[str, Any] = self._request("GET", "/api/v1/cases", params={"page": page, "per_page": per_page})
+        return result
+
+    def advice_for(self, case_id: int) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._request("GET", f"/api/v1/cases/{case_id}/advice")
+        return result
+
+    def specialties(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._request("GET", "/api/v1/specialties")
+        return result
+
+    def ping(self) -> None:
+        """Raises ``HubUnavailable`` unless the hub answers its health check."""
+        self._request("GET", "/healthz", auth=False)
+
+    def _request(self, method: str, path: str, auth: bool = True, **kwargs: Any) -> Any:
+        headers = dict(kwargs.pop("headers", {}))
+        if auth:
+            headers["Authorization"] = f"Bearer {self.spoke_token}"
+        try:
+            response = requests.request(method, self.base + path, headers=headers, timeout=self.timeout_s, **kwargs)
+        except requests.RequestException as exc:
+            raise HubUnavailable(f"{method} {path}: {exc.__class__.__name__}: {exc}") from exc
+        if response.status_code >= 500:
+            raise HubUnavailable(f"{method} {path}: hub answered {response.status_code}")
+        if response.status_code >= 400:
+            raise _refused(response)
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise HubUnavailable(f"{method} {path}: the answer is not JSON") from exc
+
+
+def _refused(response: requests.Response) -> HubRefused:
+    try:
+        error = response.json().get("error", {})
+    except (ValueError, AttributeError):
+        error = {}
+    if not isinstance(error, dict):
+        error = {}
+    return HubRefused(
+        response.status_code,
+        str(error.get("code") or "error"),
+        str(error.get("message") or response.reason or "The hub refused the request."),
+        error.get("fields") if isinstance(error.get("fields"), dict) else None,
+    )

@@ -1,0 +1,375 @@
+"""The spoke's local case store: the outbox of cases raised here and the mirror of what the hub
+says about this spoke's cases. Every method owns its transaction, so what it returns is committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from shared import protocol
+from shared.accession import make_accession_number
+from shared.clock import Clock
+from shared.enums import DEFAULT_SPECIALTIES, CaseStatus
+from shared.errors import Conflict, NotFound
+from spoke.persistence.models import (
+    LocalAdvice,
+    LocalCase,
+    LocalMessage,
+    ReceivedEvent,
+    Specialty,
+    State,
+    SyncState,
+)
+from teleconsult.db import Database
+
+log = logging.getLogger(__name__)
+
+LAST_SEQ = "last_seq"
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else None
+
+
+def case_dict(case: LocalCase) -> dict[str, Any]:
+    """A local case as JSON: the hub's fields plus where it stands in the outbox."""
+    return {
+        "uid": case.uid,
+        "accession_number": case.accession_number,
+        "hub_id": case.hub_id,
+        "token": case.token,
+        "status": case.status,
+        "priority": case.priority,
+        "specialty": case.specialty,
+        "patient": {"pseudonym": case.patient_pseudonym, "age": case.patient_age, "sex": case.patient_sex},
+        "complaint": case.complaint,
+        "history": case.history,
+        "vitals": case.vitals,
+        "question": case.question,
+        "raised_by": case.raised_by,
+        "assigned_to_name": case.assigned_to_name,
+        "queue_position": case.queue_position,
+        "sync_state": case.sync_state,
+        "sync_error": case.sync_error,
+        "attempts": case.attempts,
+        "created_at": _iso(case.created_at),
+        "synced_at": _iso(case.synced_at),
+        "updated_at": _iso(case.updated_at),
+    }
+
+
+def hub_body(case: LocalCase) -> dict[str, Any]:
+    """The body of ``POST /api/v1/cases`` for a local case (always built the same way, so a
+    resend under the same idempotency key carries the same body)."""
+    return {
+        "uid": case.uid,
+        "patient": {"pseudonym": case.patient_pseudonym, "age": case.patient_age, "sex": case.patient_sex},
+        "complaint": case.complaint,
+        "history": case.history,
+        "vitals": dict(case.vitals),
+        "question": case.question,
+        "specialty": case.specialty,
+        "priority": case.priority,
+        "accession_number": case.accession_number,
+        "raised_by": case.raised_by,
+    }
+
+
+class CaseStore:
+    """Local cases, advice, messages and the event cursor of one spoke."""
+
+    def __init__(self, db: Database, clock: Clock, spoke_code: str) -> None:
+        self.db = db
+        self.clock = clock
+        self.spoke_code = spoke_code
+        # Socket.IO handlers run on several threads: one event at a time keeps seq handling simple.
+        self._event_lock = threading.Lock()
+
+    # -- the outbox --------------------------------------------------------------------------
+    def raise_case(self, data: dict[str, Any], raised_by: str | None) -> dict[str, Any]:
+        """Store a validated case (``CaseCreateSchema``) as pending; the same uid again returns it."""
+        uid = str(data.get("uid") or uuid.uuid4())
+        now = self.clock.now()
+        with self.db.session() as session:
+            existing = session.scalar(select(LocalCase).where(LocalCase.uid == uid))
+            if existing is not None:
+                return case_dict(existing)
+            accession = data.get("accession_number") or self._new_accession(session, now)
+            if session.scalar(select(LocalCase.id).where(LocalCase.accession_number == accession)):
+                raise Conflict("This accession number belongs to another case.", fields={"accession_number": [accession]})
+            case = self._new_case(data, uid, accession, raised_by, now)
+            session.add(case)
+            session.flush()
+            log.info("case %s raised locally by %s (accession %s)", uid, raised_by, accession)
+            return case_dict(case)
+
+    def _new_case(
+        self, data: dict[str, Any], uid: str, accession: str, raised_by: str | None, now: datetime
+    ) -> LocalCase:
+        patient = data["patient"]
+        return LocalCase(
+            uid=uid, accession_number=accession, status=CaseStatus.SUBMITTED.value,
+            priority=data["priority"], specialty=data["specialty"],
+            patient_pseudonym=patient["pseudonym"], patient_age=patient["age"], patient_sex=patient["sex"],
+            complaint=data["complaint"], history=data.get("history") or "",
+            vitals={k: v for k, v in (data.get("vitals") or {}).items() if v is not None},
+            question=data["question"], raised_by=raised_by, sync_state=SyncState.PENDING,
+            attempts=0, created_at=now, updated_at=now,
+        )
+
+    def _new_accession(self, session: Session, now: datetime) -> str:
+        while True:
+            candidate = make_accession_number(self.spoke_code, now.date())
+            if session.scalar(select(LocalCase.id).where(LocalCase.accession_number == candidate)) is None:
+                return candidate
+
+    def pending(self, limit: int = 20) -> list[dict[str, Any]]:
+        """Bodies of the cases waiting to be sent, oldest first."""
+        with self.db.session() as session:
+            rows = session.scalars(
+                select(LocalCase).where(LocalCase.sync_state == SyncState.PENDING)
+                .order_by(LocalCase.created_at, LocalCase.id).limit(limit)
+            )
+            return [hub_body(c) for c in rows]
+
+    def count_pending(self) -> int:
+        with self.db.session() as session:
+            return int(session.scalar(
+                select(func.count(LocalCase.id)).where(LocalCase.sync_state == SyncState.PENDING)
+            ) or 0)
+
+    def mark_synced(self, uid: str, hub_case: dict[str, Any]) -> None:
+        """The hub has the case: keep its id, token, status and queue place."""
+        with self.db.session() as session:
+            case = self._get(session, uid)
+            case.attempts += 1
+            case.last_attempt_at = self.clock.now()
+            self._mirror_into(case, hub_case)
+
+    def mark_rejected(self, uid: str, message: str) -> None:
+        """The hub refused the case for good: the doctor sees why and may raise it again."""
+        with self.db.session() as session:
+            case = self._get(session, uid)
+            now = self.clock.now()
+            case.sync_state, case.sync_error = SyncState.REJECTED, message
+            case.attempts += 1
+            case.last_attempt_at = case.updated_at = now
+
+    def record_failure(self, uid: str, message: str) -> None:
+        """A send failed for a passing reason: the case stays pending."""
+        with self.db.session() as session:
+            case = self._get(session, uid)
+            case.sync_error = message
+            case.attempts += 1
+            case.last_attempt_at = self.clock.now()
+
+    # -- reading ------------------------------------------------------------------------------
+    def list_cases(self, limit: int = 500) -> list[dict[str, Any]]:
+        with self.db.session() as session:
+            rows = session.scalars(select(LocalCase).order_by(LocalCase.created_at.desc(), LocalCase.id.desc()).limit(limit))
+            return [case_dict(c) for c in rows]
+
+    def get_case(self, uid: str) -> dict[str, Any]:
+        """One case with its advice (newest version first) and messages."""
+        with self.db.session() as session:
+            case = self._get(session, uid)
+            advice = session.scalars(
+                select(LocalAdvice).where(LocalAdvice.case_uid == uid).order_by(LocalAdvice.version.desc())
+            )
+            messages = session.scalars(
+                select(LocalMessage).where(LocalMessage.case_uid == uid).order_by(LocalMessage.hub_id)
+            )
+            return {
+                **case_dict(case),
+                "advice": [{**a.payload, "received_at": _iso(a.received_at), "acked_at": _iso(a.acked_at)} for a in advice],
+                "messages": [
+                    {"id": m.hub_id, "author": m.author_name, "text": m.text, "created_at": _iso(m.created_at)}
+                    for m in messages
+                ],
+            }
+
+    def _get(self, session: Session, uid: str) -> LocalCase:
+        case = session.scalar(select(LocalCase).where(LocalCase.uid == uid))
+        if case is None:
+            raise NotFound("No such case at this clinic.")
+        return case
+
+    # -- the mirror of the hub ---------------------------------------------------------------
+    def mirror_cases(self, items: Iterable[dict[str, Any]]) -> list[str]:
+        """Bring local copies in line with the hub's case JSON; returns the uids seen."""
+        uids = []
+        with self.db.session() as session:
+            for item in items:
+                self._mirror(session, item)
+                uids.append(str(item["uid"]))
+        return uids
+
+    def _mirror(self, session: Session, hub_case: dict[str, Any]) -> LocalCase:
+        uid = str(hub_case["uid"])
+        case = session.scalar(select(LocalCase).where(LocalCase.uid == uid))
+        if case is None:
+            case = self._case_from_hub(hub_case)
+            session.add(case)
+        self._mirror_into(case, hub_case)
+        session.flush()
+        return case
+
+    def _case_from_hub(self, hub_case: dict[str, Any]) -> LocalCase:
+        """A case raised at the hub, seen here for the first time."""
+        patient = hub_case.get("patient") or {}
+        raiser = hub_case.get("raised_by")
+        now = self.clock.now()
+        return LocalCase(
+            uid=str(hub_case["uid"]), accession_number=hub_case["accession_number"],
+            status=hub_case.get("status") or CaseStatus.SUBMITTED.value,
+            priority=hub_case.get("priority") or "routine", specialty=hub_case.get("specialty") or "",
+            patient_pseudonym=patient.get("pseudonym") or "", patient_age=int(patient.get("age") or 0),
+            patient_sex=patient.get("sex") or "unknown", complaint=hub_case.get("complaint") or "",
+            history=hub_case.get("history") or "", vitals=hub_case.get("vitals") or {},
+            question=hub_case.get("question") or "",
+            raised_by=raiser.get("username") if isinstance(raiser, dict) else None,
+            sync_state=SyncState.SYNCED, attempts=0,
+            created_at=_parse_time(hub_case.get("created_at")) or now, updated_at=now,
+        )
+
+    def _mirror_into(self, case: LocalCase, hub_case: dict[str, Any]) -> None:
+        assigned = hub_case.get("assigned_to")
+        now = self.clock.now()
+        case.hub_id = hub_case.get("id", case.hub_id)
+        case.token = hub_case.get("token") or case.token
+        case.status = hub_case.get("status") or case.status
+        case.queue_position = hub_case.get("queue_position")
+        case.assigned_to_name = assigned.get("name") if isinstance(assigned, dict) else None
+        if case.sync_state != SyncState.SYNCED:
+            case.sync_state, case.sync_error, case.synced_at = SyncState.SYNCED, None, now
+        case.updated_at = now
+
+    # -- events from the hub -----------------------------------------------------------------
+    def handle_event(self, event: dict[str, Any]) -> dict[str, Any] | None:
+        """Store one hub event, once per ``seq``; returns the advice to acknowledge, if any.
+
+        The case of the event is mirrored, its advice or message stored, and the cursor moved,
+        all in one committed transaction.
+        """
+        seq = event.get("seq")
+        if not isinstance(seq, int):
+            raise ValueError("an event without an integer seq")
+        with self._event_lock, self.db.session() as session:
+            if session.get(ReceivedEvent, seq) is not None:
+                return _advice_to_ack(event)  # already stored: ack again, the first ack may be lost
+            case = self._mirror(session, event["case"]) if isinstance(event.get("case"), dict) else None
+            advice = event.get("advice")
+            if event.get("type") == protocol.ADVICE_ISSUED and isinstance(advice, dict) and case:
+                self._store_advice(session, case.uid, advice)
+            message = event.get("message")
+            if event.get("type") == protocol.MESSAGE_POSTED and isinstance(message, dict) and case:
+                self._store_message(session, case.uid, message)
+            now = self.clock.now()
+            session.add(ReceivedEvent(seq=seq, type=str(event.get("type")), case_uid=case.uid if case else None, received_at=now))
+            self._advance_seq(session, seq)
+        return _advice_to_ack(event)
+
+    def store_advice(self, case_uid: str, items: Iterable[dict[str, Any]]) -> None:
+        """Store advice fetched over REST (e.g. when mirroring after a reconnect)."""
+        with self._event_lock, self.db.session() as session:
+            for item in items:
+                self._store_advice(session, case_uid, item)
+
+    def _store_advice(self, session: Session, case_uid: str, advice: dict[str, Any]) -> None:
+        if session.scalar(select(LocalAdvice.id).where(LocalAdvice.hub_id == advice["id"])) is not None:
+            return
+        session.add(LocalAdvice(
+            hub_id=advice["id"], uid=str(advice["uid"]), case_uid=case_uid, version=int(advice.get("version") or 1),
+            payload=advice, issued_at=_parse_time(advice.get("issued_at")), received_at=self.clock.now(),
+        ))
+        session.flush()
+        log.info("advice %s (v%s) for case %s stored", advice["id"], advice.get("version"), case_uid)
+
+    def _store_message(self, session: Session, case_uid: str, message: dict[str, Any]) -> None:
+        if session.scalar(select(LocalMessage.id).where(LocalMessage.hub_id == message["id"])) is not None:
+            return
+        author = message.get("author") or {}
+        session.add(LocalMessage(
+            hub_id=message["id"], case_uid=case_uid, author_name=str(author.get("name") or author.get("username") or ""),
+            text=str(message.get("text") or ""), created_at=_parse_time(message.get("created_at")),
+            received_at=self.clock.now(),
+        ))
+        session.flush()
+
+    def mark_acked(self, advice_hub_id: int) -> None:
+        with self.db.session() as session:
+            advice = session.scalar(select(LocalAdvice).where(LocalAdvice.hub_id == advice_hub_id))
+            if advice is not None and advice.acked_at is None:
+                advice.acked_at = self.clock.now()
+
+    def unacked_advice(self) -> list[int]:
+        """Hub ids of stored advice whose ack the hub has not confirmed (e.g. the link broke)."""
+        with self.db.session() as session:
+            return [int(i) for i in session.scalars(select(LocalAdvice.hub_id).where(LocalAdvice.acked_at.is_(None)))]
+
+    def cases_missing_advice(self) -> list[tuple[str, int]]:
+        """(uid, hub id) of advised cases without any local advice: to fetch over REST."""
+        done = [CaseStatus.ADVISED.value, CaseStatus.CLOSED.value, CaseStatus.REFERRED.value]
+        with self.db.session() as session:
+            have = select(LocalAdvice.case_uid)
+            rows = session.execute(
+                select(LocalCase.uid, LocalCase.hub_id).where(
+                    LocalCase.status.in_(done), LocalCase.hub_id.is_not(None), LocalCase.uid.not_in(have)
+                )
+            ).all()
+            return [(uid, int(hub_id)) for uid, hub_id in rows]
+
+    # -- state --------------------------------------------------------------------------------
+    def last_seq(self) -> int:
+        with self.db.session() as session:
+            row = session.get(State, LAST_SEQ)
+            return int(row.value) if row else 0
+
+    def _advance_seq(self, session: Session, seq: int) -> None:
+        row = session.get(State, LAST_SEQ)
+        if row is None:
+            session.add(State(key=LAST_SEQ, value=str(seq)))
+        elif int(row.value) < seq:
+            row.value = str(seq)
+
+    # -- specialties --------------------------------------------------------------------------
+    def specialties(self) -> list[tuple[str, str]]:
+        """(code, name) of the hub's specialties as last fetched, else the defaults."""
+        with self.db.session() as session:
+            rows = session.scalars(select(Specialty).order_by(Specialty.code)).all()
+            return [(s.code, s.name) for s in rows] or list(DEFAULT_SPECIALTIES)
+
+    def save_specialties(self, items: Iterable[dict[str, Any]]) -> None:
+        now = self.clock.now()
+        with self.db.session() as session:
+            fresh = {str(i["code"]): str(i.get("name") or i["code"]) for i in items}
+            for row in session.scalars(select(Specialty)):
+                if row.code not in fresh:
+                    session.delete(row)
+            for code, name in fresh.items():
+                session.merge(Specialty(code=code, name=name, updated_at=now))
+
+
+def _advice_to_ack(event: dict[str, Any]) -> dict[str, Any] | None:
+    advice = event.get("advice")
+    if event.get("type") == protocol.ADVICE_ISSUED and isinstance(advice, dict):
+        return advice
+    return None
