@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+from pathlib import Path
 from types import FrameType
 
 from config.settings import load_settings
@@ -36,6 +37,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from spoke.app import create_app, database_url
 
+    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     # The local database belongs to this process alone: bring it to the newest schema here.
     upgrade("spoke", database_url(settings))
     app = create_app(settings)

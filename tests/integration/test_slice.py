@@ -7,17 +7,21 @@ import os
 import subprocess
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 import socketio
+from sqlalchemy import func, select
 
+from hub.persistence.models import AdviceDelivery
 from shared.multipart import parse_related
 from tests.conftest import need_tool
 from tests.dicomgen import dataset_bytes, make_ct_series, write_series
 from tests.support.slice import BRIDGE_AET, MODALITY_AET, Slice, clinic_slice
+from teleconsult.db import Database
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
@@ -64,6 +68,14 @@ class Browser:
             return next(((t, e) for t, e in self.events if e["type"] == event_type), None)
 
 
+@dataclass
+class People:
+    """Bearer tokens of the clinic doctor (at the spoke) and the specialist (at the hub)."""
+
+    doctor: dict[str, str]
+    specialist: dict[str, str]
+
+
 def run_slice(tmp_path: Path, database_url: str | None) -> dict[str, float]:
     storescu = need_tool("storescu")
     timings: dict[str, float] = {}
@@ -71,27 +83,27 @@ def run_slice(tmp_path: Path, database_url: str | None) -> dict[str, float]:
     with clinic_slice(tmp_path, database_url) as s:
         timings["start"] = time.monotonic() - began
         t0 = time.monotonic()
-        case = _raise_case_at_the_spoke(s)
-        hub_case = _wait_synced(s, case["uid"])
+        r = requests.post(f"{s.spoke_url}/api/v1/auth/token", json={"username": "clinic1", "password": "demo"}, timeout=15)
+        assert r.status_code == 200, r.text
+        people = People(_bearer(r.json()["access_token"]), _bearer(_hub_login(s.hub.url, "ortho1")))
+        case = _raise_case_at_the_spoke(s, people)
+        hub_case = _wait_synced(s, people, case["uid"])
         timings["case synced"] = time.monotonic() - t0
         browser = Browser(s.hub.url, _hub_login(s.hub.url, "clinic1"))
         try:
             t1 = time.monotonic()
             sent = _send_ct(s, storescu, tmp_path, case["accession_number"])
-            _check_images_at_hub(s, hub_case["id"], sent)
+            _check_images_at_hub(s, people, hub_case["id"], sent)
             timings["images at hub"] = time.monotonic() - t1
-            timings["advice latency"] = _advise_and_wait(s, browser, hub_case["id"])
-            _clinic_sees_advice(s, case["uid"])
+            timings["advice latency"] = _advise_and_wait(s, people, browser, hub_case["id"])
+            _clinic_sees_advice(s, people, case["uid"])
         finally:
             browser.client.disconnect()
         timings["total"] = time.monotonic() - t0
     return timings
 
 
-def _raise_case_at_the_spoke(s: Slice) -> dict[str, Any]:
-    r = requests.post(f"{s.spoke_url}/api/v1/auth/token", json={"username": "clinic1", "password": "demo"}, timeout=15)
-    assert r.status_code == 200, r.text
-    s.doctor_token = r.json()["access_token"]  # type: ignore[attr-defined]
+def _raise_case_at_the_spoke(s: Slice, people: People) -> dict[str, Any]:
     body = {
         "patient": {"pseudonym": "RAMPUR-0042", "age": 34, "sex": "male"},
         "complaint": "Fall on outstretched hand; swollen <b>wrist</b>",
@@ -100,28 +112,24 @@ def _raise_case_at_the_spoke(s: Slice) -> dict[str, Any]:
         "specialty": "ortho",
         "priority": "urgent",
     }
-    r = requests.post(f"{s.spoke_url}/api/v1/cases", json=body, headers=_bearer(s.doctor_token), timeout=10)  # type: ignore[attr-defined]
+    r = requests.post(f"{s.spoke_url}/api/v1/cases", json=body, headers=people.doctor, timeout=10)
     assert r.status_code == 202, r.text
     return dict(r.json())
 
 
-def _wait_synced(s: Slice, uid: str) -> dict[str, Any]:
-    token = _hub_login(s.hub.url, "ortho1")
-    s.specialist_token = token  # type: ignore[attr-defined]
-
+def _wait_synced(s: Slice, people: People, uid: str) -> dict[str, Any]:
     def at_hub() -> dict[str, Any] | None:
-        items = requests.get(f"{s.hub.url}/api/v1/cases", headers=_bearer(token), timeout=5).json()["items"]
+        items = requests.get(f"{s.hub.url}/api/v1/cases", headers=people.specialist, timeout=5).json()["items"]
         return next((c for c in items if c["uid"] == uid), None)
 
     case = wait_for(at_hub, 20, what="the case at the hub")
     assert case["status"] == "assigned" and case["assigned_to"]["username"] == "ortho1"
     assert case["token"] == "ORTHO-0001" and case["raised_by"]["username"] == "clinic1"
-    local = wait_for(
-        lambda: (c := requests.get(f"{s.spoke_url}/api/v1/cases/{uid}", headers=_bearer(s.doctor_token), timeout=5).json())  # type: ignore[attr-defined]
-        .get("token") and c,
-        20, what="the hub's token back at the spoke",
-    )
-    assert local["token"] == "ORTHO-0001"
+    def tokened_at_spoke() -> dict[str, Any] | None:
+        local = requests.get(f"{s.spoke_url}/api/v1/cases/{uid}", headers=people.doctor, timeout=5).json()
+        return local if local.get("token") else None
+
+    assert wait_for(tokened_at_spoke, 20, what="the hub's token back at the spoke")["token"] == "ORTHO-0001"
     return case
 
 
@@ -135,8 +143,8 @@ def _send_ct(s: Slice, storescu: str, tmp: Path, accession: str) -> dict[str, by
     return {f.stem: f.read_bytes() for f in files}
 
 
-def _check_images_at_hub(s: Slice, case_id: int, sent: dict[str, bytes]) -> None:
-    headers = _bearer(s.specialist_token)  # type: ignore[attr-defined]
+def _check_images_at_hub(s: Slice, people: People, case_id: int, sent: dict[str, bytes]) -> None:
+    headers = people.specialist
 
     def all_there() -> list[dict[str, Any]] | None:
         studies = requests.get(f"{s.hub.url}/api/v1/cases/{case_id}/studies", headers=headers, timeout=5).json()
@@ -152,10 +160,9 @@ def _check_images_at_hub(s: Slice, case_id: int, sent: dict[str, bytes]) -> None
         assert dataset_bytes(stored) == dataset_bytes(original)
 
 
-def _advise_and_wait(s: Slice, browser: Browser, case_id: int) -> float:
+def _advise_and_wait(s: Slice, people: People, browser: Browser, case_id: int) -> float:
     issued = time.monotonic()
-    r = requests.post(f"{s.hub.url}/api/v1/cases/{case_id}/advice", json=ADVICE,
-                      headers=_bearer(s.specialist_token), timeout=10)  # type: ignore[attr-defined]
+    r = requests.post(f"{s.hub.url}/api/v1/cases/{case_id}/advice", json=ADVICE, headers=people.specialist, timeout=10)
     assert r.status_code == 201, r.text
     arrived, event = wait_for(lambda: browser.first("advice.issued"), 5, what="advice.issued at the browser")
     assert event["advice"]["assessment"] == ADVICE["assessment"] and event["case_id"] == case_id
@@ -164,16 +171,23 @@ def _advise_and_wait(s: Slice, browser: Browser, case_id: int) -> float:
     return latency
 
 
-def _clinic_sees_advice(s: Slice, uid: str) -> None:
-    headers = _bearer(s.doctor_token)  # type: ignore[attr-defined]
-
+def _clinic_sees_advice(s: Slice, people: People, uid: str) -> None:
     def stored_at_spoke() -> dict[str, Any] | None:
-        case = requests.get(f"{s.spoke_url}/api/v1/cases/{uid}", headers=headers, timeout=5).json()
+        case = requests.get(f"{s.spoke_url}/api/v1/cases/{uid}", headers=people.doctor, timeout=5).json()
         return case if case.get("advice") else None
 
     case = wait_for(stored_at_spoke, 10, what="the advice stored at the spoke")
     assert case["advice"][0]["assessment"] == ADVICE["assessment"]
     assert case["status"] == "advised"
+    db = Database(s.hub.database_url)
+    try:
+        def acknowledged() -> int:
+            with db.session() as session:
+                return int(session.scalar(select(func.count()).select_from(AdviceDelivery)) or 0)
+
+        assert wait_for(acknowledged, 10, what="the spoke's acknowledgement at the hub") == 1
+    finally:
+        db.dispose()
 
 
 def test_one_case_end_to_end_on_sqlite(tmp_path: Path) -> None:

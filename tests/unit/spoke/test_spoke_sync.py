@@ -55,7 +55,6 @@ def test_case_raised_while_hub_is_down_reaches_it_once_when_it_comes_up(tmp_path
             assert synced["token"] and synced["hub_id"]
             assert s.outbox.hub_reachable
             # A lost answer makes the spoke send again: the idempotency key keeps it one case.
-            s.store.db.engine.dispose()
             _mark_pending(s.store.db, case["uid"])
             s.outbox.wake()
             wait_for(lambda: _synced(s.store.get_case(case["uid"])), 30, what="case re-synced")
