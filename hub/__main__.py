@@ -8,6 +8,6 @@ if load_settings("hub").async_mode == "eventlet":
 
     eventlet.monkey_patch()
 
-from hub.serve import main  # noqa: E402
+from hub.serve import main  # noqa: E402  (after monkey-patching, on purpose)
 
 main()

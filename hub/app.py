@@ -3,35 +3,23 @@
 from __future__ import annotations
 
 import logging
-import secrets
 from pathlib import Path
 from typing import Any
 
 from flask import Flask, jsonify, render_template_string
-from flask_socketio import SocketIO
 from flask.typing import ResponseReturnValue
+from flask_socketio import SocketIO
 
 from config.settings import Settings, load_settings
 from hub.api.errors import register_error_handlers
 from hub.context import Hub, close_session
-from teleconsult.db import Database, default_url
 from hub.realtime.namespace import HubNamespace
 from hub.services.events import EventPublisher
 from shared.clock import Clock, SystemClock
+from teleconsult.db import Database, default_url
+from teleconsult.runtime import secret_key
 
 log = logging.getLogger(__name__)
-
-
-def secret_key(settings: Settings) -> str:
-    """The configured secret, or one generated on first start and kept in data_dir (0600)."""
-    if settings.secret_key:
-        return str(settings.secret_key)
-    path = Path(settings.data_dir) / "secret_key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch(mode=0o600)
-        path.write_text(secrets.token_urlsafe(48))
-    return path.read_text().strip()
 
 
 def create_app(

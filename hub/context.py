@@ -10,10 +10,10 @@ from flask_socketio import SocketIO
 from sqlalchemy.orm import Session
 
 from config.settings import Settings
-from teleconsult.db import Database
 from hub.services.auth import Principal, authenticate
 from shared.clock import Clock
 from shared.errors import NotAuthenticated
+from teleconsult.db import Database
 
 
 @dataclass

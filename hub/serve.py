@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from config.settings import Settings, load_settings
+from config.settings import Settings
 from teleconsult.db import make_engine
 from teleconsult.migrations import alembic_config
+from teleconsult.runtime import settings_from_argv
 
 log = logging.getLogger("teleconsult.hub")
 
@@ -34,13 +34,7 @@ def _green_postgres(settings: Settings, url: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="teleconsult hub")
-    parser.add_argument("--host")
-    parser.add_argument("--port", type=int)
-    args = parser.parse_args(argv)
-    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
-    settings = load_settings("hub", overrides=overrides)
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s hub %(levelname)s %(name)s: %(message)s")
+    settings = settings_from_argv("hub", argv)
     from hub.app import create_app
     from teleconsult.db import default_url
 

@@ -109,7 +109,7 @@ def load_or_raise(schema: Schema, data: Any) -> dict[str, Any]:
     try:
         result: dict[str, Any] = schema.load(data)
     except ValidationError as exc:
-        raise InvalidInput("Some fields are missing or invalid.", fields=_flatten(exc.messages))
+        raise InvalidInput("Some fields are missing or invalid.", fields=_flatten(exc.messages)) from None
     return result
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import secrets
 from pathlib import Path
 from typing import Any
 
@@ -21,33 +20,18 @@ from spoke.hub_api import HubApi
 from spoke.hub_client import HubClient
 from spoke.outbox import OutboxWorker
 from spoke.store import CaseStore
-from teleconsult.db import Database
+from teleconsult.db import Database, default_url
+from teleconsult.runtime import secret_key
 
 log = logging.getLogger(__name__)
 csrf = CSRFProtect()
-
-
-def database_url(settings: Settings) -> str:
-    return settings.database_url or f"sqlite:///{Path(settings.data_dir).resolve() / 'spoke.sqlite'}"
-
-
-def secret_key(settings: Settings) -> str:
-    """The configured secret, or one generated on first start and kept in data_dir (0600)."""
-    if settings.secret_key:
-        return str(settings.secret_key)
-    path = Path(settings.data_dir) / "secret_key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch(mode=0o600)
-        path.write_text(secrets.token_urlsafe(48))
-    return path.read_text().strip()
 
 
 def build_spoke(settings: Settings, clock: Clock | None = None) -> Spoke:
     """The spoke's services wired together; the workers are not started."""
     clock = clock or SystemClock()
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
-    db = Database(database_url(settings))
+    db = Database(default_url(settings))
     hub_api = HubApi(settings.hub_url, settings.spoke_token, settings.hub_timeout_s)
     store = CaseStore(db, clock, settings.spoke_code)
     return Spoke(

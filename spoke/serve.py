@@ -3,14 +3,13 @@ local database, start the outbox and the hub client, serve the pages with waitre
 
 from __future__ import annotations
 
-import argparse
 import logging
 import signal
 from pathlib import Path
 from types import FrameType
 
-from config.settings import load_settings
 from teleconsult.migrations import upgrade
+from teleconsult.runtime import settings_from_argv
 
 log = logging.getLogger("teleconsult.spoke")
 
@@ -22,24 +21,19 @@ def _stop_serving(signum: int, _frame: FrameType | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="teleconsult spoke")
-    parser.add_argument("--host")
-    parser.add_argument("--port", type=int)
-    args = parser.parse_args(argv)
-    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
-    settings = load_settings("spoke", overrides=overrides)
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s spoke %(levelname)s %(name)s: %(message)s")
+    settings = settings_from_argv("spoke", argv)
     if not settings.spoke_token:
         log.error("spoke_token is empty: cases will wait in the outbox until it is set "
                   "(`teleconsult spoke register` prints it)")
 
     from waitress import create_server
 
-    from spoke.app import create_app, database_url
+    from spoke.app import create_app
+    from teleconsult.db import default_url
 
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     # The local database belongs to this process alone: bring it to the newest schema here.
-    upgrade("spoke", database_url(settings))
+    upgrade("spoke", default_url(settings))
     app = create_app(settings)
     services = app.extensions["spoke"]
     server = create_server(app, host=settings.host, port=settings.port, threads=8)

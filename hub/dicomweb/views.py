@@ -32,7 +32,7 @@ def _dicom_parts() -> list[bytes]:
     try:
         parts = parse_related(request.get_data(cache=False), options.get("boundary", ""))
     except MultipartError as exc:
-        raise InvalidInput(str(exc))
+        raise InvalidInput(str(exc)) from None
     if not parts:
         raise InvalidInput("The request holds no DICOM instance.")
     for headers, _ in parts:

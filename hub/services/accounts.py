@@ -64,7 +64,7 @@ def add_user(
     try:
         role_ = Role(role)
     except ValueError:
-        raise InvalidInput(f"Unknown role {role!r}: use one of {', '.join(r.value for r in Role)}.")
+        raise InvalidInput(f"Unknown role {role!r}: use one of {', '.join(r.value for r in Role)}.") from None
     if session.scalar(select(User).where(User.username == username)) is not None:
         raise Conflict(f"The username {username!r} is taken.")
     if password_hash is None and len(password) < 4:

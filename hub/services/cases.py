@@ -38,7 +38,7 @@ from shared.accession import make_accession_number
 from shared.clock import Clock
 from shared.enums import CaseStatus, Priority, Role
 from shared.errors import Conflict, Forbidden, InvalidInput
-from shared.protocol import room_for_spoke, room_for_specialty, room_for_user
+from shared.protocol import room_for_specialty, room_for_spoke, room_for_user
 
 _ACTIVE = [CaseStatus.ASSIGNED.value, CaseStatus.IN_REVIEW.value, CaseStatus.NEEDS_INFO.value]
 

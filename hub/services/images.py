@@ -101,7 +101,7 @@ class ImageService:
         try:
             _write_durably(self.image_dir, relative, raw)
         except OSError as exc:
-            raise PartRejected(OUT_OF_RESOURCES, f"cannot write the image: {exc.strerror}", meta["sop_class"], meta["sop_uid"])
+            raise PartRejected(OUT_OF_RESOURCES, f"cannot write the image: {exc.strerror}", meta["sop_class"], meta["sop_uid"]) from None
         instance = Instance(
             sop_uid=meta["sop_uid"], series_id=series.id, sop_class_uid=meta["sop_class"],
             transfer_syntax_uid=meta["transfer_syntax"], number=meta["number"], frames=meta["frames"],
@@ -181,9 +181,10 @@ class ImageService:
     def require_study_read(self, principal: Principal, study: Study) -> None:
         if study.case_id is not None:
             require_read(principal, self.session.get(Case, study.case_id))
-        elif principal.spoke_id is None or principal.spoke_id != study.spoke_id:
-            if principal.role is not Role.SUPERVISOR:
-                raise NotFound("No such study.")
+        elif principal.role is not Role.SUPERVISOR and (
+            principal.spoke_id is None or principal.spoke_id != study.spoke_id
+        ):
+            raise NotFound("No such study.")  # unlinked: for its own spoke and supervisors only
 
 
 def _read_header(raw: bytes) -> dict[str, Any]:
@@ -191,11 +192,11 @@ def _read_header(raw: bytes) -> dict[str, Any]:
     try:
         ds = pydicom.dcmread(BytesIO(raw))
     except InvalidDicomError:
-        raise PartRejected(CANNOT_UNDERSTAND, "not a DICOM file (no DICM preamble and file meta)")
+        raise PartRejected(CANNOT_UNDERSTAND, "not a DICOM file (no DICM preamble and file meta)") from None
     except Exception as exc:  # pydicom raises many types on damaged input
         # Name the instance if its file meta is readable, so the sender can set it aside.
         sop_class, sop_uid = _ids_from_file_meta(raw)
-        raise PartRejected(CANNOT_UNDERSTAND, f"damaged DICOM data: {exc}", sop_class, sop_uid)
+        raise PartRejected(CANNOT_UNDERSTAND, f"damaged DICOM data: {exc}", sop_class, sop_uid) from None
     sop_class = str(ds.get("SOPClassUID", "") or ds.file_meta.get("MediaStorageSOPClassUID", ""))
     sop_uid = str(ds.get("SOPInstanceUID", ""))
     meta_uid = str(ds.file_meta.get("MediaStorageSOPInstanceUID", ""))
@@ -239,7 +240,7 @@ def _check_pixel_data(ds: Any, transfer_syntax: str, sop_class: str, sop_uid: st
             * int(ds.get("NumberOfFrames", 1) or 1) * ((int(ds.BitsAllocated) + 7) // 8)
         )
     except (AttributeError, TypeError, ValueError):
-        raise PartRejected(CANNOT_UNDERSTAND, "pixel data without rows, columns or bits allocated", sop_class, sop_uid)
+        raise PartRejected(CANNOT_UNDERSTAND, "pixel data without rows, columns or bits allocated", sop_class, sop_uid) from None
     if len(ds.PixelData) < expected:
         raise PartRejected(CANNOT_UNDERSTAND, "the pixel data is truncated", sop_class, sop_uid)
 

@@ -18,10 +18,10 @@ from sqlalchemy import func, select
 
 from hub.persistence.models import AdviceDelivery
 from shared.multipart import parse_related
+from teleconsult.db import Database
 from tests.conftest import need_tool
 from tests.dicomgen import dataset_bytes, make_ct_series, write_series
 from tests.support.slice import BRIDGE_AET, MODALITY_AET, Slice, clinic_slice
-from teleconsult.db import Database
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.slow

@@ -17,7 +17,14 @@ from teleconsult.db import Database
 from tests.support.hub import RunningHub, prepare_hub_db
 from tests.support.processes import free_port, running, start, wait_http
 from tests.support.waiting import wait_for
-from tests.unit.spoke.conftest import api_token, case_body, hub_token, make_app, services, spoke_settings
+from tests.unit.spoke.conftest import (
+    api_token,
+    case_body,
+    hub_token,
+    make_app,
+    services,
+    spoke_settings,
+)
 
 
 def hub_cases_with_uid(database_url: str, uid: str) -> int:

@@ -5,10 +5,10 @@ Revises:
 Create Date: 2026-11-21 23:52:51.041210
 """
 
-from alembic import op
 import sqlalchemy as sa
-import teleconsult.dbtypes
+from alembic import op
 
+import teleconsult.dbtypes
 
 revision = '0001'
 down_revision = None

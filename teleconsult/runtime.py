@@ -1,0 +1,36 @@
+"""What every component's process does the same way: command-line overrides, logging, secrets."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import secrets
+from pathlib import Path
+
+from config.settings import Settings, load_settings
+
+
+def settings_from_argv(component: str, argv: list[str] | None) -> Settings:
+    """Settings of ``component`` with ``--host``/``--port`` from the command line on top."""
+    parser = argparse.ArgumentParser(prog=f"teleconsult {component}")
+    parser.add_argument("--host")
+    parser.add_argument("--port", type=int)
+    args = parser.parse_args(argv)
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    settings = load_settings(component, overrides=overrides)
+    logging.basicConfig(
+        level=settings.log_level, format=f"%(asctime)s {component} %(levelname)s %(name)s: %(message)s"
+    )
+    return settings
+
+
+def secret_key(settings: Settings) -> str:
+    """The configured secret, or one generated on first start and kept in data_dir (mode 0600)."""
+    if settings.secret_key:
+        return str(settings.secret_key)
+    path = Path(settings.data_dir) / "secret_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(48))
+    return path.read_text().strip()
