@@ -1,0 +1,87 @@
+"""The administrator's commands against a real database file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import select
+
+from hub.persistence.models import Spoke, User
+from hub.services.auth import digest, verify_password
+from teleconsult.cli import main
+from teleconsult.db import Database
+
+
+@pytest.fixture
+def hub_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    url = f"sqlite:///{tmp_path / 'hub.sqlite'}"
+    monkeypatch.setenv("TELECONSULT_HUB_DATABASE_URL", url)
+    monkeypatch.setenv("TELECONSULT_HUB_DATA_DIR", str(tmp_path))
+    return url
+
+
+def _run(*args: str, input: str | None = None) -> str:
+    result = CliRunner().invoke(main, list(args), input=input)
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return result.output
+
+
+def test_db_upgrade_then_spoke_register_then_user_add(hub_env: str) -> None:
+    assert "newest schema" in _run("db", "upgrade")
+    assert "newest schema" in _run("db", "upgrade")  # twice is harmless
+    out = _run("spoke", "register", "PHC-7", "--name", "PHC Rampur", "--ae", "SPOKE7")
+    token = out.splitlines()[1].strip()
+    _run("user", "add", "drrao", "--role", "spoke_doctor", "--spoke", "PHC-7", "--name", "Dr. A. Rao",
+         input="s3cret-pass\ns3cret-pass\n")
+    db = Database(hub_env)
+    with db.session() as s:
+        spoke = s.scalars(select(Spoke)).one()
+        assert (spoke.code, spoke.ae_titles, spoke.token_hash) == ("PHC-7", ["SPOKE7"], digest(token))
+        user = s.scalars(select(User)).one()
+        assert (user.role, user.spoke_id, user.name) == ("spoke_doctor", spoke.id, "Dr. A. Rao")
+        assert verify_password(user.password_hash, "s3cret-pass")
+    db.dispose()
+
+
+def test_registering_again_replaces_the_token(hub_env: str) -> None:
+    _run("db", "upgrade")
+    first = _run("spoke", "register", "PHC-7").splitlines()[1]
+    second = _run("spoke", "register", "PHC-7").splitlines()[1]
+    assert first != second
+    db = Database(hub_env)
+    with db.session() as s:
+        assert s.scalars(select(Spoke.token_hash)).one() == digest(second.strip())
+    db.dispose()
+
+
+def test_bad_user_input_is_a_clear_message_and_stores_nothing(hub_env: str) -> None:
+    _run("db", "upgrade")
+    runner = CliRunner()
+    cases = [
+        (["user", "add", "x", "--role", "spoke_doctor", "--password", "longenough"], "belongs to a spoke"),
+        (["user", "add", "x", "--role", "specialist", "--password", "longenough"], "at least one specialty"),
+        (["user", "add", "x", "--role", "specialist", "--specialty", "cardio", "--password", "longenough"],
+         "Unknown specialties: cardio"),
+        (["user", "add", "x", "--role", "spoke_doctor", "--spoke", "NOPE", "--password", "longenough"],
+         "No spoke with code 'NOPE'"),
+    ]
+    for args, message in cases:
+        result = runner.invoke(main, args)
+        assert result.exit_code == 1 and message in result.output, result.output
+    db = Database(hub_env)
+    with db.session() as s:
+        assert s.scalars(select(User)).all() == []
+    db.dispose()
+
+
+def test_the_hub_refuses_to_start_on_an_old_schema(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    env = {"TELECONSULT_HUB_DATABASE_URL": f"sqlite:///{tmp_path / 'empty.sqlite'}",
+           "TELECONSULT_HUB_DATA_DIR": str(tmp_path), "TELECONSULT_HUB_ASYNC_MODE": "threading",
+           "PATH": "/usr/bin:/bin"}
+    result = subprocess.run([sys.executable, "-m", "hub"], env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode != 0 and "teleconsult db upgrade" in result.stderr
