@@ -14,6 +14,7 @@ from config.settings import Settings, load_settings
 from hub.api.errors import register_error_handlers
 from hub.context import Hub, close_session
 from hub.realtime.namespace import HubNamespace
+from hub.realtime.presence import make_presence
 from hub.services.events import EventPublisher
 from shared.clock import Clock, SystemClock
 from teleconsult.db import Database, default_url
@@ -43,9 +44,11 @@ def create_app(
 
     from hub.api.views import bp as api_bp
     from hub.dicomweb.views import bp as dicomweb_bp
+    from hub.realtime.views import bp as realtime_bp
 
     app.register_blueprint(api_bp)
     app.register_blueprint(dicomweb_bp)
+    app.register_blueprint(realtime_bp)
     app.add_url_rule("/", "home", _home)
     app.add_url_rule("/healthz", "healthz", lambda: jsonify(status="ok"))
 
@@ -54,10 +57,13 @@ def create_app(
         app,
         async_mode=settings.async_mode,
         message_queue=settings.message_queue or None,
+        channel=settings.socketio_channel,
         cors_allowed_origins=[],
         json=None,
     )
-    socketio.on_namespace(HubNamespace("/"))
+    realtime = HubNamespace(make_presence(settings.message_queue, settings.socketio_channel))
+    socketio.on_namespace(realtime)
+    app.extensions["teleconsult.realtime"] = realtime
     app.extensions["teleconsult.socketio"] = socketio
     EventPublisher(lambda event, msg, rooms: socketio.emit(event, msg, to=rooms)).bind(db.sessions)
     return app

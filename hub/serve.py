@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import resource
 import sys
 
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from config.settings import Settings
+from hub.realtime.jobs import start_periodic_jobs
 from teleconsult.db import make_engine
 from teleconsult.migrations import alembic_config
 from teleconsult.runtime import settings_from_argv
@@ -45,7 +47,20 @@ def main(argv: list[str] | None = None) -> None:
     app = create_app(settings)
     socketio = app.extensions["teleconsult.socketio"]
     log.info("Teleconsult hub listening on http://%s:%s (%s)", settings.host, settings.port, settings.async_mode)
-    kwargs = {"log_output": False}
-    if settings.async_mode == "threading":
+    start_periodic_jobs(app, settings.socket_check_s)
+    kwargs: dict[str, object] = {"log_output": False}
+    if settings.async_mode == "eventlet":
+        _raise_open_files_limit(settings.max_connections + 256)
+        kwargs["max_size"] = settings.max_connections  # eventlet's default holds only 1,024
+    else:
         kwargs["allow_unsafe_werkzeug"] = True
     socketio.run(app, host=settings.host, port=settings.port, **kwargs)
+
+
+def _raise_open_files_limit(wanted: int) -> None:
+    """Each connection is a file descriptor; the usual soft limit of 1,024 is too few."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        log.info("open files limit raised from %d to %d", soft, target)

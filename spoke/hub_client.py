@@ -5,6 +5,7 @@ mirror of this spoke's cases on every (re)connect."""
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 from typing import Any
 
@@ -17,6 +18,7 @@ from spoke.store import CaseStore
 log = logging.getLogger(__name__)
 
 ADVICE_ACK = "advice.ack"
+_STOP = object()
 HANDLED_EVENTS = (
     protocol.CASE_ASSIGNED,
     protocol.CASE_UPDATED,
@@ -45,6 +47,10 @@ class HubClient:
         )
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # Events are stored one at a time in the order they arrived (the Socket.IO client may
+        # call handlers on several threads): an older event never overwrites a newer one.
+        self._events: queue.Queue[Any] = queue.Queue()
+        self._worker: threading.Thread | None = None
         self._register()
 
     @property
@@ -56,13 +62,15 @@ class HubClient:
         self.sio.on("disconnect", self._on_disconnect)
         self.sio.on("connect_error", self._on_connect_error)
         for name in HANDLED_EVENTS:
-            self.sio.on(name, self.handle_event)
+            self.sio.on(name, self._events.put)
 
     def start(self) -> None:
         """Connect in the background; keeps trying until connected or stopped."""
         if self._thread is not None:
             return
         self._stop.clear()
+        self._worker = threading.Thread(target=self._store_events, name="spoke-hub-events", daemon=True)
+        self._worker.start()
         self._thread = threading.Thread(target=self._connect_loop, name="spoke-hub-client", daemon=True)
         self._thread.start()
 
@@ -75,6 +83,14 @@ class HubClient:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+        if self._worker is not None:
+            self._events.put(_STOP)
+            self._worker.join(timeout)
+            self._worker = None
+
+    def _store_events(self) -> None:
+        while (data := self._events.get()) is not _STOP:
+            self.handle_event(data)
 
     def _connect_loop(self) -> None:
         """The first connection (python-socketio reconnects by itself once connected)."""

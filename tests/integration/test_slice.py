@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +12,6 @@ from typing import Any
 
 import pytest
 import requests
-import socketio
 from sqlalchemy import func, select
 
 from hub.persistence.models import AdviceDelivery
@@ -21,6 +19,7 @@ from shared.multipart import parse_related
 from teleconsult.db import Database
 from tests.conftest import need_tool
 from tests.dicomgen import dataset_bytes, make_ct_series, write_series
+from tests.support.realtime import Listener
 from tests.support.slice import BRIDGE_AET, MODALITY_AET, Slice, clinic_slice
 from tests.support.waiting import wait_for
 
@@ -49,25 +48,6 @@ def _hub_login(base: str, username: str) -> str:
     return str(r.json()["access_token"])
 
 
-class Browser:
-    """The clinic doctor's live connection to the hub: records each event with its arrival time."""
-
-    def __init__(self, url: str, token: str) -> None:
-        self.events: list[tuple[float, dict[str, Any]]] = []
-        self.lock = threading.Lock()
-        self.client = socketio.Client(reconnection=False)
-        self.client.on("*", self._record)
-        self.client.connect(url, auth={"token": token}, wait_timeout=10)
-
-    def _record(self, event: str, data: dict[str, Any]) -> None:
-        with self.lock:
-            self.events.append((time.monotonic(), data))
-
-    def first(self, event_type: str) -> tuple[float, dict[str, Any]] | None:
-        with self.lock:
-            return next(((t, e) for t, e in self.events if e["type"] == event_type), None)
-
-
 @dataclass
 class People:
     """Bearer tokens of the clinic doctor (at the spoke) and the specialist (at the hub)."""
@@ -89,7 +69,7 @@ def run_slice(tmp_path: Path, database_url: str | None) -> dict[str, float]:
         case = _raise_case_at_the_spoke(s, people)
         hub_case = _wait_synced(s, people, case["uid"])
         timings["case synced"] = time.monotonic() - t0
-        browser = Browser(s.hub.url, _hub_login(s.hub.url, "clinic1"))
+        browser = Listener(s.hub.url, _hub_login(s.hub.url, "clinic1"))
         try:
             t1 = time.monotonic()
             sent = _send_ct(s, storescu, tmp_path, case["accession_number"])
@@ -98,7 +78,7 @@ def run_slice(tmp_path: Path, database_url: str | None) -> dict[str, float]:
             timings["advice latency"] = _advise_and_wait(s, people, browser, hub_case["id"])
             _clinic_sees_advice(s, people, case["uid"])
         finally:
-            browser.client.disconnect()
+            browser.close()
         timings["total"] = time.monotonic() - t0
     return timings
 
@@ -160,7 +140,7 @@ def _check_images_at_hub(s: Slice, people: People, case_id: int, sent: dict[str,
         assert dataset_bytes(stored) == dataset_bytes(original)
 
 
-def _advise_and_wait(s: Slice, people: People, browser: Browser, case_id: int) -> float:
+def _advise_and_wait(s: Slice, people: People, browser: Listener, case_id: int) -> float:
     issued = time.monotonic()
     r = requests.post(f"{s.hub.url}/api/v1/cases/{case_id}/advice", json=ADVICE, headers=people.specialist, timeout=10)
     assert r.status_code == 201, r.text

@@ -49,3 +49,15 @@ def fresh_database(kind: str, tmp: Path) -> Iterator[str]:
     else:
         with fresh_postgres() as url:
             yield url
+
+
+REDIS_URL = os.environ.get("TELECONSULT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def redis_available() -> bool:
+    try:
+        import redis
+
+        return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3).ping())
+    except Exception:
+        return False

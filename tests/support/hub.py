@@ -1,4 +1,4 @@
-"""A real hub process for tests: migrated, seeded with the demo accounts, on a free port."""
+"""Real hub processes for tests: migrated, seeded with the demo accounts, on free ports."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ class RunningHub:
     spoke_tokens: dict[str, str]
     database_url: str
     data_dir: Path
+    port: int
 
 
 def prepare_hub_db(database_url: str) -> dict[str, str]:
@@ -33,22 +34,39 @@ def prepare_hub_db(database_url: str) -> dict[str, str]:
         db.dispose()
 
 
-@contextmanager
-def hub_process(tmp: Path, database_url: str | None = None, async_mode: str = "threading") -> Iterator[RunningHub]:
+def start_hub(
+    tmp: Path, database_url: str, *, name: str = "hub", port: int | None = None,
+    async_mode: str = "threading", extra_env: dict[str, str] | None = None,
+) -> tuple[Process, int]:
+    """Start one hub process on an already prepared database and wait until it answers."""
     data_dir = tmp / "hub"
     data_dir.mkdir(parents=True, exist_ok=True)
-    url = database_url or f"sqlite:///{data_dir / 'hub.sqlite'}"
-    tokens = prepare_hub_db(url)
-    port = free_port()
+    port = port or free_port()
     env = {
         "TELECONSULT_HUB_PORT": str(port),
         "TELECONSULT_HUB_DATA_DIR": str(data_dir),
-        "TELECONSULT_HUB_DATABASE_URL": url,
+        "TELECONSULT_HUB_DATABASE_URL": database_url,
         "TELECONSULT_HUB_ASYNC_MODE": async_mode,
         "TELECONSULT_HUB_LOG_LEVEL": "INFO",
+        **(extra_env or {}),
     }
-    process = start("hub", ["hub"], env, tmp)
+    process = start(name, ["hub"], env, tmp)
+    try:
+        wait_http(process, f"http://127.0.0.1:{port}/healthz")
+    except BaseException:
+        process.stop()
+        raise
+    return process, port
+
+
+@contextmanager
+def hub_process(
+    tmp: Path, database_url: str | None = None, async_mode: str = "threading",
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[RunningHub]:
+    url = database_url or f"sqlite:///{tmp / 'hub' / 'hub.sqlite'}"
+    (tmp / "hub").mkdir(parents=True, exist_ok=True)
+    tokens = prepare_hub_db(url)
+    process, port = start_hub(tmp, url, async_mode=async_mode, extra_env=extra_env)
     with running(process):
-        base = f"http://127.0.0.1:{port}"
-        wait_http(process, base + "/healthz")
-        yield RunningHub(base, process, tokens, url, data_dir)
+        yield RunningHub(f"http://127.0.0.1:{port}", process, tokens, url, tmp / "hub", port)

@@ -124,9 +124,12 @@ def test_the_spoke_acknowledges_advice_and_resume_replays_missed_events(hub: Hub
     hub.client.post(f"/api/v1/cases/{case['id']}/advice", json=ADVICE, headers=hub.login("ortho1"))
     late = hub.socket(hub.spoke_tokens["PHC-1"])
     answer = late.emit("resume", {"after_seq": 0}, callback=True)
-    assert answer == {"ok": True, "replayed": 2}
+    assert answer == {"ok": True, "replayed": 2, "resent": 0, "last_seq": 2}
     replayed = [e["args"][0] for e in late.get_received()]
     assert [e["type"] for e in replayed] == ["case.assigned", "advice.issued"]
+    # Told about the advice (seq 2) but never acknowledged it: sent again on the next resume.
+    assert late.emit("resume", {"after_seq": 2}, callback=True)["resent"] == 1
+    assert [e["args"][0]["seq"] for e in late.get_received()] == [2]
     advice_id = replayed[1]["advice"]["id"]
     assert late.emit("advice.ack", {"advice_id": advice_id}, callback=True) == {"ok": True}
     assert late.emit("advice.ack", {"advice_id": advice_id}, callback=True) == {"ok": True}
