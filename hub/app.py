@@ -45,10 +45,12 @@ def create_app(
     from hub.api.views import bp as api_bp
     from hub.dicomweb.views import bp as dicomweb_bp
     from hub.realtime.views import bp as realtime_bp
+    from teleconsult.assets import bp as assets_bp
 
     app.register_blueprint(api_bp)
     app.register_blueprint(dicomweb_bp)
     app.register_blueprint(realtime_bp)
+    app.register_blueprint(assets_bp)
     app.add_url_rule("/", "home", _home)
     app.add_url_rule("/healthz", "healthz", lambda: jsonify(status="ok"))
 

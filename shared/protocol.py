@@ -11,6 +11,9 @@ MESSAGE_POSTED: Final = "message.posted"
 ADVICE_ISSUED: Final = "advice.issued"
 QUEUE_POSITION: Final = "queue.position"
 SLA_BREACHED: Final = "sla.breached"
+# Hub-side events for supervisors' and admins' pages (dashboard room).
+SUPERVISION_CHANGED: Final = "supervision.changed"
+SPECIALIST_UPDATED: Final = "specialist.updated"
 
 ALL_EVENTS: Final = (
     CASE_UPDATED,
@@ -20,6 +23,8 @@ ALL_EVENTS: Final = (
     ADVICE_ISSUED,
     QUEUE_POSITION,
     SLA_BREACHED,
+    SUPERVISION_CHANGED,
+    SPECIALIST_UPDATED,
 )
 
 # Emitted by a client after (re)connecting: {"after_seq": <last seq it handled>}.
@@ -42,7 +47,8 @@ DASHBOARD_ROOM: Final = "dashboard"
 
 
 def event_payload(
-    seq: int, event_type: str, case_id: int | None, data: dict[str, Any]
+    seq: int, event_type: str, case_id: int | None, data: dict[str, Any], at: str | None = None
 ) -> dict[str, Any]:
-    """The JSON object every event carries: ``seq``, ``type``, ``case_id`` and its own fields."""
-    return {**data, "seq": seq, "type": event_type, "case_id": case_id}
+    """The JSON object every event carries: ``seq``, ``type``, ``case_id``, ``at`` (when the hub
+    recorded it, ISO 8601 UTC) and its own fields."""
+    return {**data, "seq": seq, "type": event_type, "case_id": case_id, "at": at}

@@ -44,7 +44,7 @@ def record_event(
 
 
 def as_message(row: Event) -> dict[str, Any]:
-    return event_payload(row.seq, row.type, row.case_id, row.payload)
+    return event_payload(row.seq, row.type, row.case_id, row.payload, row.created_at.isoformat())
 
 
 class EventPublisher:
