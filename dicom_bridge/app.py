@@ -15,6 +15,7 @@ from pynetdicom.transport import ThreadedAssociationServer
 from dicom_bridge.forwarder import Forwarder
 from dicom_bridge.scp import start_scp
 from dicom_bridge.spool import Spool
+from dicom_bridge.worklist import SpokeWorklist
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,10 @@ class Bridge:
             retry_max_s=settings.retry_max_s,
             timeout_s=settings.hub_timeout_s,
         )
+        spoke_url = str(getattr(settings, "spoke_url", "") or "")
+        self.worklist = (
+            SpokeWorklist(spoke_url, settings.spoke_token, float(settings.worklist_timeout_s)) if spoke_url else None
+        )
         self.ae: AE | None = None
         self.server: ThreadedAssociationServer | None = None
 
@@ -59,7 +64,9 @@ class Bridge:
         refuse_eventlet()
         self.forwarder.start()
         try:
-            self.ae, self.server = start_scp(self.settings, self.spool, self.forwarder.wake)
+            self.ae, self.server = start_scp(
+                self.settings, self.spool, self.forwarder.wake, self.worklist
+            )
         except BaseException:
             self.forwarder.stop()
             raise

@@ -7,9 +7,11 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 from dicom_bridge.spool import InvalidInstanceError, Spool
+from dicom_bridge.worklist import WorklistSource, WorklistUnavailable, find
 
 logger = logging.getLogger(__name__)
 
@@ -17,6 +19,9 @@ SUCCESS = 0x0000
 OUT_OF_RESOURCES = 0xA700
 CANNOT_UNDERSTAND = 0xC210
 PROCESSING_FAILURE = 0xC211  # unexpected error: still in the "cannot understand" range
+PENDING = 0xFF00
+CANCEL = 0xFE00
+UNABLE_TO_PROCESS = 0xC000  # C-FIND failure: the query cannot be read
 
 
 def handle_echo(event: Any) -> int:
@@ -47,6 +52,29 @@ def handle_store(event: Any, spool: Spool, wake: threading.Event | None = None) 
     if wake is not None:
         wake.set()
     return SUCCESS
+
+
+def handle_find(event: Any, worklist: WorklistSource) -> Iterator[tuple[int, Any]]:
+    """Answer a Modality Worklist C-FIND from the clinic's open cases, one pending item each."""
+    try:
+        query = event.identifier
+        cases = worklist.open_cases()
+        items = list(find(query, cases))
+    except WorklistUnavailable as exc:
+        logger.error("worklist C-FIND from %s: %s", _peer(event), exc)
+        yield OUT_OF_RESOURCES, None
+        return
+    except Exception:
+        logger.exception("worklist C-FIND from %s failed", _peer(event))
+        yield UNABLE_TO_PROCESS, None
+        return
+    logger.info("worklist C-FIND from %s: %d item(s)", _peer(event), len(items))
+    for item in items:
+        if event.is_cancelled:
+            yield CANCEL, None
+            return
+        yield PENDING, item
+    yield SUCCESS, None
 
 
 def handle_open(event: Any) -> None:

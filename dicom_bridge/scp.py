@@ -10,11 +10,21 @@ from typing import Any
 
 from pydicom import uid
 from pynetdicom import AE, AllStoragePresentationContexts, evt
-from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+from pynetdicom.sop_class import (  # type: ignore[attr-defined]
+    ModalityWorklistInformationFind,
+    Verification,
+)
 from pynetdicom.transport import ThreadedAssociationServer
 
-from dicom_bridge.handlers import handle_echo, handle_open, handle_rejected, handle_store
+from dicom_bridge.handlers import (
+    handle_echo,
+    handle_find,
+    handle_open,
+    handle_rejected,
+    handle_store,
+)
 from dicom_bridge.spool import Spool
+from dicom_bridge.worklist import WorklistSource
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +72,7 @@ def build_ae(settings: Any) -> AE:
     ae.require_calling_aet = calling_aet_allow_list(settings)
     ae.maximum_pdu_size = MAXIMUM_PDU_SIZE
     ae.add_supported_context(Verification)
+    ae.add_supported_context(ModalityWorklistInformationFind)
     for context in AllStoragePresentationContexts:
         if context.abstract_syntax is not None:
             ae.add_supported_context(context.abstract_syntax, TRANSFER_SYNTAXES)
@@ -70,18 +81,23 @@ def build_ae(settings: Any) -> AE:
     return ae
 
 
-def event_handlers(spool: Spool, wake: threading.Event | None = None) -> list[Any]:
+def event_handlers(
+    spool: Spool, wake: threading.Event | None = None, worklist: WorklistSource | None = None
+) -> list[Any]:
     """Return the ``(event, handler[, args])`` bindings for ``AE.start_server``."""
-    return [
+    handlers: list[Any] = [
         (evt.EVT_CONN_OPEN, handle_open),
         (evt.EVT_REJECTED, handle_rejected),
         (evt.EVT_C_ECHO, handle_echo),
         (evt.EVT_C_STORE, handle_store, [spool, wake]),
     ]
+    if worklist is not None:
+        handlers.append((evt.EVT_C_FIND, handle_find, [worklist]))
+    return handlers
 
 
 def start_scp(
-    settings: Any, spool: Spool, wake: threading.Event | None = None
+    settings: Any, spool: Spool, wake: threading.Event | None = None, worklist: WorklistSource | None = None
 ) -> tuple[AE, ThreadedAssociationServer]:
     """Build the AE and start it listening in the background on ``(settings.host, settings.port)``.
 
@@ -91,7 +107,7 @@ def start_scp(
     server = ae.start_server(
         (settings.host, int(settings.port)),
         block=False,
-        evt_handlers=event_handlers(spool, wake),
+        evt_handlers=event_handlers(spool, wake, worklist),
     )
     if server is None:  # block=False always returns the server
         raise RuntimeError("pynetdicom did not return a server")

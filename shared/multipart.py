@@ -35,7 +35,7 @@ def parse_related(body: bytes, boundary: str) -> list[tuple[dict[str, str], byte
     start = body.find(delimiter)
     if start < 0:
         raise MultipartError("The body does not contain the multipart boundary.")
-    parts = []
+    parts: list[tuple[dict[str, str], bytes]] = []
     pos = start + len(delimiter)
     while True:
         if body[pos : pos + 2] == b"--":

@@ -8,8 +8,10 @@ from typing import Any
 from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
 
+from shared.errors import InvalidInput
 from shared.schemas import CaseCreateSchema, TokenRequestSchema, load_or_raise
-from spoke.context import bearer_doctor, spoke
+from spoke.context import bearer_doctor, bearer_service, spoke
+from spoke.inbox import Inbox
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -48,3 +50,28 @@ def list_cases() -> ResponseReturnValue:
 def get_case(uid: str) -> ResponseReturnValue:
     bearer_doctor()
     return jsonify(spoke().store.get_case(uid))
+
+
+@bp.get("/worklist")
+def worklist() -> ResponseReturnValue:
+    """Open cases for the DICOM bridge's Modality Worklist (service token only)."""
+    bearer_service()
+    return jsonify(items=spoke().store.open_cases())
+
+
+@bp.get("/inbox")
+def inbox() -> ResponseReturnValue:
+    """Studies that reached the hub without a matching case, waiting to be attached by hand."""
+    bearer_doctor()
+    return jsonify(items=Inbox(spoke().hub_api).studies())
+
+
+@bp.post("/inbox/<study_uid>/attach")
+def attach(study_uid: str) -> ResponseReturnValue:
+    bearer_doctor()
+    case_uid = str((_json() or {}).get("case_uid") or "").strip()
+    if not case_uid:
+        raise InvalidInput("Name the case to attach the study to.", fields={"case_uid": ["required"]})
+    s = spoke()
+    s.store.get_case(case_uid)  # 404 unless the case is this clinic's
+    return jsonify(Inbox(s.hub_api).attach(study_uid, case_uid))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass
 
 from flask import current_app, request
@@ -49,3 +50,11 @@ def bearer_doctor() -> ClinicDoctor:
     if scheme.lower() != "bearer" or not token.strip():
         raise NotAuthenticated("Sign in first: send 'Authorization: Bearer <token>'.")
     return spoke().accounts.authenticate(token.strip())
+
+
+def bearer_service() -> None:
+    """Check the caller is this clinic's own bridge: it holds the spoke's service token."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    expected = str(spoke().settings.spoke_token or "")
+    if scheme.lower() != "bearer" or not expected or not hmac.compare_digest(token.strip(), expected):
+        raise NotAuthenticated("Send the spoke's service token: 'Authorization: Bearer <token>'.")

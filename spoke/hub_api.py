@@ -58,6 +58,15 @@ class HubApi:
         result: list[dict[str, Any]] = self._request("GET", "/api/v1/specialties")
         return result
 
+    def unlinked_studies(self) -> list[dict[str, Any]]:
+        """QIDO-RS: this spoke's studies at the hub that matched no case (the inbox)."""
+        result: list[dict[str, Any]] = self._request("GET", "/dicomweb/studies", params={"linked": "false"})
+        return result
+
+    def attach_study(self, study_uid: str, case_uid: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._request("PUT", f"/dicomweb/studies/{study_uid}/case", json={"case_uid": case_uid})
+        return result
+
     def ping(self) -> None:
         """Raises ``HubUnavailable`` unless the hub answers its health check."""
         self._request("GET", "/healthz", auth=False)

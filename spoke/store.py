@@ -33,6 +33,11 @@ from teleconsult.db import Database
 log = logging.getLogger(__name__)
 
 LAST_SEQ = "last_seq"
+# A case is on the modality worklist from when it is raised until it is advised or ends.
+WORKLIST_STATUSES = [
+    CaseStatus.DRAFT.value, CaseStatus.SUBMITTED.value, CaseStatus.QUEUED.value, CaseStatus.ASSIGNED.value,
+    CaseStatus.IN_REVIEW.value, CaseStatus.NEEDS_INFO.value,
+]
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -205,6 +210,15 @@ class CaseStore:
                     for m in messages
                 ],
             }
+
+    def open_cases(self, limit: int = 500) -> list[dict[str, Any]]:
+        """Cases still waiting for images or advice: the modality worklist, oldest first."""
+        with self.db.session() as session:
+            rows = session.scalars(
+                select(LocalCase).where(LocalCase.status.in_(WORKLIST_STATUSES), LocalCase.sync_state != SyncState.REJECTED)
+                .order_by(LocalCase.created_at, LocalCase.id).limit(limit)
+            )
+            return [case_dict(c) for c in rows]
 
     def _get(self, session: Session, uid: str) -> LocalCase:
         case = session.scalar(select(LocalCase).where(LocalCase.uid == uid))

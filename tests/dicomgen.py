@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from collections.abc import Iterable
 from pathlib import Path
@@ -12,7 +13,9 @@ from pydicom.uid import (
     PYDICOM_IMPLEMENTATION_UID,
     UID,
     CTImageStorage,
+    DigitalXRayImageStorageForPresentation,
     ExplicitVRLittleEndian,
+    UltrasoundMultiFrameImageStorage,
     generate_uid,
 )
 
@@ -26,9 +29,9 @@ def _phantom(rows: int, cols: int, slice_index: int, n_slices: int) -> np.ndarra
     return (hu + 1024.0).clip(0, 4095).astype(np.uint16)
 
 
-def _file_meta(sop_instance_uid: UID) -> FileMetaDataset:
+def _file_meta(sop_instance_uid: UID, sop_class: str = CTImageStorage) -> FileMetaDataset:
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = CTImageStorage
+    meta.MediaStorageSOPClassUID = sop_class
     meta.MediaStorageSOPInstanceUID = sop_instance_uid
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
@@ -81,6 +84,69 @@ def make_ct_series(
     """Return one CT series of ``n_slices`` 16-bit slices (Explicit VR Little Endian, new UIDs)."""
     common = _series_attributes(accession_number, patient_id, patient_name)
     return [_ct_slice(common, i, n_slices, rows, cols) for i in range(n_slices)]
+
+
+def _patient_study(ds: Dataset, accession_number: str, patient_id: str, patient_name: str) -> None:
+    now = dt.datetime.now()
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.SOPInstanceUID = generate_uid()
+    ds.PatientName, ds.PatientID = patient_name, patient_id
+    ds.PatientBirthDate, ds.PatientSex = "19800101", "O"
+    ds.StudyDate = ds.SeriesDate = ds.ContentDate = now.strftime("%Y%m%d")
+    ds.StudyTime = ds.SeriesTime = ds.ContentTime = now.strftime("%H%M%S")
+    ds.AccessionNumber, ds.StudyID, ds.SeriesNumber, ds.InstanceNumber = accession_number, "1", 1, 1
+    ds.ReferringPhysicianName, ds.Manufacturer = "", "Teleconsult test data"
+
+
+def make_dx(
+    accession_number: str = "ACC0002", patient_id: str = "PSEUDO-0002", rows: int = 128, cols: int = 96,
+    patient_name: str = "TEST^DX",
+) -> Dataset:
+    """Return a DX image "for presentation", MONOCHROME1 (white = low values), 12 bits in 16."""
+    ds = Dataset()
+    _patient_study(ds, accession_number, patient_id, patient_name)
+    ds.SOPClassUID = DigitalXRayImageStorageForPresentation
+    ds.file_meta = _file_meta(ds.SOPInstanceUID, ds.SOPClassUID)
+    ds.Modality, ds.PresentationIntentType, ds.ImageType = "DX", "FOR PRESENTATION", ["ORIGINAL", "PRIMARY"]
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME1"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.Rows, ds.Columns, ds.PixelSpacing = rows, cols, [0.2, 0.2]
+    ds.WindowCenter, ds.WindowWidth = 2048, 4096
+    ds.RescaleIntercept, ds.RescaleSlope = 0, 1
+    y, x = np.mgrid[0:rows, 0:cols]
+    bone = (np.abs(x - cols / 2) < cols / 8) & (np.abs(y - rows / 2) < rows / 3)
+    ds.PixelData = np.where(bone, 400, 3600).astype(np.uint16).tobytes()
+    return ds
+
+
+def make_us_cine(
+    frames: int = 8, rows: int = 48, cols: int = 64, accession_number: str = "ACC0003",
+    patient_id: str = "PSEUDO-0003", patient_name: str = "TEST^US",
+) -> Dataset:
+    """Return a multi-frame ultrasound cine loop in RGB, 8 bits per sample."""
+    ds = Dataset()
+    _patient_study(ds, accession_number, patient_id, patient_name)
+    ds.SOPClassUID = UltrasoundMultiFrameImageStorage
+    ds.file_meta = _file_meta(ds.SOPInstanceUID, ds.SOPClassUID)
+    ds.Modality, ds.ImageType = "US", ["ORIGINAL", "PRIMARY"]
+    ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = 3, "RGB", 0
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    ds.Rows, ds.Columns, ds.NumberOfFrames = rows, cols, frames
+    ds.FrameTime, ds.CineRate = 40.0, 25
+    ds.FrameIncrementPointer = (0x0018, 0x1063)
+    cine = np.zeros((frames, rows, cols, 3), dtype=np.uint8)
+    for f in range(frames):  # a bright dot moving across a dark sector, one frame apart
+        cine[f, rows // 2 - 3 : rows // 2 + 3, (f * 5) % cols : (f * 5) % cols + 6, :] = (250, 200, 20 * f % 256)
+        cine[f, :, :, 2] += np.uint8(f)
+    ds.PixelData = cine.tobytes()
+    return ds
+
+
+def compressed(ds: Dataset, transfer_syntax: str) -> Dataset:
+    """Return ``ds`` re-encoded in a compressed ``transfer_syntax`` (RLE, JPEG-LS, JPEG 2000)."""
+    out = copy.deepcopy(ds)
+    out.compress(transfer_syntax)
+    return out
 
 
 def write_series(datasets: Iterable[Dataset], directory: str | Path) -> list[Path]:

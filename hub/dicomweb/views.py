@@ -1,4 +1,6 @@
-"""DICOMweb of the hub under /dicomweb: STOW-RS and WADO-RS (DESIGN.md, "DICOMweb")."""
+"""DICOMweb of the hub under /dicomweb (DESIGN.md, "DICOMweb"): STOW-RS, QIDO-RS, WADO-RS with
+metadata, frames and rendered previews. Thin: parse, call one service, answer; every call is
+authenticated and scoped like the REST API."""
 
 from __future__ import annotations
 
@@ -9,8 +11,23 @@ from flask.typing import ResponseReturnValue
 from werkzeug.http import parse_options_header
 
 from hub.context import current_principal, db_session, hub, remote_addr
+from hub.services.image_query import (
+    _INSTANCE_KEYS,
+    _SERIES_KEYS,
+    _STUDY_KEYS,
+    ImageReader,
+    parse_query,
+)
 from hub.services.images import ImageService, StowResult
-from shared.errors import InvalidInput, UnsupportedMediaType
+from hub.services.rendering import (
+    RenderError,
+    decoded_frame,
+    parse_window,
+    render,
+    run_cpu,
+    stored_frame,
+)
+from shared.errors import InvalidInput, NotFound, UnsupportedMediaType
 from shared.multipart import MultipartError, build_related, parse_related
 
 bp = Blueprint("dicomweb", __name__, url_prefix="/dicomweb")
@@ -80,8 +97,143 @@ def _sop_ref(sop_class: str, sop_uid: str) -> dict[str, Any]:
     return ref
 
 
+# -- QIDO-RS -------------------------------------------------------------------------------------
+
+_DICOM_JSON = "application/dicom+json"
+
+
+def _reader() -> ImageReader:
+    h = hub()
+    base = (str(h.settings.public_url or "").rstrip("/") or request.host_url.rstrip("/")) + (bp.url_prefix or "")
+    return ImageReader(db_session(), h.clock, h.image_dir, base, remote_addr())
+
+
+def _dicom_json(items: Any) -> ResponseReturnValue:
+    response = jsonify(items)
+    response.content_type = _DICOM_JSON
+    return response
+
+
+@bp.get("/studies")
+def search_studies() -> ResponseReturnValue:
+    query = parse_query(request.args, _STUDY_KEYS)
+    return _dicom_json(_reader().search_studies(current_principal(), query))
+
+
+@bp.get("/studies/<study>/series")
+def search_series(study: str) -> ResponseReturnValue:
+    query = parse_query(request.args, _SERIES_KEYS)
+    return _dicom_json(_reader().search_series(current_principal(), study, query))
+
+
+@bp.get("/studies/<study>/instances")
+@bp.get("/studies/<study>/series/<series>/instances")
+def search_instances(study: str, series: str | None = None) -> ResponseReturnValue:
+    query = parse_query(request.args, _INSTANCE_KEYS)
+    return _dicom_json(_reader().search_instances(current_principal(), study, series, query))
+
+
+# -- WADO-RS -------------------------------------------------------------------------------------
+
+
+@bp.get("/studies/<study>")
+@bp.get("/studies/<study>/series/<series>")
 @bp.get("/studies/<study>/series/<series>/instances/<instance>")
-def retrieve_instance(study: str, series: str, instance: str) -> ResponseReturnValue:
-    path = _images().instance_file(current_principal(), study, series, instance)
-    body, content_type = build_related([path.read_bytes()], _DICOM)
+def retrieve(study: str, series: str | None = None, instance: str | None = None) -> ResponseReturnValue:
+    reader = _reader()
+    found = reader.instances(current_principal(), study, series, instance)
+    body, content_type = build_related((reader.path_of(i).read_bytes() for i in found), _DICOM)
     return Response(body, content_type=content_type)
+
+
+@bp.get("/studies/<study>/metadata")
+@bp.get("/studies/<study>/series/<series>/metadata")
+@bp.get("/studies/<study>/series/<series>/instances/<instance>/metadata")
+def retrieve_metadata(study: str, series: str | None = None, instance: str | None = None) -> ResponseReturnValue:
+    return _dicom_json(_reader().metadata(current_principal(), study, series, instance))
+
+
+@bp.get("/studies/<study>/series/<series>/instances/<instance>/frames/<frames>")
+def retrieve_frames(study: str, series: str, instance: str, frames: str) -> ResponseReturnValue:
+    numbers = _frame_numbers(frames)
+    path = _instance_path(study, series, instance)
+    decode = _wants_uncompressed(request.headers.get("Accept", ""))
+    try:
+        parts = [_frame(path, n, decode) for n in numbers]
+    except RenderError as exc:
+        raise NotFound(str(exc)) from None
+    media_type = parts[0][1]
+    body, content_type = build_related((data for data, _ in parts), media_type)
+    return Response(body, content_type=content_type)
+
+
+def _frame(path: Any, number: int, decode: bool) -> tuple[bytes, str]:
+    if decode:
+        return run_cpu(decoded_frame, path, number), "application/octet-stream"
+    data, media_type = run_cpu(stored_frame, path, number)
+    return data, media_type
+
+
+@bp.get("/studies/<study>/series/<series>/instances/<instance>/rendered")
+@bp.get("/studies/<study>/series/<series>/instances/<instance>/frames/<frames>/rendered")
+def retrieve_rendered(study: str, series: str, instance: str, frames: str = "1") -> ResponseReturnValue:
+    frame = _frame_numbers(frames)[0]
+    media_type = _rendered_type()
+    try:
+        window = parse_window(request.args.get("window") or request.args.get("preset"))
+        quality = int(request.args.get("quality", 90))
+    except (RenderError, ValueError) as exc:
+        raise InvalidInput(str(exc), fields={"window": [request.args.get("window", "")]}) from None
+    path = _instance_path(study, series, instance)
+    try:
+        image = run_cpu(render, path, frame, window, media_type, max(1, min(100, quality)))
+    except RenderError as exc:
+        raise NotFound(str(exc)) from None
+    return Response(image, content_type=media_type)
+
+
+def _instance_path(study: str, series: str, instance: str) -> Any:
+    reader = _reader()
+    (found,) = reader.instances(current_principal(), study, series, instance)
+    return reader.path_of(found)
+
+
+def _frame_numbers(text: str) -> list[int]:
+    try:
+        numbers = [int(n) for n in text.split(",") if n.strip()]
+    except ValueError:
+        numbers = []
+    if not numbers or min(numbers) < 1:
+        raise InvalidInput("Frame numbers are 1-based whole numbers, separated by commas.")
+    return numbers
+
+
+def _wants_uncompressed(accept: str) -> bool:
+    """True when the client accepts only raw pixels (application/octet-stream, no other syntax)."""
+    accept = accept.lower()
+    if "application/octet-stream" not in accept or "transfer-syntax=*" in accept or "*/*" in accept:
+        return False
+    return not any(t in accept for t in ("image/", "video/"))
+
+
+def _rendered_type() -> str:
+    wanted = (request.args.get("accept") or request.headers.get("Accept", "")).lower()
+    if "image/jpeg" in wanted:
+        return "image/jpeg"
+    if not wanted or "image/png" in wanted or "*/*" in wanted or "image/*" in wanted:
+        return "image/png"
+    raise UnsupportedMediaType("Rendered images are image/png or image/jpeg.")
+
+
+# -- attaching a study by hand ---------------------------------------------------------------------
+
+
+@bp.put("/studies/<study>/case")
+def attach_study(study: str) -> ResponseReturnValue:
+    """Teleconsult extension: link a study that matched no case to one (the spoke's inbox)."""
+    body = request.get_json(silent=True) or {}
+    case_uid = str(body.get("case_uid") or "").strip()
+    if not case_uid:
+        raise InvalidInput("Name the case: {\"case_uid\": ...}.", fields={"case_uid": ["required"]})
+    result = _images().attach_study(current_principal(), study, case_uid)
+    return jsonify(result)

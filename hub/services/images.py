@@ -27,7 +27,7 @@ from hub.services.events import record_event
 from shared import protocol
 from shared.clock import Clock
 from shared.enums import Role
-from shared.errors import NotFound
+from shared.errors import Conflict, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +91,7 @@ class ImageService:
         return require_read(principal, case)
 
     def _store_one(self, principal: Principal, raw: bytes, case: Case | None) -> tuple[Instance, bool]:
+        raw = _with_preamble(raw)
         meta = _read_header(raw)
         existing = self.session.scalar(select(Instance).where(Instance.sop_uid == meta["sop_uid"]))
         if existing is not None:
@@ -159,6 +160,23 @@ class ImageService:
         data = {"case_uid": case.uid, "study_uid": study.study_uid, "received": received, "instances": total}
         record_event(self.session, self.clock, protocol.IMAGE_RECEIVED, case.id, rooms, data)
 
+    def attach_study(self, principal: Principal, study_uid: str, case_uid: str) -> dict[str, Any]:
+        """Link a study that matched no case to a case of the same spoke (the spoke's inbox)."""
+        require_role(principal, Role.SPOKE_DOCTOR, spoke_service=True)
+        study = self.session.scalar(select(Study).where(Study.study_uid == study_uid))
+        if study is None or study.spoke_id is None or study.spoke_id != principal.spoke_id:
+            raise NotFound("No such study.")
+        case = self._case_by_uid(principal, case_uid)
+        if study.case_id is not None and study.case_id != case.id:
+            raise Conflict("This study is already attached to another case.")
+        if study.case_id is None:
+            study.case_id = case.id
+            self.session.flush()
+            self._announce(study, sum(len(s.instances) for s in study.series))
+            audit(self.session, self.clock, principal, "attach", "study", study_uid, self.remote_addr, case=case.uid)
+        self.session.commit()
+        return {"study_uid": study.study_uid, "case_uid": case.uid, "case_id": case.id}
+
     # -- reading -------------------------------------------------------------------------------
     def studies_of_case(self, principal: Principal, case_id: int) -> list[Study]:
         case = require_read(principal, self.session.get(Case, case_id))
@@ -220,6 +238,14 @@ def _read_header(raw: bytes) -> dict[str, Any]:
         "series_number": _int(ds.get("SeriesNumber")), "number": _int(ds.get("InstanceNumber")),
         "frames": _int(ds.get("NumberOfFrames")) or 1,
     }
+
+
+def _with_preamble(raw: bytes) -> bytes:
+    """Add the 128-byte preamble and DICM prefix that some writers leave out (pydicom's dcmwrite
+    of a new dataset, as dicomweb-client sends it), so that every stored file is Part 10."""
+    if raw[:2] == b"\x02\x00" and raw[4:6].isalpha():  # starts with a file meta element (explicit VR)
+        return b"\x00" * 128 + b"DICM" + raw
+    return raw
 
 
 def _ids_from_file_meta(raw: bytes) -> tuple[str, str]:

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from io import BytesIO
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+from PIL import Image
 from pydicom import dcmwrite
 from pydicom.dataset import Dataset
+from pydicom.uid import JPEG2000Lossless, RLELossless
 from sqlalchemy import func, select
 
 from hub.persistence.models import Instance, Study
 from shared.multipart import build_related, parse_related
-from tests.dicomgen import make_ct_series
+from tests.dicomgen import compressed, make_ct_series, make_dx, make_us_cine
 from tests.integration.hub.conftest import HubHarness
 
 
@@ -115,3 +119,151 @@ def test_an_oversized_upload_gets_413(hub: HubHarness) -> None:
     r = _stow(hub, [_bytes(make_ct_series(1)[0])])
     assert r.status_code == 413 and r.json["error"]["code"] == "request_entity_too_large"
     assert _instances(hub) == 0
+
+
+# -- QIDO-RS, WADO-RS metadata, frames and rendered previews ---------------------------------------
+
+def _json(hub: HubHarness, url: str, headers: dict[str, str]) -> list[dict[str, Any]]:
+    r = hub.client.get(url, headers=headers)
+    assert r.status_code == 200, r.data[:300]
+    assert r.headers["Content-Type"].startswith("application/dicom+json")
+    return list(r.json)
+
+
+def _value(item: dict[str, Any], tag: str) -> Any:
+    values = item.get(tag, {}).get("Value") or [None]
+    return values[0]
+
+
+def _uids(items: list[dict[str, Any]], tag: str = "0020000D") -> list[str]:
+    return [_value(i, tag) for i in items]
+
+
+def _png(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(BytesIO(data)))
+
+
+def _base(ds: Dataset) -> str:
+    return f"/dicomweb/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/instances/{ds.SOPInstanceUID}"
+
+
+def test_qido_finds_studies_by_patient_accession_date_and_modality(hub: HubHarness) -> None:
+    case = hub.raise_case()
+    ct = make_ct_series(2, accession_number=case["accession_number"], patient_id="PSEUDO-CT")
+    dx = make_dx(accession_number="NOCASE-1", patient_id="PSEUDO-DX")
+    dx.StudyDate = "20200115"
+    assert _stow(hub, [_bytes(d) for d in [*ct, dx]]).status_code == 200
+    spoke = hub.spoke()
+
+    everything = _json(hub, "/dicomweb/studies", spoke)
+    assert sorted(_uids(everything)) == sorted([ct[0].StudyInstanceUID, dx.StudyInstanceUID])
+    by_ct = {_value(s, "0020000D"): s for s in everything}[ct[0].StudyInstanceUID]
+    assert _value(by_ct, "00201208") == 2 and by_ct["00080061"]["Value"] == ["CT"]
+    assert by_ct["00100010"]["Value"] == [{"Alphabetic": "TEST^PATIENT"}]
+    assert _uids(_json(hub, "/dicomweb/studies?PatientID=PSEUDO-D*", spoke)) == [dx.StudyInstanceUID]
+    assert _uids(_json(hub, f"/dicomweb/studies?00080050={case['accession_number']}", spoke)) == [ct[0].StudyInstanceUID]
+    assert _uids(_json(hub, "/dicomweb/studies?StudyDate=20200101-20200131", spoke)) == [dx.StudyInstanceUID]
+    assert _uids(_json(hub, "/dicomweb/studies?ModalitiesInStudy=CT", spoke)) == [ct[0].StudyInstanceUID]
+    assert _uids(_json(hub, "/dicomweb/studies?linked=false", spoke)) == [dx.StudyInstanceUID]
+    assert len(_json(hub, "/dicomweb/studies?limit=1&offset=1", spoke)) == 1
+    assert hub.client.get("/dicomweb/studies?StudyDate=yesterday", headers=spoke).status_code == 400
+
+
+def test_qido_is_scoped_like_the_rest_api(hub: HubHarness) -> None:
+    case = hub.raise_case()
+    linked = make_ct_series(1, accession_number=case["accession_number"])[0]
+    unlinked = make_dx(accession_number="NOCASE-2")
+    _stow(hub, [_bytes(linked), _bytes(unlinked)])
+
+    assert _uids(_json(hub, "/dicomweb/studies", hub.login("ortho1"))) == [linked.StudyInstanceUID]
+    assert _json(hub, "/dicomweb/studies", hub.login("radio1")) == []
+    assert _json(hub, "/dicomweb/studies", hub.spoke("PHC-2")) == []
+    assert len(_json(hub, "/dicomweb/studies", hub.login("sup1"))) == 2
+    assert _json(hub, "/dicomweb/studies", hub.login("admin")) == []
+    assert hub.client.get("/dicomweb/studies").status_code == 401
+    assert hub.client.get(f"/dicomweb/studies/{unlinked.StudyInstanceUID}/series", headers=hub.login("ortho1")).status_code == 404
+    assert hub.client.get(_base(linked) + "/rendered", headers=hub.spoke("PHC-2")).status_code == 404
+
+
+def test_series_and_instances_and_their_metadata_for_a_viewer(hub: HubHarness) -> None:
+    case = hub.raise_case()
+    ct = make_ct_series(3, accession_number=case["accession_number"])
+    _stow(hub, [_bytes(d) for d in ct])
+    reader, study = hub.login("ortho1"), ct[0].StudyInstanceUID
+
+    (series,) = _json(hub, f"/dicomweb/studies/{study}/series?Modality=CT", reader)
+    assert _value(series, "0020000E") == ct[0].SeriesInstanceUID and _value(series, "00201209") == 3
+    instances = _json(hub, f"/dicomweb/studies/{study}/series/{ct[0].SeriesInstanceUID}/instances", reader)
+    assert _uids(instances, "00080018") == [d.SOPInstanceUID for d in ct]
+    assert _uids(_json(hub, f"/dicomweb/studies/{study}/instances?InstanceNumber=2", reader), "00080018") == [ct[1].SOPInstanceUID]
+
+    metadata = _json(hub, f"/dicomweb/studies/{study}/series/{ct[0].SeriesInstanceUID}/metadata", reader)
+    assert sorted(_uids(metadata, "00080018")) == sorted(d.SOPInstanceUID for d in ct)
+    first = next(m for m in metadata if _value(m, "00080018") == ct[0].SOPInstanceUID)
+    assert _value(first, "00280010") == 64 and _value(first, "00281052") == -1024
+    assert first["7FE00010"]["BulkDataURI"].endswith(_base(ct[0]))
+    assert len(_json(hub, f"/dicomweb/studies/{study}/metadata", reader)) == 3
+
+
+def test_frames_come_raw_or_as_stored_and_rendered_previews_apply_the_window(hub: HubHarness) -> None:
+    case = hub.raise_case()
+    ct = make_ct_series(1, accession_number=case["accession_number"])[0]
+    jp2 = compressed(make_ct_series(1, accession_number=case["accession_number"])[0], JPEG2000Lossless)
+    _stow(hub, [_bytes(ct), _bytes(jp2)])
+    reader = hub.login("ortho1")
+
+    r = hub.client.get(_base(ct) + "/frames/1", headers=reader)
+    (headers, raw), = parse_related(r.data, r.headers["Content-Type"].split("boundary=")[1])
+    assert headers["content-type"] == "application/octet-stream" and raw == ct.PixelData
+    r = hub.client.get(_base(jp2) + "/frames/1", headers=reader)
+    (headers, stored), = parse_related(r.data, r.headers["Content-Type"].split("boundary=")[1])
+    assert headers["content-type"] == "image/jp2" and stored[:4] in (b"\xff\x4f\xff\x51", b"\x00\x00\x00\x0c")
+    accept = {**reader, "Accept": 'multipart/related; type="application/octet-stream"'}
+    r = hub.client.get(_base(jp2) + "/frames/1", headers=accept)
+    (_, decoded), = parse_related(r.data, r.headers["Content-Type"].split("boundary=")[1])
+    assert decoded == jp2.pixel_array.astype("<u2").tobytes()
+    assert hub.client.get(_base(ct) + "/frames/2", headers=reader).status_code == 404
+
+    lung = _png(hub.client.get(_base(ct) + "/rendered?window=lung", headers=reader).data)
+    brain = _png(hub.client.get(_base(ct) + "/rendered?window=40,80,linear", headers=reader).data)
+    # Air (-1000 HU): a dark grey in the lung window (-600/1500), black in the brain window (40/80).
+    assert lung.shape == (64, 64) and lung[0, 0] == round(255 * ((-1000 + 600.5) / 1499 + 0.5)) and brain[0, 0] == 0
+    assert lung[32, 32] > 200 and 0 < brain[32, 32] < 255  # water-like tissue
+    r = hub.client.get(_base(jp2) + "/rendered?window=bone", headers={**reader, "Accept": "image/jpeg"})
+    assert r.headers["Content-Type"] == "image/jpeg" and r.data[:2] == b"\xff\xd8"
+    assert hub.client.get(_base(ct) + "/rendered?window=wide", headers=reader).status_code == 400
+
+
+def test_a_monochrome1_dx_renders_inverted_and_a_us_cine_frame_by_frame(hub: HubHarness) -> None:
+    case = hub.raise_case()
+    dx = make_dx(accession_number=case["accession_number"])
+    us = compressed(make_us_cine(frames=6, accession_number=case["accession_number"]), RLELossless)
+    assert _stow(hub, [_bytes(dx), _bytes(us)]).status_code == 200
+    reader = hub.login("ortho1")
+
+    image = _png(hub.client.get(_base(dx) + "/rendered", headers=reader).data)
+    # Bone has low stored values; MONOCHROME1 shows low values bright.
+    assert image[64, 48] > 200 and image[0, 0] < 50
+    frames = [_png(hub.client.get(_base(us) + f"/frames/{n}/rendered", headers=reader).data) for n in (1, 4)]
+    assert frames[0].shape == (48, 64, 3) and not np.array_equal(frames[0], frames[1])
+    r = hub.client.get(_base(us) + "/frames/2,3", headers=reader)
+    parts = parse_related(r.data, r.headers["Content-Type"].split("boundary=")[1])
+    assert [h["content-type"] for h, _ in parts] == ["image/x-dicom-rle"] * 2
+    assert hub.client.get(_base(us) + "/frames/7/rendered", headers=reader).status_code == 404
+
+
+def test_a_study_without_a_case_can_be_attached_by_hand(hub: HubHarness) -> None:
+    case = hub.raise_case()
+    other_spoke_case = hub.raise_case(headers=hub.spoke("PHC-2"), raised_by="clinic4")
+    dx = make_dx(accession_number="WALK-IN")
+    _stow(hub, [_bytes(dx)])
+    url = f"/dicomweb/studies/{dx.StudyInstanceUID}/case"
+
+    assert hub.client.put(url, json={"case_uid": other_spoke_case["uid"]}, headers=hub.spoke()).status_code == 404
+    assert hub.client.put(url, json={"case_uid": case["uid"]}, headers=hub.spoke("PHC-2")).status_code == 404
+    r = hub.client.put(url, json={"case_uid": case["uid"]}, headers=hub.spoke())
+    assert r.status_code == 200 and r.json["case_id"] == case["id"]
+    assert hub.client.put(url, json={"case_uid": case["uid"]}, headers=hub.spoke()).status_code == 200
+    studies = hub.client.get(f"/api/v1/cases/{case['id']}/studies", headers=hub.login("ortho1")).json
+    assert [s["study_uid"] for s in studies] == [dx.StudyInstanceUID]
+    assert _json(hub, "/dicomweb/studies?linked=false", hub.spoke()) == []

@@ -10,12 +10,20 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
+from pydicom import dcmread
+from pydicom.uid import (
+    CTImageStorage,
+    ExplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGLSLossless,
+    RLELossless,
+)
 from pynetdicom import AE
 
 from config.settings import Settings
 from dicom_bridge.scp import BridgeConfigError, build_ae
 from tests.conftest import need
+from tests.dicomgen import compressed, make_dx, make_us_cine, write_series
 from tests.unit.dicom_bridge.bridge_support import (
     BRIDGE_AET,
     MODALITY_AET,
@@ -40,9 +48,9 @@ needs_dcmtk = pytest.mark.usefixtures("dcmtk")
 
 
 def storescu(
-    port: int, files: list[Path], calling: str = MODALITY_AET
+    port: int, files: list[Path], calling: str = MODALITY_AET, options: tuple[str, ...] = ()
 ) -> subprocess.CompletedProcess[str]:
-    cmd = [STORESCU, "-aet", calling, "-aec", BRIDGE_AET, "127.0.0.1", str(port)]
+    cmd = [STORESCU, *options, "-aet", calling, "-aec", BRIDGE_AET, "127.0.0.1", str(port)]
     env = {**os.environ, "TCP_NODELAY": "1"}
     return subprocess.run(
         [*cmd, *map(str, files)], env=env, capture_output=True, text=True, timeout=60
@@ -156,3 +164,35 @@ def test_the_ae_accepts_compressed_transfer_syntaxes(bridge_settings: Settings) 
         "1.2.840.10008.1.2.1.99",
     } <= set(ct.transfer_syntax)
     assert ae.require_calling_aet == [MODALITY_AET]
+
+
+@needs_dcmtk
+@pytest.mark.parametrize(
+    ("syntax", "option"),
+    [(JPEG2000Lossless, "-xv"), (JPEGLSLossless, "-xt"), (RLELossless, "-xr")],
+    ids=["jpeg2000", "jpeg-ls", "rle"],
+)
+def test_storescu_dx_and_multiframe_us_are_spooled_in_their_compressed_syntax(
+    scp: RunningScp, tmp_path: Path, syntax: str, option: str
+) -> None:
+    datasets = [compressed(make_dx(), syntax), compressed(make_us_cine(frames=5), syntax)]
+    files = write_series(datasets, tmp_path / "compressed")
+
+    result = storescu(scp.port, files, options=(option, "--required"))  # propose the file's syntax
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert_spooled_as_sent(scp, files)
+    for path in files:
+        spooled = dcmread(scp.spool.path_for(path.stem))
+        assert spooled.file_meta.TransferSyntaxUID == syntax  # stored as received, not decoded
+
+
+@needs_dcmtk
+def test_storescu_uncompressed_dx_and_us_cine(scp: RunningScp, tmp_path: Path) -> None:
+    files = write_series([make_dx(), make_us_cine(frames=12)], tmp_path / "plain")
+
+    result = storescu(scp.port, files)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert_spooled_as_sent(scp, files)
+    assert dcmread(scp.spool.path_for(files[1].stem)).NumberOfFrames == 12
