@@ -8,7 +8,7 @@ from typing import Any
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from shared.accession import MAX_LEN, is_valid_accession_number
-from shared.enums import CaseStatus, Disposition, Priority, Sex
+from shared.enums import CaseStatus, Disposition, Priority, Role, Sex
 
 _TEXT = validate.Length(min=1, max=4000)
 _LONG_TEXT = validate.Length(max=20000)
@@ -95,8 +95,80 @@ class CaseListQuerySchema(Schema):
     specialty = fields.String()
     priority = fields.String(validate=validate.OneOf([p.value for p in Priority]))
     spoke = fields.String()
+    # "me", a specialist's username, or "none" for the specialty pools.
+    assigned_to = fields.String(validate=validate.Length(min=1, max=64))
+    sla_breached = fields.Boolean()
+    # "queue": waiting cases in the order they will be seen; default newest first.
+    order = fields.String(load_default="newest", validate=validate.OneOf(["newest", "queue"]))
     page = fields.Integer(load_default=1, validate=validate.Range(min=1))
     per_page = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+
+
+# -- clinical actions ------------------------------------------------------------------------
+
+
+class ReasonSchema(StrictSchema):
+    """Body of release, close and cancel: an optional reason, kept in the case history."""
+
+    reason = fields.String(load_default="", validate=validate.Length(max=2000))
+
+
+class InfoSchema(StrictSchema):
+    """Body of request-info (the specialist's question) and provide-info (the clinic's answer)."""
+
+    text = fields.String(required=True, validate=_TEXT)
+
+
+class ReferSchema(StrictSchema):
+    reason = fields.String(required=True, validate=_TEXT)
+
+
+class ReassignSchema(StrictSchema):
+    specialist = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    reason = fields.String(load_default="", validate=validate.Length(max=2000))
+
+
+# -- staff, hours, supervision ------------------------------------------------------------------
+
+
+class UserCreateSchema(StrictSchema):
+    username = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9_.-]{2,64}$"))
+    password = fields.String(required=True, validate=validate.Length(min=4, max=256))
+    role = fields.String(required=True, validate=validate.OneOf([r.value for r in Role]))
+    name = fields.String(load_default="", validate=validate.Length(max=200))
+    spoke = fields.String(load_default=None, allow_none=True)
+    specialties = fields.List(fields.String(), load_default=list)
+    qualification = fields.String(load_default="", validate=validate.Length(max=200))
+    registration_number = fields.String(load_default="", validate=validate.Length(max=64))
+    on_call = fields.Boolean()
+    duty_schedule = fields.String(validate=validate.Length(max=200))
+    max_active_cases = fields.Integer(validate=validate.Range(min=1, max=500))
+
+
+class SpecialistUpdateSchema(StrictSchema):
+    on_duty = fields.Boolean()
+    on_call = fields.Boolean()
+    duty_schedule = fields.String(validate=validate.Length(max=200))
+    max_active_cases = fields.Integer(validate=validate.Range(min=1, max=500))
+    active = fields.Boolean()
+
+
+class HoursSchema(StrictSchema):
+    hours = fields.String(required=True, validate=validate.Length(max=200))
+
+
+class SupervisionReassignSchema(StrictSchema):
+    specialty = fields.String(required=True)
+    doctor = fields.String(required=True)
+    specialist = fields.String(required=True)
+
+
+class SupervisionQuerySchema(Schema):
+    specialty = fields.String()
+
+
+class SpecialistQuerySchema(Schema):
+    specialty = fields.String()
 
 
 

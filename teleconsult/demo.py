@@ -79,6 +79,7 @@ class Demo:
                 "TELECONSULT_BRIDGE_AE_TITLE": "SPOKE1", "TELECONSULT_BRIDGE_ACCEPT_ANY_AE": "true",
                 "TELECONSULT_BRIDGE_HUB_URL": hub_url, "TELECONSULT_BRIDGE_SPOKE_TOKEN": tokens["PHC-1"],
                 "TELECONSULT_BRIDGE_SPOOL_DIR": str(root / "bridge" / "spool"),
+                "TELECONSULT_BRIDGE_SPOKE_URL": f"http://{self.host}:{self.spoke_port}",
             }, root)
             self._wait_http("spoke", f"http://{self.host}:{self.spoke_port}/healthz")
             self._print_banner(root, hub_url)
@@ -123,8 +124,10 @@ Teleconsult demo is running (data in {root}; logs in {root / 'logs'}).
     admin · supervisor sup1 · specialists ortho1 radio1 med1 ent1 eye1
     clinic doctors clinic1 clinic2 clinic3 (spoke PHC-1), clinic4 clinic5 (spoke PHC-2)
 
+  Worklist:     findscu -W -aec SPOKE1 {self.host} {self.dicom_port} -k PatientID -k AccessionNumber
   Send images:  storescu -aec SPOKE1 {self.host} {self.dicom_port} +sd <folder of .dcm>
-                (set the studies' AccessionNumber to the case's accession number)
+                (with AccessionNumber = the case's accession number; otherwise the study waits in
+                the clinic's inbox to be attached by hand)
 
 Press Ctrl-C to stop.
 """, flush=True)

@@ -1,40 +1,95 @@
-"""REST API of the hub under /api/v1 (DESIGN.md, "REST"). Thin: parse, call a service, answer."""
+"""REST API of the hub under /api/v1 (DESIGN.md, "REST"). Thin: parse, call a service, answer.
+
+Roles and scope are checked by the services (``hub.services.access`` and the lifecycle's
+``authorize``); every view declares its contract for ``/openapi.json`` with ``@documented``.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
+from hub.api.openapi import build_spec, documented
 from hub.context import bearer_token, current_principal, db_session, hub, remote_addr
-from hub.persistence.models import Specialty
+from hub.domain.policy import WorkflowPolicy
+from hub.persistence.models import Case, Specialty
 from hub.services.auth import login, revoke
+from hub.services.case_actions import CaseActions
 from hub.services.cases import CaseService
+from hub.services.dashboard import DashboardService
 from hub.services.images import ImageService
-from hub.services.serialize import advice_dict, message_dict, study_dict, user_dict
+from hub.services.serialize import advice_dict, history_dict, message_dict, study_dict, user_dict
+from hub.services.staff import StaffService
+from hub.services.supervision import SupervisionService
+from shared import wire
+from shared.errors import NotFound
 from shared.schemas import (
     AdviceCreateSchema,
     CaseCreateSchema,
     CaseListQuerySchema,
+    HoursSchema,
+    InfoSchema,
     MessageCreateSchema,
+    ReasonSchema,
+    ReassignSchema,
+    ReferSchema,
+    SpecialistQuerySchema,
+    SpecialistUpdateSchema,
+    SupervisionQuerySchema,
+    SupervisionReassignSchema,
     TokenRequestSchema,
+    UserCreateSchema,
     load_or_raise,
 )
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
+_CONFLICT = (400, 401, 403, 404, 409)
+
+
+def policy() -> WorkflowPolicy:
+    """The workflow settings of this hub, read once."""
+    ext = current_app.extensions
+    if "teleconsult.policy" not in ext:
+        ext["teleconsult.policy"] = WorkflowPolicy.from_settings(hub().settings)
+    found: WorkflowPolicy = ext["teleconsult.policy"]
+    return found
+
 
 def _cases() -> CaseService:
-    return CaseService(db_session(), hub().clock, remote_addr())
+    return CaseService(db_session(), hub().clock, remote_addr(), policy())
+
+
+def _actions() -> CaseActions:
+    return CaseActions(db_session(), hub().clock, remote_addr(), policy())
+
+
+def _staff() -> StaffService:
+    return StaffService(db_session(), hub().clock, remote_addr(), policy())
 
 
 def _json() -> Any:
     return request.get_json(silent=True)
 
 
+def _json_or_empty() -> Any:
+    body = _json()
+    return {} if body is None and not request.get_data() else body
+
+
+def _case_answer(case: Case) -> ResponseReturnValue:
+    return jsonify(_cases().to_dict(case))
+
+
+# -- sign-in and reference data ---------------------------------------------------------------
+
+
 @bp.post("/auth/token")
+@documented("Sign in: a bearer token", body=TokenRequestSchema, answer=wire.TokenResponseSchema,
+            errors=(400, 401), tag="auth")
 def issue_token() -> ResponseReturnValue:
     data = load_or_raise(TokenRequestSchema(), _json())
     session = db_session()
@@ -45,6 +100,7 @@ def issue_token() -> ResponseReturnValue:
 
 
 @bp.post("/auth/logout")
+@documented("Revoke the caller's token", status=204, errors=(401,), tag="auth")
 def logout() -> ResponseReturnValue:
     current_principal()
     revoke(db_session(), bearer_token(), hub().clock)
@@ -53,6 +109,7 @@ def logout() -> ResponseReturnValue:
 
 
 @bp.get("/me")
+@documented("Who the caller is", answer=wire.UserSchema, errors=(401,), tag="auth")
 def me() -> ResponseReturnValue:
     principal = current_principal()
     if principal.user is not None:
@@ -62,13 +119,40 @@ def me() -> ResponseReturnValue:
 
 
 @bp.get("/specialties")
+@documented("The hub's specialties", answer=wire.SpecialtySchema, many=True, errors=(401,), tag="hub")
 def specialties() -> ResponseReturnValue:
     current_principal()
     rows = db_session().scalars(select(Specialty).where(Specialty.active).order_by(Specialty.code))
     return jsonify([{"code": s.code, "name": s.name} for s in rows])
 
 
+@bp.get("/specialties/<code>/hours")
+@documented("A specialty's operating hours and whether it is open now", answer=wire.SpecialtyHoursSchema,
+            errors=(401, 404), tag="hub")
+def specialty_hours(code: str) -> ResponseReturnValue:
+    current_principal()
+    specialty = db_session().scalar(select(Specialty).where(Specialty.code == code))
+    if specialty is None:
+        raise NotFound(f"No specialty {code!r}.")
+    return jsonify(_staff().hours_of(specialty))
+
+
+@bp.put("/specialties/<code>/hours")
+@documented("Set a specialty's operating hours ('mon-fri 09:00-12:00' or '24h')", roles="admin",
+            body=HoursSchema, answer=wire.SpecialtyHoursSchema, tag="hub")
+def set_specialty_hours(code: str) -> ResponseReturnValue:
+    principal = current_principal()
+    data = load_or_raise(HoursSchema(), _json())
+    staff = _staff()
+    return jsonify(staff.hours_of(staff.set_hours(principal, code, data["hours"])))
+
+
+# -- cases ------------------------------------------------------------------------------------
+
+
 @bp.post("/cases")
+@documented("Raise a case (Idempotency-Key header or uid: same key, same case)", roles="spoke_doctor, spoke",
+            body=CaseCreateSchema, answer=wire.CaseSchema, status=201, errors=_CONFLICT)
 def raise_case() -> ResponseReturnValue:
     principal = current_principal()
     data = load_or_raise(CaseCreateSchema(), _json())
@@ -78,6 +162,8 @@ def raise_case() -> ResponseReturnValue:
 
 
 @bp.get("/cases")
+@documented("Cases the caller may see, filtered and paginated", query=CaseListQuerySchema,
+            answer=wire.CasePageSchema, errors=(400, 401, 403))
 def list_cases() -> ResponseReturnValue:
     principal = current_principal()
     filters = load_or_raise(CaseListQuerySchema(), request.args.to_dict())
@@ -89,12 +175,92 @@ def list_cases() -> ResponseReturnValue:
 
 
 @bp.get("/cases/<int:case_id>")
+@documented("One case (the read is audited)", answer=wire.CaseSchema, errors=(401, 404))
 def get_case(case_id: int) -> ResponseReturnValue:
     service = _cases()
     return jsonify(service.to_dict(service.get(current_principal(), case_id)))
 
 
+@bp.get("/cases/<int:case_id>/history")
+@documented("Who did what to the case, when, and why (routing reasons included)",
+            answer=wire.HistoryStepSchema, many=True, errors=(401, 404))
+def case_history(case_id: int) -> ResponseReturnValue:
+    return jsonify([history_dict(h) for h in _cases().history(current_principal(), case_id)])
+
+
+@bp.post("/cases/<int:case_id>/claim")
+@documented("Start review: claim from the pool, or open one's own waiting case", roles="specialist",
+            answer=wire.CaseSchema, errors=_CONFLICT)
+def claim_case(case_id: int) -> ResponseReturnValue:
+    return _case_answer(_actions().claim(current_principal(), case_id))
+
+
+@bp.post("/cases/<int:case_id>/release")
+@documented("Give the case back: to another specialist with room, else the pool", roles="specialist (assignee)",
+            body=ReasonSchema, answer=wire.CaseSchema, errors=_CONFLICT)
+def release_case(case_id: int) -> ResponseReturnValue:
+    principal = current_principal()
+    data = load_or_raise(ReasonSchema(), _json_or_empty())
+    return _case_answer(_actions().release(principal, case_id, data["reason"]))
+
+
+@bp.post("/cases/<int:case_id>/request-info")
+@documented("Ask the clinic for more (the case becomes needs_info)", roles="specialist (assignee)",
+            body=InfoSchema, answer=wire.CaseSchema, errors=_CONFLICT)
+def request_info(case_id: int) -> ResponseReturnValue:
+    principal = current_principal()
+    data = load_or_raise(InfoSchema(), _json())
+    return _case_answer(_actions().request_info(principal, case_id, data["text"]))
+
+
+@bp.post("/cases/<int:case_id>/provide-info")
+@documented("Answer the specialist's question; the case returns to the same specialist",
+            roles="spoke_doctor, spoke", body=InfoSchema, answer=wire.CaseSchema, errors=_CONFLICT)
+def provide_info(case_id: int) -> ResponseReturnValue:
+    principal = current_principal()
+    data = load_or_raise(InfoSchema(), _json())
+    return _case_answer(_actions().provide_info(principal, case_id, data["text"]))
+
+
+@bp.post("/cases/<int:case_id>/refer")
+@documented("Refer the patient for physical transfer", roles="specialist (assignee)", body=ReferSchema,
+            answer=wire.CaseSchema, errors=_CONFLICT)
+def refer_case(case_id: int) -> ResponseReturnValue:
+    principal = current_principal()
+    data = load_or_raise(ReferSchema(), _json())
+    return _case_answer(_actions().refer(principal, case_id, data["reason"]))
+
+
+@bp.post("/cases/<int:case_id>/close")
+@documented("Close an advised or referred case", roles="spoke_doctor, spoke, specialist (assignee)",
+            body=ReasonSchema, answer=wire.CaseSchema, errors=_CONFLICT)
+def close_case(case_id: int) -> ResponseReturnValue:
+    principal = current_principal()
+    data = load_or_raise(ReasonSchema(), _json_or_empty())
+    return _case_answer(_actions().close(principal, case_id, data["reason"]))
+
+
+@bp.post("/cases/<int:case_id>/cancel")
+@documented("Cancel a case before review has started", roles="spoke_doctor, spoke", body=ReasonSchema,
+            answer=wire.CaseSchema, errors=_CONFLICT)
+def cancel_case(case_id: int) -> ResponseReturnValue:
+    principal = current_principal()
+    data = load_or_raise(ReasonSchema(), _json_or_empty())
+    return _case_answer(_actions().cancel(principal, case_id, data["reason"]))
+
+
+@bp.post("/cases/<int:case_id>/reassign")
+@documented("Hand the case to a named specialist of its specialty", roles="supervisor", body=ReassignSchema,
+            answer=wire.CaseSchema, errors=_CONFLICT)
+def reassign_case(case_id: int) -> ResponseReturnValue:
+    principal = current_principal()
+    data = load_or_raise(ReassignSchema(), _json())
+    return _case_answer(_actions().reassign(principal, case_id, data["specialist"], data["reason"]))
+
+
 @bp.post("/cases/<int:case_id>/advice")
+@documented("Issue advice (a second one is a new version superseding the first)", roles="specialist (assignee)",
+            body=AdviceCreateSchema, answer=wire.AdviceSchema, status=201, errors=_CONFLICT)
 def issue_advice(case_id: int) -> ResponseReturnValue:
     principal = current_principal()
     data = load_or_raise(AdviceCreateSchema(), _json())
@@ -102,16 +268,19 @@ def issue_advice(case_id: int) -> ResponseReturnValue:
 
 
 @bp.get("/cases/<int:case_id>/advice")
+@documented("Every version of the case's advice", answer=wire.AdviceSchema, many=True, errors=(401, 404))
 def list_advice(case_id: int) -> ResponseReturnValue:
     return jsonify([advice_dict(a) for a in _cases().advice_for(current_principal(), case_id)])
 
 
 @bp.get("/cases/<int:case_id>/messages")
+@documented("The case's messages", answer=wire.MessageSchema, many=True, errors=(401, 404))
 def list_messages(case_id: int) -> ResponseReturnValue:
     return jsonify([message_dict(m) for m in _cases().messages(current_principal(), case_id)])
 
 
 @bp.post("/cases/<int:case_id>/messages")
+@documented("Write to the other side", body=MessageCreateSchema, answer=wire.MessageSchema, status=201)
 def post_message(case_id: int) -> ResponseReturnValue:
     principal = current_principal()
     data = load_or_raise(MessageCreateSchema(), _json())
@@ -120,7 +289,80 @@ def post_message(case_id: int) -> ResponseReturnValue:
 
 
 @bp.get("/cases/<int:case_id>/studies")
+@documented("The case's imaging studies", answer=wire.StudySchema, many=True, errors=(401, 404))
 def case_studies(case_id: int) -> ResponseReturnValue:
     h = hub()
     service = ImageService(db_session(), h.clock, h.image_dir, remote_addr())
     return jsonify([study_dict(s) for s in service.studies_of_case(current_principal(), case_id)])
+
+
+# -- staff, supervision, dashboard -------------------------------------------------------------
+
+
+@bp.post("/users")
+@documented("Add a user; clinic doctors and specialists are placed in supervision groups", roles="admin",
+            body=UserCreateSchema, answer=wire.UserSchema, status=201, errors=_CONFLICT, tag="staff")
+def create_user() -> ResponseReturnValue:
+    principal = current_principal()
+    data = load_or_raise(UserCreateSchema(), _json())
+    return jsonify(user_dict(_staff().create_user(principal, data))), 201
+
+
+@bp.get("/specialists")
+@documented("Specialists with duty, on-call and presence", roles="supervisor, admin, specialist",
+            query=SpecialistQuerySchema, answer=wire.SpecialistSchema, many=True, tag="staff")
+def list_specialists() -> ResponseReturnValue:
+    principal = current_principal()
+    query = load_or_raise(SpecialistQuerySchema(), request.args.to_dict())
+    staff = _staff()
+    return jsonify([staff.describe(u) for u in staff.specialists(principal, query.get("specialty"))])
+
+
+@bp.patch("/specialists/<int:user_id>")
+@documented("Duty (the specialist, a supervisor), on-call, schedule, case limit, active (admin); "
+            "going off duty or being deactivated reroutes unstarted cases", body=SpecialistUpdateSchema,
+            answer=wire.SpecialistSchema, tag="staff")
+def update_specialist(user_id: int) -> ResponseReturnValue:
+    principal = current_principal()
+    data = load_or_raise(SpecialistUpdateSchema(), _json())
+    staff = _staff()
+    return jsonify(staff.describe(staff.update_specialist(principal, user_id, data)))
+
+
+@bp.get("/supervision")
+@documented("Supervision groups per specialty, the unsupervised and the shortfall", roles="supervisor, admin",
+            query=SupervisionQuerySchema, answer=wire.SupervisionGroupSchema, many=True, tag="staff")
+def supervision() -> ResponseReturnValue:
+    principal = current_principal()
+    query = load_or_raise(SupervisionQuerySchema(), request.args.to_dict())
+    service = SupervisionService(db_session(), hub().clock, policy(), remote_addr())
+    return jsonify(service.overview(principal, query.get("specialty")))
+
+
+@bp.post("/supervision/reassign")
+@documented("Move a clinic doctor to another supervising specialist (never beyond the ratio)",
+            roles="supervisor", body=SupervisionReassignSchema, answer=wire.SupervisionGroupSchema, many=True,
+            errors=_CONFLICT, tag="staff")
+def supervision_reassign() -> ResponseReturnValue:
+    principal = current_principal()
+    data = load_or_raise(SupervisionReassignSchema(), _json())
+    service = SupervisionService(db_session(), hub().clock, policy(), remote_addr())
+    service.reassign(principal, data["specialty"], data["doctor"], data["specialist"])
+    db_session().commit()
+    return jsonify(service.overview(principal, data["specialty"]))
+
+
+@bp.get("/dashboard/summary")
+@documented("Counts, waits, SLA breaches, specialists, shortfall, spokes", roles="supervisor, admin",
+            answer=wire.DashboardSummarySchema, errors=(401, 403), tag="hub")
+def dashboard_summary() -> ResponseReturnValue:
+    service = DashboardService(db_session(), hub().clock, policy())
+    return jsonify(service.summary(current_principal()))
+
+
+@bp.get("/openapi.json")
+def openapi() -> ResponseReturnValue:
+    """The OpenAPI document of this API, generated from the schemas (public)."""
+    if "teleconsult.openapi" not in current_app.extensions:
+        current_app.extensions["teleconsult.openapi"] = build_spec(current_app)
+    return jsonify(current_app.extensions["teleconsult.openapi"])

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -47,6 +48,8 @@ class Specialty(Base):
     code: Mapped[str] = mapped_column(String(32), unique=True)
     name: Mapped[str] = mapped_column(String(100))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Operating hours at the hub ("mon-fri 09:00-12:00"); empty: the hub's default hours.
+    hours: Mapped[str] = mapped_column(String(200), default="", server_default="")
 
 
 class Spoke(Base):
@@ -78,6 +81,13 @@ class User(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     on_duty: Mapped[bool] = mapped_column(Boolean, default=True)
     max_active_cases: Mapped[int] = mapped_column(Integer, default=10)
+    # On the on-call list: gets emergencies outside the specialty's hours.
+    on_call: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Weekly duty hours ("mon-fri 08:00-14:00"); empty: on duty whenever ``on_duty`` is set.
+    duty_schedule: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    # Presence as the real-time layer reports it (see CaseRouter.reroute_absent_specialists).
+    last_seen_at: Mapped[datetime | None]
+    offline_since: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     spoke: Mapped[Spoke | None] = relationship()
@@ -147,10 +157,37 @@ class Case(Base):
     first_response_at: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     closed_at: Mapped[datetime | None]
+    # Queue and SLA: the last announced place and ETA, and the first-response deadline.
+    queue_position: Mapped[int | None] = mapped_column(Integer)
+    eta_at: Mapped[datetime | None]
+    sla_due_at: Mapped[datetime | None] = mapped_column(index=True)
+    sla_breached_at: Mapped[datetime | None]
+    started_at: Mapped[datetime | None]  # review began (claimed, or advised straight away)
+    finished_at: Mapped[datetime | None]  # first advice or referral
+    routing_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
 
     spoke: Mapped[Spoke] = relationship()
     specialty: Mapped[Specialty] = relationship()
     raised_by: Mapped[User | None] = relationship(foreign_keys=[raised_by_id])
+    assigned_to: Mapped[User | None] = relationship(foreign_keys=[assigned_to_id])
+
+
+class CaseHistory(Base):
+    """One step of a case's life: who did what, when, from which state to which, and why."""
+
+    __tablename__ = "case_history"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    action: Mapped[str] = mapped_column(String(32))
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str] = mapped_column(String(16))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    actor_label: Mapped[str] = mapped_column(String(100))
+    assigned_to_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    reason: Mapped[str] = mapped_column(Text, default="")
+
+    actor: Mapped[User | None] = relationship(foreign_keys=[actor_id])
     assigned_to: Mapped[User | None] = relationship(foreign_keys=[assigned_to_id])
 
 

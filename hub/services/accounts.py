@@ -7,8 +7,11 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from hub.domain.policy import DEFAULT_RATIO, WorkflowPolicy
 from hub.persistence.models import Specialty, Spoke, User
 from hub.services.auth import digest, hash_password, new_secret
+from hub.services.supervision import SupervisionService
+from shared.clock import Clock, SystemClock
 from shared.enums import DEFAULT_SPECIALTIES, Role
 from shared.errors import Conflict, InvalidInput, NotFound
 
@@ -59,8 +62,14 @@ def add_user(
     qualification: str = "",
     registration_number: str = "",
     password_hash: str | None = None,
+    supervise: bool = True,
+    ratio: int = DEFAULT_RATIO,
+    clock: Clock | None = None,
 ) -> User:
-    """Create a user; a clinic doctor needs a spoke, a specialist at least one specialty."""
+    """Create a user; a clinic doctor needs a spoke, a specialist at least one specialty.
+
+    A new clinic doctor is placed in each specialty's supervision group, a new specialist takes
+    unsupervised doctors (``supervise``; the hub's REST API does this itself, with events)."""
     try:
         role_ = Role(role)
     except ValueError:
@@ -91,7 +100,15 @@ def add_user(
     )
     session.add(user)
     session.flush()
+    if supervise and role_ in (Role.SPOKE_DOCTOR, Role.SPECIALIST):
+        place_in_supervision(session, ratio, clock)
     return user
+
+
+def place_in_supervision(session: Session, ratio: int = DEFAULT_RATIO, clock: Clock | None = None) -> int:
+    """Set-up outside a running hub: rebalance the supervision groups, audited, no events."""
+    service = SupervisionService(session, clock or SystemClock(), WorkflowPolicy(ratio=ratio), emit_events=False)
+    return service.rebalance(reason="user set-up")
 
 
 DEMO_PASSWORD = "demo"
@@ -122,6 +139,7 @@ def seed_demo(session: Session) -> dict[str, str]:
         add_user(
             session, username, DEMO_PASSWORD, role, name=name, spoke_code=spoke, specialties=specs,
             qualification=qual, registration_number=f"REG-{username.upper()}" if role == Role.SPECIALIST else "",
-            password_hash=shared_hash,
+            password_hash=shared_hash, supervise=False,
         )
+    place_in_supervision(session)
     return tokens

@@ -2,45 +2,43 @@
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import case as sql_case
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from hub.domain.assignment import SpecialistLoad, choose_specialist, format_case_token
-from hub.domain.lifecycle import check_transition
+from hub.domain.assignment import format_case_token
+from hub.domain.lifecycle import Action
+from hub.domain.policy import WorkflowPolicy
 from hub.persistence.models import (
     Advice,
     Case,
+    CaseHistory,
     Message,
     Specialty,
     Spoke,
-    SupervisionLink,
     TokenCounter,
     User,
-    user_specialties,
 )
 from hub.services.access import case_scope, require_read, require_role
 from hub.services.audit import audit
 from hub.services.auth import Principal
-from hub.services.events import record_event
+from hub.services.queueing import priority_rank
 from hub.services.serialize import advice_dict, case_dict, message_dict
+from hub.services.workflow import Workflow
 from shared import protocol
 from shared.accession import make_accession_number
 from shared.clock import Clock
 from shared.enums import CaseStatus, Priority, Role
 from shared.errors import Conflict, Forbidden, InvalidInput
-from shared.protocol import room_for_specialty, room_for_spoke, room_for_user
-
-_ACTIVE = [CaseStatus.ASSIGNED.value, CaseStatus.IN_REVIEW.value, CaseStatus.NEEDS_INFO.value]
 
 
 @dataclass
@@ -48,6 +46,11 @@ class CaseService:
     session: Session
     clock: Clock
     remote_addr: str = ""
+    policy: WorkflowPolicy = field(default_factory=WorkflowPolicy)
+    flow: Workflow = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.flow = Workflow(self.session, self.clock, self.policy, self.remote_addr)
 
     # -- raising ---------------------------------------------------------------------------
     def raise_case(
@@ -71,8 +74,10 @@ class CaseService:
         if uid and self.session.scalar(select(Case.id).where(Case.uid == uid)) is not None:
             raise Conflict("A case with this uid exists already.")
         case = self._new_case(principal, data, uid or str(uuid.uuid4()), key, body_digest)
-        self._route(case)
         audit(self.session, self.clock, principal, "create", "case", case.uid, self.remote_addr)
+        self.flow.note(case, Action.SUBMIT.value, principal, "raised by the clinic")
+        self.flow.route(case, Action.ROUTE)
+        self.flow.finish()
         self.session.commit()
         return case, True
 
@@ -150,56 +155,6 @@ class CaseService:
         ).returning(TokenCounter.last)
         return int(self.session.execute(stmt).scalar_one())
 
-    # -- routing (walking skeleton: see hub.domain.assignment) ------------------------------
-    def _route(self, case: Case) -> None:
-        loads = self._specialist_loads(case.specialty_id)
-        supervisor_id = None
-        if case.raised_by_id is not None:
-            supervisor_id = self.session.scalar(
-                select(SupervisionLink.specialist_id).where(
-                    SupervisionLink.specialty_id == case.specialty_id,
-                    SupervisionLink.doctor_id == case.raised_by_id,
-                )
-            )
-        decision = choose_specialist(loads, supervisor_id)
-        now = self.clock.now()
-        if decision.specialist_id is None:
-            case.status = check_transition(case.status, CaseStatus.QUEUED).value
-            event_type = protocol.CASE_UPDATED
-        else:
-            case.status = check_transition(case.status, CaseStatus.ASSIGNED).value
-            case.assigned_to_id = decision.specialist_id
-            case.assigned_at = now
-            event_type = protocol.CASE_ASSIGNED
-        self.session.flush()
-        self.session.refresh(case)
-        self._emit(event_type, case, routing_reason=decision.reason)
-
-    def _specialist_loads(self, specialty_id: int) -> list[SpecialistLoad]:
-        active = (
-            select(
-                Case.assigned_to_id,
-                func.count(Case.id).label("n"),
-                func.max(Case.assigned_at).label("last"),
-            )
-            .where(Case.status.in_(_ACTIVE))
-            .group_by(Case.assigned_to_id)
-            .subquery()
-        )
-        rows = self.session.execute(
-            select(User, active.c.n, active.c.last)
-            .join(user_specialties, user_specialties.c.user_id == User.id)
-            .outerjoin(active, active.c.assigned_to_id == User.id)
-            .where(
-                user_specialties.c.specialty_id == specialty_id,
-                User.role == Role.SPECIALIST.value,
-                User.active,
-            )
-        ).all()
-        return [
-            SpecialistLoad(u.id, u.on_duty, n or 0, u.max_active_cases, last) for u, n, last in rows
-        ]
-
     # -- reading ---------------------------------------------------------------------------
     def get(self, principal: Principal, case_id: int) -> Case:
         case = require_read(principal, self.session.get(Case, case_id))
@@ -218,12 +173,27 @@ class CaseService:
             query = query.join(Specialty).where(Specialty.code == filters["specialty"])
         if filters.get("spoke"):
             query = query.join(Spoke, Spoke.id == Case.spoke_id).where(Spoke.code == filters["spoke"])
+        if filters.get("assigned_to"):
+            query = query.where(self._assignee_filter(principal, filters["assigned_to"]))
+        if "sla_breached" in filters:
+            breached = Case.sla_breached_at.is_not(None)
+            query = query.where(breached if filters["sla_breached"] else ~breached)
         total = self.session.scalar(select(func.count()).select_from(query.subquery())) or 0
         page, per_page = filters.get("page", 1), filters.get("per_page", 50)
-        rows = self.session.scalars(
-            query.order_by(Case.id.desc()).offset((page - 1) * per_page).limit(per_page)
-        ).all()
+        if filters.get("order") == "queue":
+            order: tuple[Any, ...] = (priority_rank(Case.priority), Case.submitted_at, Case.id)
+        else:
+            order = (Case.id.desc(),)
+        rows = self.session.scalars(query.order_by(*order).offset((page - 1) * per_page).limit(per_page)).all()
         return list(rows), total
+
+    def _assignee_filter(self, principal: Principal, who: str) -> Any:
+        if who == "none":
+            return Case.assigned_to_id.is_(None)
+        if who == "me":
+            return Case.assigned_to_id == principal.user_id
+        user_id = self.session.scalar(select(User.id).where(User.username == who))
+        return Case.assigned_to_id == (user_id or -1)
 
     def queue_position(self, case: Case) -> int | None:
         """1-based place among the cases waiting for the same specialist or pool; None once
@@ -234,7 +204,7 @@ class CaseService:
             same = Case.specialty_id == case.specialty_id
         else:
             return None
-        rank = _priority_rank(Case.priority)
+        rank: Any = priority_rank(Case.priority)
         mine = Priority(case.priority).rank
         ahead = self.session.scalar(
             select(func.count(Case.id)).where(
@@ -248,7 +218,13 @@ class CaseService:
         return int(ahead or 0) + 1
 
     def to_dict(self, case: Case) -> dict[str, Any]:
-        return case_dict(case, self.queue_position(case))
+        return case_dict(case)
+
+    def history(self, principal: Principal, case_id: int) -> builtins.list[CaseHistory]:
+        case = require_read(principal, self.session.get(Case, case_id))
+        return list(
+            self.session.scalars(select(CaseHistory).where(CaseHistory.case_id == case.id).order_by(CaseHistory.id))
+        )
 
     # -- advice and messages --------------------------------------------------------------
     def issue_advice(self, principal: Principal, case_id: int, data: dict[str, Any]) -> Advice:
@@ -258,7 +234,7 @@ class CaseService:
         case = require_read(principal, self.session.get(Case, case_id))
         if case.assigned_to_id != user.id:
             raise Forbidden("Only the specialist the case is assigned to may advise it.")
-        case.status = check_transition(case.status, CaseStatus.ADVISED).value
+        self.flow.authorize(principal, case, Action.ADVISE)
         previous = self.session.scalar(
             select(Advice).where(Advice.case_id == case.id).order_by(Advice.version.desc()).limit(1)
         )
@@ -277,15 +253,20 @@ class CaseService:
             prescriptions=data.get("prescriptions", []),
         )
         case.first_response_at = case.first_response_at or now
-        case.updated_at = now
+        case.started_at = case.started_at or case.assigned_at or now
+        case.finished_at = case.finished_at or now
         self.session.add(advice)
         self.session.flush()
-        self._emit(protocol.ADVICE_ISSUED, case, advice=advice_dict(advice))
+        reason = f"advice version {advice.version}" + (f" corrects version {previous.version}" if previous else "")
+        # The advice event is this transition's event: it carries the case, now advised.
+        self.flow.move(case, Action.ADVISE, CaseStatus.ADVISED, principal, reason=reason,
+                       event=protocol.ADVICE_ISSUED, advice=advice_dict(advice))
+        self.flow.finish()
         audit(self.session, self.clock, principal, "create", "advice", advice.uid, self.remote_addr)
         self.session.commit()
         return advice
 
-    def advice_for(self, principal: Principal, case_id: int) -> list[Advice]:
+    def advice_for(self, principal: Principal, case_id: int) -> builtins.list[Advice]:
         case = require_read(principal, self.session.get(Case, case_id))
         rows = list(self.session.scalars(select(Advice).where(Advice.case_id == case.id).order_by(Advice.version)))
         audit(self.session, self.clock, principal, "read", "advice", case.uid, self.remote_addr)
@@ -299,31 +280,18 @@ class CaseService:
         now = self.clock.now()
         message = Message(case_id=case.id, author=principal.user, text=text, created_at=now)
         self.session.add(message)
+        if principal.role is Role.SPECIALIST and case.first_response_at is None:
+            case.first_response_at = now  # a specialist's question is a first response
         self.session.flush()
-        self._emit(protocol.MESSAGE_POSTED, case, message=message_dict(message, principal.label))
+        self.flow.emit(protocol.MESSAGE_POSTED, case, set(), message=message_dict(message, principal.label))
+        audit(self.session, self.clock, principal, "create", "message", message.id, self.remote_addr,
+              case=case.uid)
         self.session.commit()
         return message
 
-    def messages(self, principal: Principal, case_id: int) -> list[Message]:
+    def messages(self, principal: Principal, case_id: int) -> builtins.list[Message]:
         case = require_read(principal, self.session.get(Case, case_id))
         return list(self.session.scalars(select(Message).where(Message.case_id == case.id).order_by(Message.id)))
-
-    # -- events ------------------------------------------------------------------------------
-    def _emit(self, event_type: str, case: Case, **extra: Any) -> None:
-        rooms = [room_for_spoke(case.spoke_id), room_for_specialty(case.specialty.code), protocol.DASHBOARD_ROOM]
-        if case.assigned_to_id:
-            rooms.append(room_for_user(case.assigned_to_id))
-        if case.raised_by_id:
-            rooms.append(room_for_user(case.raised_by_id))
-        data = {"case_uid": case.uid, "case": case_dict(case, self.queue_position(case)), **extra}
-        record_event(self.session, self.clock, event_type, case.id, rooms, data)
-
-
-def _priority_rank(column: Any) -> Any:
-    return sql_case(
-        {p.value: p.rank for p in Priority}, value=column, else_=len(Priority)
-    )
-
 
 def _digest(data: dict[str, Any]) -> str:
     canonical = json.dumps(data, sort_keys=True, default=str, separators=(",", ":"))

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from hub.persistence.models import Advice, Case, Message, Study, User
+from hub.persistence.models import Advice, Case, CaseHistory, Message, Study, User
+from shared.enums import CaseStatus
 
 
 def _iso(value: datetime | date | None) -> str | None:
@@ -30,7 +31,15 @@ def user_dict(user: User) -> dict[str, Any]:
     }
 
 
-def case_dict(case: Case, queue_position: int | None) -> dict[str, Any]:
+_STORED: Any = object()
+
+
+def case_dict(case: Case, queue_position: int | None = _STORED) -> dict[str, Any]:
+    """The case as the contract shows it; ``queue_position`` defaults to the live place the
+    hub keeps on the case (None once review has started)."""
+    if queue_position is _STORED:
+        waiting = case.status in (CaseStatus.QUEUED.value, CaseStatus.ASSIGNED.value)
+        queue_position = case.queue_position if waiting else None
     return {
         "id": case.id,
         "uid": case.uid,
@@ -51,6 +60,23 @@ def case_dict(case: Case, queue_position: int | None) -> dict[str, Any]:
         "created_at": _iso(case.created_at),
         "submitted_at": _iso(case.submitted_at),
         "updated_at": _iso(case.updated_at),
+        "eta": _iso(case.eta_at) if queue_position is not None else None,
+        "sla_due_at": _iso(case.sla_due_at),
+        "sla_breached": case.sla_breached_at is not None,
+        "first_response_at": _iso(case.first_response_at),
+        "routing_reason": case.routing_reason,
+    }
+
+
+def history_dict(step: CaseHistory) -> dict[str, Any]:
+    return {
+        "at": _iso(step.at),
+        "action": step.action,
+        "from_status": step.from_status,
+        "to_status": step.to_status,
+        "actor": step.actor_label,
+        "assigned_to": user_ref(step.assigned_to),
+        "reason": step.reason,
     }
 
 

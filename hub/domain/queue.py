@@ -1,0 +1,98 @@
+"""The queue: emergency before urgent before routine, first come first served inside one
+priority; live positions and the expected time a case will be seen."""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from shared.enums import Priority
+
+QueueKey = tuple[int, datetime, int]
+
+
+def queue_key(priority: str, submitted_at: datetime, case_id: int) -> QueueKey:
+    """Sorts a case among the cases waiting with it."""
+    return (Priority(priority).rank, submitted_at, case_id)
+
+
+class WaitingQueue:
+    """Cases waiting for one specialist or one specialty pool, kept in queue order.
+
+    Positions are found by bisection, so a queue of ten thousand answers in microseconds.
+    """
+
+    def __init__(self, keys: Iterable[QueueKey] = ()) -> None:
+        self._keys: list[QueueKey] = sorted(keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def add(self, key: QueueKey) -> int:
+        """Insert and return the new case's 1-based position."""
+        index = bisect.bisect_left(self._keys, key)
+        self._keys.insert(index, key)
+        return index + 1
+
+    def remove(self, key: QueueKey) -> None:
+        index = bisect.bisect_left(self._keys, key)
+        if index < len(self._keys) and self._keys[index] == key:
+            del self._keys[index]
+
+    def position(self, key: QueueKey) -> int | None:
+        index = bisect.bisect_left(self._keys, key)
+        if index < len(self._keys) and self._keys[index] == key:
+            return index + 1
+        return None
+
+    def first(self) -> QueueKey | None:
+        return self._keys[0] if self._keys else None
+
+    def pop_first(self) -> QueueKey:
+        return self._keys.pop(0)
+
+    def keys(self) -> Sequence[QueueKey]:
+        return self._keys
+
+
+def positions(keys: Iterable[QueueKey]) -> dict[int, int]:
+    """Case id -> 1-based position, for the cases of one queue."""
+    return {key[2]: n for n, key in enumerate(sorted(keys), start=1)}
+
+
+@dataclass(frozen=True)
+class Throughput:
+    """How fast a specialty sees cases now: the measured handling time and who is on duty."""
+
+    handling_s: float
+    on_duty: int
+
+    def pool_eta(self, start: datetime, position: int, waiting_with_specialists: int) -> datetime:
+        """A pool case is seen after the cases ahead of it in the pool and those already in
+        the on-duty specialists' own queues, shared among the specialists on duty."""
+        servers = max(self.on_duty, 1)
+        rounds = math.ceil((position + waiting_with_specialists) / servers)
+        return start + timedelta(seconds=rounds * self.handling_s)
+
+    def specialist_eta(self, start: datetime, position: int) -> datetime:
+        return start + timedelta(seconds=position * self.handling_s)
+
+
+def handling_time(durations_s: Sequence[float], default_s: float) -> float:
+    """The measured handling time: the median of recent cases, robust to one forgotten case."""
+    done = sorted(d for d in durations_s if d >= 0)
+    if not done:
+        return float(default_s)
+    mid = len(done) // 2
+    return done[mid] if len(done) % 2 else (done[mid - 1] + done[mid]) / 2
+
+
+def eta_changed(old: datetime | None, new: datetime | None, tolerance_s: float = 300) -> bool:
+    """Whether an ETA moved enough to tell the clinic again (a place in the queue is always
+    told; an estimate that drifts by minutes is not worth a message each time)."""
+    if old is None or new is None:
+        return old is not new
+    return abs((new - old).total_seconds()) >= tolerance_s

@@ -1,0 +1,106 @@
+"""Live queue positions and ETAs of waiting cases, kept on the cases and refreshed whenever a
+queue changes, so the clinic can be told (``queue.position``) exactly when its place moves."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import case as sql_case
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from hub.domain.queue import Throughput, eta_changed, handling_time
+from hub.persistence.models import Case, Specialty
+from hub.services.routing import Router
+from shared.enums import CaseStatus, Priority
+
+# ("user", specialist id): cases assigned to one specialist, not yet started;
+# ("pool", specialty id): cases waiting for any specialist of the specialty.
+QueueRef = tuple[str, int]
+
+
+def queue_ref(case: Case) -> QueueRef | None:
+    if case.status == CaseStatus.ASSIGNED.value and case.assigned_to_id is not None:
+        return ("user", case.assigned_to_id)
+    if case.status == CaseStatus.QUEUED.value:
+        return ("pool", case.specialty_id)
+    return None
+
+
+def priority_rank(column: object) -> object:
+    return sql_case({p.value: p.rank for p in Priority}, value=column, else_=len(Priority))
+
+
+@dataclass
+class QueueBoard:
+    session: Session
+    router: Router
+    _throughput: dict[int, Throughput] = field(default_factory=dict)
+
+    def waiting(self, ref: QueueRef) -> list[Case]:
+        kind, ident = ref
+        if kind == "user":
+            where = (Case.status == CaseStatus.ASSIGNED.value) & (Case.assigned_to_id == ident)
+        else:
+            where = (Case.status == CaseStatus.QUEUED.value) & (Case.specialty_id == ident)
+        return list(
+            self.session.scalars(
+                select(Case).where(where).order_by(priority_rank(Case.priority), Case.submitted_at, Case.id)  # type: ignore[arg-type]
+            )
+        )
+
+    def refresh(self, refs: Iterable[QueueRef]) -> list[Case]:
+        """Recompute positions and ETAs of the given queues; returns the cases whose place or
+        ETA moved enough to tell the clinic."""
+        changed: list[Case] = []
+        now = self.router.clock.now()
+        for ref in sorted(set(refs)):
+            for position, case in enumerate(self.waiting(ref), start=1):
+                eta = self._eta(ref, case, position, now)
+                if case.queue_position != position or eta_changed(case.eta_at, eta):
+                    case.queue_position, case.eta_at = position, eta
+                    changed.append(case)
+        return changed
+
+    def _eta(self, ref: QueueRef, case: Case, position: int, now: datetime) -> datetime | None:
+        throughput = self.throughput(case.specialty_id)
+        start = self.router.opens_at(case.specialty, now)
+        if start is None:
+            return None
+        if ref[0] == "user":
+            return throughput.specialist_eta(start, position)
+        return throughput.pool_eta(start, position, self._held(case.specialty_id))
+
+    def _held(self, specialty_id: int) -> int:
+        return int(
+            self.session.scalar(
+                select(func.count(Case.id)).where(
+                    Case.specialty_id == specialty_id, Case.status == CaseStatus.ASSIGNED.value
+                )
+            )
+            or 0
+        )
+
+    def throughput(self, specialty_id: int) -> Throughput:
+        """The specialty's measured handling time and its specialists on duty now."""
+        if specialty_id not in self._throughput:
+            recent = self.session.execute(
+                select(Case.started_at, Case.finished_at)
+                .where(Case.specialty_id == specialty_id, Case.finished_at.is_not(None), Case.started_at.is_not(None))
+                .order_by(Case.finished_at.desc())
+                .limit(self.router.policy.handling_sample)
+            ).all()
+            durations = [(f - s).total_seconds() for s, f in recent]
+            on_duty = sum(1 for u in self.router.specialists(specialty_id) if self.router.on_duty(u))
+            self._throughput[specialty_id] = Throughput(
+                handling_time(durations, self.router.policy.default_handling_s), on_duty
+            )
+        return self._throughput[specialty_id]
+
+    def specialty_refs(self, specialty: Specialty) -> set[QueueRef]:
+        """Every queue whose ETAs depend on the specialty's staffing."""
+        refs: set[QueueRef] = {("pool", specialty.id)}
+        refs |= {("user", u.id) for u in self.router.specialists(specialty.id)}
+        return refs

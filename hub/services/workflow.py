@@ -1,0 +1,251 @@
+"""A unit of work on cases: every transition is checked by the state machine, written to the
+case history, the event log and the audit log; routing and pool refills happen here; queue
+positions and ETAs are refreshed once at the end and pushed to the clinics that moved.
+
+Services create one ``Workflow`` per request, call its methods, then ``finish()`` and commit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hub.domain.assignment import WaitingCase, fill_from_pool
+from hub.domain.lifecycle import ACTIVE, WAITING, Action, Actor, CaseFacts, authorize, check_target
+from hub.domain.policy import WorkflowPolicy
+from hub.domain.sla import sla_due
+from hub.persistence.models import Case, CaseHistory, User
+from hub.services.audit import audit
+from hub.services.auth import Principal
+from hub.services.events import record_event
+from hub.services.queueing import QueueBoard, QueueRef, priority_rank, queue_ref
+from hub.services.routing import Router
+from hub.services.serialize import case_dict
+from shared import protocol
+from shared.clock import Clock
+from shared.enums import CaseStatus as S
+from shared.protocol import room_for_specialty, room_for_spoke, room_for_user
+
+HUB = Principal()
+_KEEP: Any = object()
+
+
+def actor_of(principal: Principal) -> Actor:
+    if principal.spoke_service is not None:
+        return Actor(spoke_id=principal.spoke_service.id, spoke_service=True)
+    user = principal.user
+    if user is None:
+        return Actor(hub=True)
+    return Actor(
+        role=principal.role,
+        user_id=user.id,
+        spoke_id=user.spoke_id,
+        specialty_ids=frozenset(s.id for s in user.specialties),
+    )
+
+
+def facts_of(case: Case) -> CaseFacts:
+    return CaseFacts(S(case.status), case.spoke_id, case.specialty_id, case.assigned_to_id)
+
+
+@dataclass
+class _Pending:
+    event_type: str
+    case: Case
+    rooms: set[str]
+    extra: dict[str, Any]
+
+
+@dataclass
+class Workflow:
+    session: Session
+    clock: Clock
+    policy: WorkflowPolicy
+    remote_addr: str = ""
+    router: Router = field(init=False)
+    board: QueueBoard = field(init=False)
+    _pending: list[_Pending] = field(default_factory=list)
+    _queues: set[QueueRef] = field(default_factory=set)
+    _refill: set[int] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.router = Router(self.session, self.clock, self.policy)
+        self.board = QueueBoard(self.session, self.router)
+
+    # -- checks ---------------------------------------------------------------------------
+    def authorize(self, principal: Principal, case: Case, action: Action) -> None:
+        authorize(action, actor_of(principal), facts_of(case))
+
+    # -- transitions ------------------------------------------------------------------------
+    def move(
+        self,
+        case: Case,
+        action: Action,
+        target: S,
+        principal: Principal = HUB,
+        *,
+        assign_to: int | None = _KEEP,
+        reason: str = "",
+        event: str | None = None,
+        **extra: Any,
+    ) -> None:
+        """Apply one transition and record it (history, audit, event after ``finish``)."""
+        before = S(case.status)
+        check_target(action, before, target)
+        now = self.clock.now()
+        old_ref, old_assignee = queue_ref(case), case.assigned_to_id
+        if assign_to is not _KEEP and assign_to != case.assigned_to_id:
+            case.assigned_to = self.session.get(User, assign_to) if assign_to is not None else None
+            case.assigned_to_id = assign_to
+            case.assigned_at = now if assign_to is not None else None
+        case.status = target.value
+        case.updated_at = now
+        if target not in WAITING:
+            case.queue_position, case.eta_at = None, None
+        self._queues |= {r for r in (old_ref, queue_ref(case)) if r is not None}
+        if old_assignee is not None and before in ACTIVE and (
+            target not in ACTIVE or case.assigned_to_id != old_assignee
+        ):
+            self._refill.add(case.specialty_id)  # the old assignee has room again
+        self.session.add(
+            CaseHistory(
+                case_id=case.id, at=now, action=action.value, from_status=before.value,
+                to_status=target.value, actor_id=principal.user_id, actor_label=_label(principal),
+                assigned_to_id=case.assigned_to_id, reason=reason,
+            )
+        )
+        audit(self.session, self.clock, principal, action.value, "case", case.uid, self.remote_addr,
+              from_status=before.value, to_status=target.value, reason=reason)
+        newly_assigned = target is S.ASSIGNED and case.assigned_to_id != old_assignee
+        event = event or (protocol.CASE_ASSIGNED if newly_assigned else protocol.CASE_UPDATED)
+        rooms = {room_for_user(old_assignee)} if old_assignee and old_assignee != case.assigned_to_id else set()
+        self._pending.append(_Pending(event, case, rooms, {"action": action.value, **extra}))
+
+    def note(self, case: Case, action: str, principal: Principal, reason: str) -> None:
+        """A step in the case's history that does not change its state (e.g. an SLA breach)."""
+        self.session.add(
+            CaseHistory(
+                case_id=case.id, at=self.clock.now(), action=action, from_status=case.status,
+                to_status=case.status, actor_id=principal.user_id, actor_label=_label(principal),
+                assigned_to_id=case.assigned_to_id, reason=reason,
+            )
+        )
+
+    # -- routing ------------------------------------------------------------------------------
+    def route(
+        self, case: Case, action: Action, principal: Principal = HUB, exclude: tuple[int, ...] = ()
+    ) -> None:
+        """Send the case to a specialist or to its specialty's pool, with the reason."""
+        decision = self.router.decide(case, exclude)
+        reason = self._explain(decision.specialist_id, decision.reason)
+        if case.status == S.SUBMITTED.value and case.submitted_at is not None:
+            opens = self.router.opens_at(case.specialty)
+            case.sla_due_at = sla_due(self.policy, case.priority, case.submitted_at, opens)
+        if decision.specialist_id is None and case.status == S.QUEUED.value:
+            case.routing_reason = reason
+            return
+        case.routing_reason = reason
+        if decision.specialist_id is None:
+            self.move(case, action, S.QUEUED, principal, assign_to=None, reason=reason, routing_reason=reason)
+        else:
+            self.move(case, action, S.ASSIGNED, principal, assign_to=decision.specialist_id,
+                      reason=reason, routing_reason=reason)
+
+    def _explain(self, specialist_id: int | None, reason: str) -> str:
+        if specialist_id is None:
+            return reason
+        user = self.session.get(User, specialist_id)
+        return f"to {user.username if user else specialist_id}: {reason}"
+
+    def fill_pool(self, specialty_id: int) -> None:
+        """Hand waiting pool cases to specialists of the specialty who now have room."""
+        loads = self.router.loads(specialty_id)
+        room = sum(c.max_active_cases - c.active_cases for c in loads if c.has_room)
+        if room <= 0:
+            return
+        waiting = list(
+            self.session.scalars(
+                select(Case)
+                .where(Case.status == S.QUEUED.value, Case.specialty_id == specialty_id)
+                .order_by(priority_rank(Case.priority), Case.submitted_at, Case.id)  # type: ignore[arg-type]
+                .limit(room)
+            )
+        )
+        if not waiting or self.router.opens_at(waiting[0].specialty) != self.clock.now():
+            return
+        by_id = {c.id: c for c in waiting}
+        plan = [WaitingCase(c.id, c.priority, self.router.supervisor_of(c)) for c in waiting]
+        for case_id, decision in fill_from_pool(plan, loads, self.clock.now()):
+            reason = self._explain(decision.specialist_id, decision.reason)
+            by_id[case_id].routing_reason = reason
+            self.move(by_id[case_id], Action.REROUTE, S.ASSIGNED, assign_to=decision.specialist_id,
+                      reason=reason, routing_reason=reason)
+
+    def reroute_unstarted(self, specialist_id: int, why: str) -> list[Case]:
+        """Route again the cases waiting for a specialist who left (off duty, offline, gone)."""
+        cases = list(
+            self.session.scalars(
+                select(Case).where(Case.assigned_to_id == specialist_id, Case.status == S.ASSIGNED.value)
+                .order_by(priority_rank(Case.priority), Case.submitted_at, Case.id)  # type: ignore[arg-type]
+            )
+        )
+        for case in cases:
+            decision = self.router.decide(case, exclude=(specialist_id,))
+            reason = f"{why}; " + self._explain(decision.specialist_id, decision.reason)
+            case.routing_reason = reason
+            target = S.QUEUED if decision.specialist_id is None else S.ASSIGNED
+            self.move(case, Action.REROUTE, target, assign_to=decision.specialist_id, reason=reason,
+                      routing_reason=reason)
+        return cases
+
+    def refill(self, specialty_id: int) -> None:
+        """Serve the specialty's pool at the end of this unit of work, if anyone has room."""
+        self._refill.add(specialty_id)
+
+    def touch_specialty(self, specialty_id: int) -> None:
+        """Staffing changed: ETAs of the specialty move and its pool may be served now."""
+        self._refill.add(specialty_id)
+        self._queues.add(("pool", specialty_id))
+        self._queues |= {("user", u.id) for u in self.router.specialists(specialty_id)}
+
+    # -- the end of the unit of work -------------------------------------------------------
+    def finish(self) -> None:
+        """Refill pools, refresh queue places and ETAs, then write the events (in order)."""
+        done: set[int] = set()
+        while self._refill - done:
+            specialty_id = min(self._refill - done)
+            done.add(specialty_id)
+            self.fill_pool(specialty_id)
+        self.session.flush()
+        self.board._throughput.clear()
+        moved = self.board.refresh(self._queues)
+        announced = set()
+        for p in self._pending:
+            self.emit(p.event_type, p.case, p.rooms, **p.extra)
+            announced.add(p.case.id)
+        for case in moved:
+            if case.id not in announced:
+                self.emit(protocol.QUEUE_POSITION, case, set(), queue_position=case.queue_position,
+                          eta=case.eta_at.isoformat() if case.eta_at else None)
+        self._pending.clear()
+        self._queues.clear()
+        self._refill.clear()
+
+    def emit(self, event_type: str, case: Case, rooms: set[str], **extra: Any) -> None:
+        rooms = set(rooms) | {room_for_spoke(case.spoke_id), room_for_specialty(case.specialty.code),
+                              protocol.DASHBOARD_ROOM}
+        if case.assigned_to_id:
+            rooms.add(room_for_user(case.assigned_to_id))
+        if case.raised_by_id:
+            rooms.add(room_for_user(case.raised_by_id))
+        data = {"case_uid": case.uid, "case": case_dict(case), **extra}
+        record_event(self.session, self.clock, event_type, case.id, rooms, data)
+
+
+def _label(principal: Principal) -> str:
+    if principal.user is None and principal.spoke_service is None:
+        return "hub"
+    return principal.label
