@@ -10,7 +10,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from config.settings import Settings
-from hub.realtime.jobs import start_periodic_jobs
+from hub.realtime.jobs import start_periodic_jobs, workflow_tick
 from teleconsult.db import make_engine
 from teleconsult.migrations import alembic_config
 from teleconsult.runtime import settings_from_argv
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     app = create_app(settings)
     socketio = app.extensions["teleconsult.socketio"]
     log.info("Teleconsult hub listening on http://%s:%s (%s)", settings.host, settings.port, settings.async_mode)
-    start_periodic_jobs(app, settings.socket_check_s)
+    start_periodic_jobs(app, settings.socket_check_s, extra=[lambda: workflow_tick(app)])
     kwargs: dict[str, object] = {"log_output": False}
     if settings.async_mode == "eventlet":
         _raise_open_files_limit(settings.max_connections + 256)

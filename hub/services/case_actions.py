@@ -3,34 +3,23 @@ ask for and give more information, refer, close, cancel, reassign. Owns the comm
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from hub.domain.lifecycle import Action
-from hub.domain.policy import WorkflowPolicy
 from hub.persistence.models import Case, Message, User
 from hub.services.access import require_read
 from hub.services.auth import Principal
 from hub.services.serialize import message_dict
-from hub.services.workflow import Workflow
-from shared.clock import Clock
+from hub.services.workflow import WorkflowService
 from shared.enums import CaseStatus as S
 from shared.enums import Role
 from shared.errors import InvalidInput
 
 
 @dataclass
-class CaseActions:
-    session: Session
-    clock: Clock
-    remote_addr: str = ""
-    policy: WorkflowPolicy = field(default_factory=WorkflowPolicy)
-    flow: Workflow = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.flow = Workflow(self.session, self.clock, self.policy, self.remote_addr)
+class CaseActions(WorkflowService):
 
     def _case(self, principal: Principal, case_id: int, action: Action) -> Case:
         case = require_read(principal, self.session.get(Case, case_id))

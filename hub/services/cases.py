@@ -6,18 +6,16 @@ import builtins
 import hashlib
 import json
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
 
 from hub.domain.assignment import format_case_token
 from hub.domain.lifecycle import Action
-from hub.domain.policy import WorkflowPolicy
 from hub.persistence.models import (
     Advice,
     Case,
@@ -33,24 +31,15 @@ from hub.services.audit import audit
 from hub.services.auth import Principal
 from hub.services.queueing import priority_rank
 from hub.services.serialize import advice_dict, case_dict, message_dict
-from hub.services.workflow import Workflow
+from hub.services.workflow import WorkflowService
 from shared import protocol
 from shared.accession import make_accession_number
-from shared.clock import Clock
 from shared.enums import CaseStatus, Priority, Role
 from shared.errors import Conflict, Forbidden, InvalidInput
 
 
 @dataclass
-class CaseService:
-    session: Session
-    clock: Clock
-    remote_addr: str = ""
-    policy: WorkflowPolicy = field(default_factory=WorkflowPolicy)
-    flow: Workflow = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.flow = Workflow(self.session, self.clock, self.policy, self.remote_addr)
+class CaseService(WorkflowService):
 
     # -- raising ---------------------------------------------------------------------------
     def raise_case(

@@ -4,14 +4,12 @@ cases concerned and refreshes queues in the same transaction. Owns the commits."
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from hub.domain.availability import parse_hours
-from hub.domain.policy import WorkflowPolicy
 from hub.persistence.models import Specialty, User
 from hub.services.access import require_role
 from hub.services.accounts import add_user
@@ -20,24 +18,15 @@ from hub.services.auth import Principal
 from hub.services.events import record_event
 from hub.services.serialize import user_dict
 from hub.services.supervision import SupervisionService
-from hub.services.workflow import Workflow
+from hub.services.workflow import WorkflowService
 from shared import protocol
-from shared.clock import Clock
 from shared.enums import Role
 from shared.errors import Forbidden, NotFound
 from shared.protocol import room_for_user
 
 
 @dataclass
-class StaffService:
-    session: Session
-    clock: Clock
-    remote_addr: str = ""
-    policy: WorkflowPolicy = field(default_factory=WorkflowPolicy)
-    flow: Workflow = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.flow = Workflow(self.session, self.clock, self.policy, self.remote_addr)
+class StaffService(WorkflowService):
 
     def supervision(self) -> SupervisionService:
         return SupervisionService(self.session, self.clock, self.policy, self.remote_addr)

@@ -249,3 +249,18 @@ def _label(principal: Principal) -> str:
     if principal.user is None and principal.spoke_service is None:
         return "hub"
     return principal.label
+
+
+@dataclass
+class WorkflowService:
+    """Base of the services that act through the workflow (routing, queues, events) within one
+    request's unit of work."""
+
+    session: Session
+    clock: Clock
+    remote_addr: str = ""
+    policy: WorkflowPolicy = field(default_factory=WorkflowPolicy)
+    flow: Workflow = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.flow = Workflow(self.session, self.clock, self.policy, self.remote_addr)
