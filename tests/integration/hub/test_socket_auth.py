@@ -68,3 +68,21 @@ def test_presence_counts_live_connections(hub: HubHarness) -> None:
     a.disconnect()
     assert hub.client.get("/api/v1/presence", headers=supervisor).json["specialists"] == []
     assert hub.client.get("/api/v1/presence", headers=hub.login("ortho1")).status_code == 403
+
+
+def test_a_specialist_offline_too_long_has_unstarted_cases_routed_again(hub: HubHarness) -> None:
+    from hub.realtime.jobs import workflow_tick
+
+    case = hub.raise_case()
+    socket = hub.socket(hub.login("ortho1")["Authorization"].split()[1])
+    workflow_tick(hub.app)
+    hub.clock.advance(minutes=10)
+    workflow_tick(hub.app)
+    assert hub.client.get(f"/api/v1/cases/{case['id']}", headers=hub.spoke()).json["assigned_to"]["username"] == "ortho1"
+
+    socket.disconnect()
+    workflow_tick(hub.app)  # notes when ortho1 went offline
+    hub.clock.advance(minutes=6)  # longer than offline_reroute_s (300 s)
+    workflow_tick(hub.app)
+    after = hub.client.get(f"/api/v1/cases/{case['id']}", headers=hub.spoke()).json
+    assert (after["status"], after["assigned_to"]) == ("queued", None)
