@@ -18,6 +18,7 @@ from shared.clock import Clock
 from shared.protocol import event_payload
 
 _PENDING = "teleconsult.pending_events"
+_LOCKED = "teleconsult.event_lock_transaction"
 # Serialises event-writing transactions on PostgreSQL so that seq order is commit order:
 # a client resuming "after seq N" can then never miss an event committed later with a smaller seq.
 _EVENT_LOCK_KEY = 0x7E1E
@@ -34,11 +35,14 @@ def record_event(
     rooms: Iterable[str],
     data: dict[str, Any],
 ) -> Event:
-    if session.get_bind().dialect.name == "postgresql":
+    """Add an event to the log in the session's transaction. Its ``seq`` is given at the next
+    flush (many events then go in one batch); it is published after commit."""
+    transaction = session.get_transaction()
+    if session.get_bind().dialect.name == "postgresql" and session.info.get(_LOCKED) is not transaction:
         session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _EVENT_LOCK_KEY})
+        session.info[_LOCKED] = transaction
     row = Event(type=event_type, case_id=case_id, rooms=sorted(set(rooms)), payload=data, created_at=clock.now())
     session.add(row)
-    session.flush()
     session.info.setdefault(_PENDING, []).append(row)
     return row
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import case as sql_case
 from sqlalchemy import func, select
@@ -38,50 +39,73 @@ class QueueBoard:
     session: Session
     router: Router
     _throughput: dict[int, Throughput] = field(default_factory=dict)
+    _held_by_specialty: dict[int, int] = field(default_factory=dict)
+    _opening: dict[int, datetime | None] = field(default_factory=dict)
 
-    def waiting(self, ref: QueueRef) -> list[Case]:
+    def _waiting_rows(self, ref: QueueRef) -> list[Any]:
+        """(id, queue_position, eta_at, specialty_id) of a queue's cases, first to be seen first.
+
+        Plain rows, not cases: a queue may hold thousands, of which few move on a change.
+        """
         kind, ident = ref
         if kind == "user":
             where = (Case.status == CaseStatus.ASSIGNED.value) & (Case.assigned_to_id == ident)
         else:
             where = (Case.status == CaseStatus.QUEUED.value) & (Case.specialty_id == ident)
         return list(
-            self.session.scalars(
-                select(Case).where(where).order_by(priority_rank(Case.priority), Case.submitted_at, Case.id)  # type: ignore[arg-type]
+            self.session.execute(
+                select(Case.id, Case.queue_position, Case.eta_at, Case.specialty_id)
+                .where(where)
+                .order_by(priority_rank(Case.priority), Case.submitted_at, Case.id)  # type: ignore[arg-type]
             )
         )
 
     def refresh(self, refs: Iterable[QueueRef]) -> list[Case]:
         """Recompute positions and ETAs of the given queues; returns the cases whose place or
         ETA moved enough to tell the clinic."""
-        changed: list[Case] = []
         now = self.router.clock.now()
+        self._held_by_specialty.clear()  # assignments may have changed since the last refresh
+        self._opening.clear()
+        moved: dict[int, tuple[int, datetime | None]] = {}
         for ref in sorted(set(refs)):
-            for position, case in enumerate(self.waiting(ref), start=1):
-                eta = self._eta(ref, case, position, now)
-                if case.queue_position != position or eta_changed(case.eta_at, eta):
-                    case.queue_position, case.eta_at = position, eta
-                    changed.append(case)
-        return changed
+            for position, row in enumerate(self._waiting_rows(ref), start=1):
+                eta = self._eta(ref, row.specialty_id, position, now)
+                if row.queue_position != position or eta_changed(row.eta_at, eta):
+                    moved[row.id] = (position, eta)
+        changed = []
+        ids = list(moved)
+        for start in range(0, len(ids), 1000):
+            for case in self.session.scalars(select(Case).where(Case.id.in_(ids[start : start + 1000]))):
+                case.queue_position, case.eta_at = moved[case.id]
+                changed.append(case)
+        return sorted(changed, key=lambda c: c.id)
 
-    def _eta(self, ref: QueueRef, case: Case, position: int, now: datetime) -> datetime | None:
-        throughput = self.throughput(case.specialty_id)
-        start = self.router.opens_at(case.specialty, now)
+    def _eta(self, ref: QueueRef, specialty_id: int, position: int, now: datetime) -> datetime | None:
+        throughput = self.throughput(specialty_id)
+        start = self._opens_at(specialty_id, now)
         if start is None:
             return None
         if ref[0] == "user":
             return throughput.specialist_eta(start, position)
-        return throughput.pool_eta(start, position, self._held(case.specialty_id))
+        return throughput.pool_eta(start, position, self._held(specialty_id))
+
+    def _opens_at(self, specialty_id: int, now: datetime) -> datetime | None:
+        if specialty_id not in self._opening:
+            self._opening[specialty_id] = self.router.opens_at(self.session.get_one(Specialty, specialty_id), now)
+        return self._opening[specialty_id]
 
     def _held(self, specialty_id: int) -> int:
-        return int(
-            self.session.scalar(
-                select(func.count(Case.id)).where(
-                    Case.specialty_id == specialty_id, Case.status == CaseStatus.ASSIGNED.value
+        """Cases of the specialty held by specialists; counted once per refresh, not per case."""
+        if specialty_id not in self._held_by_specialty:
+            self._held_by_specialty[specialty_id] = int(
+                self.session.scalar(
+                    select(func.count(Case.id)).where(
+                        Case.specialty_id == specialty_id, Case.status == CaseStatus.ASSIGNED.value
+                    )
                 )
+                or 0
             )
-            or 0
-        )
+        return self._held_by_specialty[specialty_id]
 
     def throughput(self, specialty_id: int) -> Throughput:
         """The specialty's measured handling time and its specialists on duty now."""
