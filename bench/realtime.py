@@ -20,10 +20,11 @@ import statistics
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psutil
@@ -32,15 +33,13 @@ import socketio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hub.persistence.models import User  # noqa: E402
+from hub.persistence.models import Case, Specialty, User  # noqa: E402
 from hub.services.accounts import register_spoke  # noqa: E402
 from teleconsult.db import Database  # noqa: E402
 from tests.support.databases import REDIS_URL, fresh_postgres  # noqa: E402
 from tests.support.hub import prepare_hub_db, start_hub  # noqa: E402
 from tests.support.processes import Process, running  # noqa: E402
 
-CASE = {"patient": {"pseudonym": "B", "age": 40, "sex": "male"}, "complaint": "Chest pain",
-        "question": "ECG?", "specialty": "med", "priority": "urgent"}
 ADVICE = {"assessment": "Stable angina.", "recommendations": "Aspirin; refer if worse.", "disposition": "manage_locally"}
 
 
@@ -59,18 +58,32 @@ def _raise_fd_limit() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
 
 
-def _prepare(url: str, n: int) -> list[str]:
-    """Seed the hub; register n bench spokes; let med1 take any number of cases."""
+def _prepare(url: str, n: int) -> tuple[list[str], list[int]]:
+    """Seed the hub; register n bench spokes, each with one case med1 is reviewing (so that an
+    advice moves no queue: the latency measured is the advice's own)."""
     prepare_hub_db(url)
     db = Database(url)
     tokens = []
     with db.session() as s:
-        for i in range(n):
-            tokens.append(register_spoke(s, f"BENCH-{i:04d}", f"Bench clinic {i}")[1])
         med1 = s.query(User).filter_by(username="med1").one()
-        med1.max_active_cases = 10**6
+        med = s.query(Specialty).filter_by(code="med").one()
+        cases = []
+        now = datetime.now(UTC)
+        for i in range(n):
+            spoke, token = register_spoke(s, f"BENCH-{i:04d}", f"Bench clinic {i}")
+            tokens.append(token)
+            cases.append(Case(
+                uid=str(uuid.uuid4()), token=f"MED-{i:04d}", accession_number=f"BENCH{i:06d}", spoke_id=spoke.id,
+                specialty_id=med.id, priority="urgent", status="in_review", patient_pseudonym=f"B-{i}", patient_age=40,
+                patient_sex="male", complaint="Chest pain", question="ECG?", assigned_to_id=med1.id, assigned_at=now,
+                started_at=now, idempotency_key=f"bench-{i}", request_digest="-", created_at=now, submitted_at=now,
+                updated_at=now,
+            ))
+        s.add_all(cases)
+        s.flush()
+        case_ids = [c.id for c in cases]
     db.dispose()
-    return tokens
+    return tokens, case_ids
 
 
 @contextmanager
@@ -129,15 +142,10 @@ async def _measure(urls: list[str], tokens: list[str], case_ids: list[int], advi
 def run(n: int, processes: int, advice: int) -> Result:
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         url = stack.enter_context(fresh_postgres()) if processes > 1 else f"sqlite:///{tmp}/hub.sqlite"
-        tokens = _prepare(url, n)
+        tokens, case_ids = _prepare(url, n)
         hubs = stack.enter_context(_hubs(Path(tmp), url, processes))
         urls = [u for _, u in hubs]
-        case_ids = []
         session = requests.Session()
-        for i, token in enumerate(tokens):
-            r = session.post(f"{urls[i % len(urls)]}/api/v1/cases", json=CASE, headers={"Authorization": f"Bearer {token}"}, timeout=30)
-            r.raise_for_status()
-            case_ids.append(r.json()["id"])
         login = session.post(f"{urls[0]}/api/v1/auth/token", json={"username": "med1", "password": "demo"}, timeout=30)
         headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
         connected, connect_s, latencies = asyncio.run(_measure(urls, tokens, case_ids, advice, headers))
