@@ -6,8 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, jsonify, render_template_string
-from flask.typing import ResponseReturnValue
+from flask import Flask, jsonify
 from flask_socketio import SocketIO
 
 from config.settings import Settings, load_settings
@@ -16,6 +15,7 @@ from hub.context import Hub, close_session
 from hub.realtime.namespace import HubNamespace
 from hub.realtime.presence import make_presence
 from hub.services.events import EventPublisher
+from hub.web import init_web
 from shared.clock import Clock, SystemClock
 from teleconsult.db import Database, default_url
 from teleconsult.runtime import secret_key
@@ -51,7 +51,7 @@ def create_app(
     app.register_blueprint(dicomweb_bp)
     app.register_blueprint(realtime_bp)
     app.register_blueprint(assets_bp)
-    app.add_url_rule("/", "home", _home)
+    init_web(app)  # the pages: sign-in, specialist, supervisor, admin; CSRF, CSP, languages
     app.add_url_rule("/healthz", "healthz", lambda: jsonify(status="ok"))
 
     # One SocketIO per app (not a module global) so that several apps can live in one test run.
@@ -70,11 +70,3 @@ def create_app(
     EventPublisher(lambda event, msg, rooms: socketio.emit(event, msg, to=rooms)).bind(db.sessions)
     return app
 
-
-_HOME = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Teleconsult hub</title></head>
-<body><h1>Teleconsult hub</h1><p>REST API: <code>/api/v1</code> &middot; DICOMweb: <code>/dicomweb</code>
-&middot; Socket.IO on this address.</p></body></html>"""
-
-
-def _home() -> ResponseReturnValue:
-    return render_template_string(_HOME)

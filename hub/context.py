@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from flask import Flask, current_app, g, request
+from flask import Flask, current_app, g, request, session
 from flask_socketio import SocketIO
 from sqlalchemy.orm import Session
 
 from config.settings import Settings
 from hub.services.auth import Principal, authenticate
 from shared.clock import Clock
-from shared.errors import NotAuthenticated
+from shared.errors import Forbidden, NotAuthenticated
 from teleconsult.db import Database
 
 
@@ -55,9 +55,33 @@ def bearer_token() -> str:
     return token.strip()
 
 
+SESSION_TOKEN = "hub_token"  # the page sign-in's login token, in the signed HttpOnly session
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def request_token() -> str:
+    """The bearer token of the request, else the page session's token (state-changing requests
+    authenticated by the session cookie must carry the CSRF token)."""
+    if request.headers.get("Authorization") or not session.get(SESSION_TOKEN):
+        return bearer_token()
+    if request.method not in _SAFE_METHODS:
+        check_csrf()
+    return str(session[SESSION_TOKEN])
+
+
+def check_csrf() -> None:
+    from flask_wtf.csrf import ValidationError, validate_csrf
+
+    sent = request.headers.get("X-CSRFToken") or request.form.get("csrf_token") or ""
+    try:
+        validate_csrf(sent)
+    except ValidationError:
+        raise Forbidden("This page is out of date (CSRF check failed): reload it and try again.") from None
+
+
 def current_principal() -> Principal:
     if "principal" not in g:
-        g.principal = authenticate(db_session(), bearer_token(), hub().clock)
+        g.principal = authenticate(db_session(), request_token(), hub().clock)
     principal: Principal = g.principal
     return principal
 

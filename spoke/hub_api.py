@@ -67,6 +67,16 @@ class HubApi:
         result: dict[str, Any] = self._request("PUT", f"/dicomweb/studies/{study_uid}/case", json={"case_uid": case_uid})
         return result
 
+    def post_message(self, case_id: int, text: str) -> dict[str, Any]:
+        """Write in the case's thread at the hub (the clinic's pages; online only)."""
+        result: dict[str, Any] = self._request("POST", f"/api/v1/cases/{case_id}/messages", json={"text": text})
+        return result
+
+    def provide_info(self, case_id: int, text: str) -> dict[str, Any]:
+        """Answer the specialist's request for information; the case goes back to them."""
+        result: dict[str, Any] = self._request("POST", f"/api/v1/cases/{case_id}/provide-info", json={"text": text})
+        return result
+
     def ping(self) -> None:
         """Raises ``HubUnavailable`` unless the hub answers its health check."""
         self._request("GET", "/healthz", auth=False)

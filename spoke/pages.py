@@ -7,13 +7,28 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import Blueprint, abort, g, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
+from sqlalchemy import func, select
 
 from shared.enums import Priority, Sex
 from shared.errors import TeleconsultError
 from shared.schemas import CaseCreateSchema, load_or_raise
 from spoke.context import spoke
+from spoke.hub_api import HubRefused, HubUnavailable
+from spoke.inbox import Inbox
+from spoke.persistence.models import LocalCase
 
 bp = Blueprint("pages", __name__)
 
@@ -44,7 +59,8 @@ def signed_in(view: F) -> F:
 def _banner() -> dict[str, Any]:
     s = spoke()
     return {"hub_reachable": s.outbox.hub_reachable, "outbox_pending": s.store.count_pending(),
-            "spoke_code": s.settings.spoke_code, "doctor": g.get("doctor")}
+            "spoke_code": s.settings.spoke_code, "doctor": g.get("doctor"),
+            "live_version": live_version if g.get("doctor") else None}
 
 
 @bp.route("/signin", methods=["GET", "POST"])
@@ -80,6 +96,29 @@ def sign_out() -> ResponseReturnValue:
 @signed_in
 def case_list() -> ResponseReturnValue:
     return render_template("cases.html", cases=spoke().store.list_cases())
+
+
+@bp.get("/cases/rows")
+@signed_in
+def case_rows() -> ResponseReturnValue:
+    """The list's table alone: the page script swaps it in when something changed."""
+    return render_template("_case_rows.html", cases=spoke().store.list_cases())
+
+
+@bp.get("/live")
+@signed_in
+def live() -> ResponseReturnValue:
+    """What the pages poll (a few bytes): a fingerprint of the local store, the link, the outbox."""
+    s = spoke()
+    return jsonify(version=live_version(), hub_reachable=s.outbox.hub_reachable, pending=s.store.count_pending())
+
+
+def live_version() -> str:
+    """Changes whenever anything a page shows may have changed."""
+    s = spoke()
+    with s.store.db.session() as db:
+        count, stamp = db.execute(select(func.count(LocalCase.id), func.max(LocalCase.updated_at))).one()
+    return f"{s.store.last_seq()}:{s.store.count_pending()}:{s.outbox.hub_reachable}:{count}:{stamp}"
 
 
 @bp.route("/cases/new", methods=["GET", "POST"])
@@ -142,3 +181,63 @@ def case_page(uid: str) -> ResponseReturnValue:
     except TeleconsultError:
         abort(404)
     return render_template("case.html", case=case, vitals=VITALS)
+
+
+@bp.get("/cases/<uid>/live")
+@signed_in
+def case_live(uid: str) -> ResponseReturnValue:
+    try:
+        case = spoke().store.get_case(uid)
+    except TeleconsultError:
+        abort(404)
+    return render_template("_case_live.html", case=case, vitals=VITALS)
+
+
+@bp.post("/cases/<uid>/messages")
+@signed_in
+def post_message(uid: str) -> ResponseReturnValue:
+    """A message, or the answer to the specialist's request for information, sent to the hub now."""
+    case = spoke().store.get_case(uid)
+    text = request.form.get("text", "").strip()
+    if not text or not case.get("hub_id"):
+        flash("Write a message first." if not text else "The case has not reached the hub yet: try again shortly.")
+        return redirect(url_for("pages.case_page", uid=uid))
+    api = spoke().hub_api
+    try:
+        if request.form.get("answer") and case["status"] == "needs_info":
+            api.provide_info(case["hub_id"], f"{g.doctor.name}: {text}")
+        else:
+            api.post_message(case["hub_id"], f"{g.doctor.name}: {text}")
+    except HubUnavailable:
+        flash("The hub cannot be reached now: your message was not sent. Try again when the link is back.")
+    except HubRefused as exc:
+        flash(f"The hub refused the message: {exc.message}")
+    return redirect(url_for("pages.case_page", uid=uid))
+
+
+@bp.get("/inbox")
+@signed_in
+def inbox() -> ResponseReturnValue:
+    """Studies from the clinic's modalities that matched no case, to attach by hand."""
+    error, studies = None, []
+    try:
+        studies = Inbox(spoke().hub_api).studies()
+    except TeleconsultError as exc:
+        error = exc.message
+    cases = [c for c in spoke().store.list_cases() if c["hub_id"] and c["status"] not in ("closed", "cancelled")]
+    return render_template("inbox.html", studies=studies, cases=cases, error=error,
+                           selected=request.args.get("case", ""))
+
+
+@bp.post("/inbox/<study_uid>/attach")
+@signed_in
+def attach(study_uid: str) -> ResponseReturnValue:
+    case_uid = request.form.get("case_uid", "")
+    spoke().store.get_case(case_uid)  # this clinic's case only
+    try:
+        Inbox(spoke().hub_api).attach(study_uid, case_uid)
+    except TeleconsultError as exc:
+        flash(exc.message)
+        return redirect(url_for("pages.inbox"))
+    flash("The study is attached to the case.")
+    return redirect(url_for("pages.case_page", uid=case_uid))

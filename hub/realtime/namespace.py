@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from flask import request
+from flask import session as flask_session
 from flask_socketio import Namespace, emit, join_room, leave_room
 from sqlalchemy import select
 
@@ -72,6 +73,8 @@ class HubNamespace(Namespace):
     # -- connecting ---------------------------------------------------------------------------
     def on_connect(self, auth: Any = None) -> None:
         token = str(auth.get("token") or "") if isinstance(auth, dict) else ""
+        if not token:  # a page of the hub: the signed session cookie holds its login token
+            token = str(flask_session.get("hub_token") or "")
         h = hub()
         try:
             with h.db.session() as session:

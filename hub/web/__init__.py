@@ -1,0 +1,60 @@
+"""The hub's pages for specialists, supervisors and admins: one blueprint per audience.
+
+Pages are rendered on the server (Jinja escapes every free text); their scripts (``hub/static``,
+no inline code, so the Content-Security-Policy holds) call the REST and DICOMweb endpoints with
+the session cookie and the CSRF token, and listen to Socket.IO to stay current.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from hub.web.security import init_security
+from teleconsult.i18n import init_babel
+
+
+def init_web(app: Flask) -> None:
+    """Register the pages, sign-in, CSRF, the security headers and the languages."""
+    from hub.web.admin import bp as admin_bp
+    from hub.web.auth import bp as auth_bp
+    from hub.web.specialist import bp as specialist_bp
+    from hub.web.supervisor import bp as supervisor_bp
+
+    init_security(app)
+    init_babel(app, user_language)
+    app.jinja_env.filters.update(when=when, duration=duration, iso=iso)
+    app.jinja_env.globals["page_user"] = _page_user
+    for bp in (auth_bp, specialist_bp, supervisor_bp, admin_bp):
+        app.register_blueprint(bp)
+
+
+def _page_user() -> object:
+    from hub.web.pages import signed_in_user
+
+    return signed_in_user()
+
+
+def user_language() -> str | None:
+    from hub.web.pages import signed_in_user
+
+    user = signed_in_user()
+    return user.language if user is not None else None
+
+
+def when(value: object) -> str:
+    """A time as the pages show it: 2026-03-01 14:05 (UTC)."""
+    if value is None:
+        return "—"
+    text = value.isoformat() if hasattr(value, "isoformat") else str(value)
+    return text[:16].replace("T", " ")
+
+
+def duration(seconds: object) -> str:
+    if not isinstance(seconds, int | float):
+        return "—"
+    minutes = int(seconds // 60)
+    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
+
+
+def iso(value: object) -> str:
+    return value.isoformat() if hasattr(value, "isoformat") else ""

@@ -1,0 +1,64 @@
+"""Languages of the pages (English, Hindi, Vietnamese, Russian) with Flask-Babel.
+
+The catalogs are text (``translations/<lang>/LC_MESSAGES/messages.po``); they are compiled to
+``.mo`` at app start into a temporary folder, so no binary is kept in the repository.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from flask import Flask, request, session
+from flask_babel import Babel, get_locale
+
+log = logging.getLogger(__name__)
+
+TRANSLATIONS = Path(__file__).resolve().parent.parent / "translations"
+LANGUAGES = {"en": "English", "hi": "हिन्दी", "vi": "Tiếng Việt", "ru": "Русский"}
+SESSION_KEY = "lang"
+
+
+def compile_catalogs(source: Path = TRANSLATIONS, target: Path | None = None) -> Path:
+    """Compile every ``.po`` under ``source`` to ``.mo`` under ``target``; returns ``target``."""
+    target = target or Path(tempfile.mkdtemp(prefix="teleconsult-i18n-"))
+    for po in source.glob("*/LC_MESSAGES/*.po"):
+        mo = target / po.relative_to(source).with_suffix(".mo")
+        mo.parent.mkdir(parents=True, exist_ok=True)
+        with po.open("rb") as src:
+            catalog = read_po(src, locale=po.parts[-3])
+        with mo.open("wb") as out:
+            write_mo(out, catalog, use_fuzzy=False)
+    return target
+
+
+_compiled: Path | None = None
+
+
+def init_babel(app: Flask, user_language: Callable[[], str | None]) -> None:
+    """Flask-Babel with the user's language: their saved choice, else the session's, else the browser's."""
+    global _compiled
+    if _compiled is None:
+        _compiled = compile_catalogs()
+
+    def select() -> str:
+        chosen = _safe(user_language) or session.get(SESSION_KEY)
+        if chosen in LANGUAGES:
+            return str(chosen)
+        return request.accept_languages.best_match(list(LANGUAGES)) or "en"
+
+    app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(_compiled)
+    Babel(app, locale_selector=select)
+    app.jinja_env.globals.update(LANGUAGES=LANGUAGES, get_locale=lambda: str(get_locale() or "en"))
+
+
+def _safe(fn: Callable[[], str | None]) -> str | None:
+    try:
+        return fn()
+    except Exception:  # no database or no user: fall back to the session or the browser
+        log.debug("no user language", exc_info=True)
+        return None
