@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -40,13 +42,32 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=30000")
+    # Short: waiting for another writer happens in _sqlite_begin_immediate, where an eventlet
+    # hub can run its other green threads meanwhile (SQLite's own wait would block them all).
+    cur.execute("PRAGMA busy_timeout=20")
     cur.close()
 
 
+_LOCK_WAIT_S = 30.0
+
+
 def _sqlite_begin_immediate(conn: Any) -> None:
-    # Take the write lock at BEGIN so that two writers queue instead of failing mid-transaction.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    """Take the write lock at BEGIN, so that two writers queue instead of failing mid-transaction.
+
+    While another writer (a thread, a green thread, or another process such as the CLI) holds
+    it, wait here in Python: ``time.sleep`` yields under eventlet, so the hub keeps serving.
+    """
+    deadline = time.monotonic() + _LOCK_WAIT_S
+    pause = 0.002
+    while True:
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            return
+        except OperationalError as exc:
+            if "locked" not in str(exc.orig) or time.monotonic() > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
 
 
 class Database:

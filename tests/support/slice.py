@@ -40,7 +40,7 @@ def start_spoke(tmp: Path, hub: RunningHub, code: str = "PHC-1") -> tuple[Proces
     return process, url
 
 
-def start_bridge(tmp: Path, hub: RunningHub, code: str = "PHC-1") -> tuple[Process, int]:
+def start_bridge(tmp: Path, hub: RunningHub, code: str = "PHC-1", spoke_url: str = "") -> tuple[Process, int]:
     port = free_port()
     env = {
         "TELECONSULT_BRIDGE_HOST": "127.0.0.1",
@@ -51,6 +51,7 @@ def start_bridge(tmp: Path, hub: RunningHub, code: str = "PHC-1") -> tuple[Proce
         "TELECONSULT_BRIDGE_SPOKE_TOKEN": hub.spoke_tokens[code],
         "TELECONSULT_BRIDGE_SPOOL_DIR": str(tmp / "bridge" / "spool"),
         "TELECONSULT_BRIDGE_RETRY_INITIAL_S": "0.2",
+        "TELECONSULT_BRIDGE_SPOKE_URL": spoke_url,  # the clinic's spoke: worklist and linking
     }
     process = start("bridge", ["dicom_bridge"], env, tmp)
     wait_for(lambda: "listening on" in process.output() or not process.alive(), 30, what="bridge start")
@@ -65,6 +66,6 @@ def clinic_slice(tmp: Path, database_url: str | None = None) -> Iterator[Slice]:
         hub = stack.enter_context(hub_process(tmp, database_url, async_mode="eventlet"))
         spoke, spoke_url = start_spoke(tmp, hub)
         stack.enter_context(running(spoke))
-        bridge, dicom_port = start_bridge(tmp, hub)
+        bridge, dicom_port = start_bridge(tmp, hub, spoke_url=spoke_url)
         stack.enter_context(running(bridge))
         yield Slice(hub, spoke_url, spoke, bridge, dicom_port)

@@ -1,0 +1,55 @@
+"""SQLite writers queue for the lock without blocking an eventlet hub's other green threads."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+SCRIPT = textwrap.dedent(
+    """
+    import sys, threading, time
+    if sys.argv[2] == "eventlet":
+        import eventlet
+        eventlet.monkey_patch()
+    from sqlalchemy import text
+    from teleconsult.db import Database
+
+    url = f"sqlite:///{sys.argv[1]}"
+    db, holder = Database(url), Database(url)
+    with db.session() as s:
+        s.execute(text("create table t (x int)"))
+    ready = threading.Event()
+
+    def hold():
+        with holder.session() as s:
+            s.execute(text("insert into t values (1)"))
+            ready.set()
+            time.sleep(0.3)  # holds the write lock; under eventlet, yields to the other writer
+
+    threading.Thread(target=hold).start()
+    ready.wait()
+    with db.session() as s:
+        s.execute(text("insert into t values (2)"))
+    with db.session() as s:
+        print(s.execute(text("select count(*) from t")).scalar())
+    """
+)
+
+
+def _run(tmp_path: Path, mode: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(tmp_path / "db.sqlite"), mode],
+        capture_output=True, text=True, timeout=120, check=False, cwd=Path(__file__).resolve().parents[3],
+    )
+
+
+def test_a_second_writer_waits_for_the_first_with_threads(tmp_path: Path) -> None:
+    result = _run(tmp_path, "threads")
+    assert result.returncode == 0 and result.stdout.strip() == "2", result.stderr
+
+
+def test_a_second_writer_waits_for_the_first_under_eventlet(tmp_path: Path) -> None:
+    result = _run(tmp_path, "eventlet")
+    assert result.returncode == 0 and result.stdout.strip() == "2", result.stderr[-2000:]
