@@ -1,12 +1,14 @@
 """Languages of the pages (English, Hindi, Vietnamese, Russian) with Flask-Babel.
 
-The catalogs are text (``translations/<lang>/LC_MESSAGES/messages.po``); they are compiled to
+The catalogs are text (``teleconsult/translations/<lang>/LC_MESSAGES/messages.po``); they are compiled to
 ``.mo`` at app start into a temporary folder, so no binary is kept in the repository.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -18,14 +20,16 @@ from flask_babel import Babel, get_locale
 
 log = logging.getLogger(__name__)
 
-TRANSLATIONS = Path(__file__).resolve().parent.parent / "translations"
+TRANSLATIONS = Path(__file__).resolve().parent / "translations"
 LANGUAGES = {"en": "English", "hi": "हिन्दी", "vi": "Tiếng Việt", "ru": "Русский"}
 SESSION_KEY = "lang"
 
 
 def compile_catalogs(source: Path = TRANSLATIONS, target: Path | None = None) -> Path:
     """Compile every ``.po`` under ``source`` to ``.mo`` under ``target``; returns ``target``."""
-    target = target or Path(tempfile.mkdtemp(prefix="teleconsult-i18n-"))
+    if target is None:
+        target = Path(tempfile.mkdtemp(prefix="teleconsult-i18n-"))
+        atexit.register(shutil.rmtree, target, ignore_errors=True)
     for po in source.glob("*/LC_MESSAGES/*.po"):
         mo = target / po.relative_to(source).with_suffix(".mo")
         mo.parent.mkdir(parents=True, exist_ok=True)
