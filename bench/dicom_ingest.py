@@ -3,10 +3,12 @@ storescu to DCMTK storescp, to Orthanc (fsync on) and to our bridge, alternating
 then end to end (storescu -> bridge -> hub, until the hub lists every instance) against storescu
 -> storescp alone. Prints MB/s and ratios. Not a test: run it by hand.
 
-    /work/venv/bin/python bench/dicom_ingest.py [--rounds 3] [--slices 200] [--profile DIR]
+    /work/venv/bin/python bench/dicom_ingest.py [--rounds 3] [--slices 200] [--profile DIR] [--no-fsync-row]
 
 Needs DCMTK (storescu, storescp) and Orthanc (Debian packages dcmtk, orthanc). With --profile,
-py-spy records the bridge of the last round as a flame graph (SVG) in DIR.
+py-spy records the bridge of the last round as a flame graph (SVG) in DIR. With --no-fsync-row,
+a fourth row runs the bridge with ``unsafe_skip_fsync`` (benchmarks only: what the rest of the
+pipeline costs when success no longer waits for the disk).
 """
 
 from __future__ import annotations
@@ -85,21 +87,29 @@ def bridge_env(tmp: Path, port: int, hub_url: str, token: str) -> dict[str, str]
 
 
 @contextmanager
-def bridge(tmp: Path, hub_url: str = "http://127.0.0.1:9", token: str = "") -> Iterator[tuple[int, Process]]:
+def bridge(
+    tmp: Path, hub_url: str = "http://127.0.0.1:9", token: str = "", fsync: bool = True
+) -> Iterator[tuple[int, Process]]:
     """Our bridge as its own process; with the default hub URL nothing is forwarded (ingest only)."""
     tmp.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    process = start("bridge", ["dicom_bridge"], bridge_env(tmp, port, hub_url, token), tmp)
+    env = bridge_env(tmp, port, hub_url, token)
+    if not fsync:
+        env["TELECONSULT_BRIDGE_UNSAFE_SKIP_FSYNC"] = "true"
+    process = start("bridge", ["dicom_bridge"], env, tmp)
     with running(process):
         wait_for(lambda: _listening(port) or not process.alive(), 30, what="bridge")
         assert process.alive(), process.output()
         yield port, process
 
 
-def rounds_of_ingest(folder: Path, tmp: Path, rounds: int, profile: Path | None) -> dict[str, list[float]]:
-    times: dict[str, list[float]] = {"storescp": [], "orthanc": [], "bridge": []}
+def rounds_of_ingest(
+    folder: Path, tmp: Path, rounds: int, profile: Path | None, no_fsync_row: bool = False
+) -> dict[str, list[float]]:
+    targets = ["storescp", "orthanc", "bridge"] + (["bridge-nofsync"] if no_fsync_row else [])
+    times: dict[str, list[float]] = {name: [] for name in targets}
     for n in range(rounds):
-        order = ["storescp", "orthanc", "bridge"] if n % 2 == 0 else ["bridge", "orthanc", "storescp"]
+        order = targets if n % 2 == 0 else targets[::-1]
         for target in order:
             where = tmp / f"round{n}-{target}"
             where.mkdir(parents=True)
@@ -115,8 +125,8 @@ def _one_ingest(target: str, folder: Path, where: Path, profile: Path | None) ->
     if target == "orthanc":
         with orthanc(where, {}) as pacs:
             return storescu(pacs.dicom_port, "CLINICPACS", folder)
-    with bridge(where) as (port, process):
-        if profile is None:
+    with bridge(where, fsync=target != "bridge-nofsync") as (port, process):
+        if profile is None or target != "bridge":
             return storescu(port, "SPOKE1", folder)
         with py_spy(process, profile / "bridge-ingest.svg"):
             return storescu(port, "SPOKE1", folder)
@@ -169,6 +179,7 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--profile", type=Path, default=None)
     parser.add_argument("--skip-e2e", action="store_true")
+    parser.add_argument("--no-fsync-row", action="store_true", help="also time the bridge without fsync")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="dicom-ingest-") as raw:
         tmp = Path(raw)
@@ -176,7 +187,7 @@ def main() -> int:
         files = write_series(make_ct_series(args.slices, rows=args.size, cols=args.size), folder)
         megabytes = sum(f.stat().st_size for f in files) / 1e6
         print(f"CT series: {len(files)} files, {megabytes:.1f} MB; {args.rounds} rounds, alternating order")
-        times = rounds_of_ingest(folder, tmp / "ingest", args.rounds, args.profile)
+        times = rounds_of_ingest(folder, tmp / "ingest", args.rounds, args.profile, args.no_fsync_row)
         _print_ingest(times, megabytes)
         if not args.skip_e2e:
             ours, reference = end_to_end(folder, tmp / "e2e", len(files), args.rounds)
@@ -186,11 +197,11 @@ def main() -> int:
 
 def _print_ingest(times: dict[str, list[float]], megabytes: float) -> None:
     base = statistics.median(times["storescp"])
-    print(f"\n{'C-STORE to':<12} {'median s':>9} {'MB/s':>8} {'vs storescp':>12}   rounds (s)")
+    print(f"\n{'C-STORE to':<15} {'median s':>9} {'MB/s':>8} {'vs storescp':>12}   rounds (s)")
     for name, values in times.items():
         median = statistics.median(values)
         rounds = " ".join(f"{v:.2f}" for v in values)
-        print(f"{name:<12} {median:>9.2f} {megabytes / median:>8.1f} {base / median:>11.2f}x   {rounds}")
+        print(f"{name:<15} {median:>9.2f} {megabytes / median:>8.1f} {base / median:>11.2f}x   {rounds}")
     print(f"bridge vs Orthanc: {statistics.median(times['orthanc']) / statistics.median(times['bridge']):.2f}x")
 
 

@@ -12,9 +12,12 @@ from typing import Any
 from pynetdicom import AE
 from pynetdicom.transport import ThreadedAssociationServer
 
+from dicom_bridge.deid import Profile
 from dicom_bridge.forwarder import Forwarder
+from dicom_bridge.linking import CaseDirectory
+from dicom_bridge.progress import Ledger, ProgressReporter
 from dicom_bridge.scp import start_scp
-from dicom_bridge.spool import Spool
+from dicom_bridge.spool import Spool, read_or_create_key
 from dicom_bridge.worklist import SpokeWorklist
 
 logger = logging.getLogger(__name__)
@@ -34,7 +37,12 @@ class Bridge:
 
     def __init__(self, settings: Any) -> None:
         self.settings = settings
-        self.spool = Spool(settings.spool_dir)
+        self.spool = Spool(settings.spool_dir, fsync=not settings.unsafe_skip_fsync)
+        spoke_url = str(getattr(settings, "spoke_url", "") or "")
+        self.worklist = (
+            SpokeWorklist(spoke_url, settings.spoke_token, float(settings.worklist_timeout_s)) if spoke_url else None
+        )
+        self.ledger = Ledger(self.spool.root / "progress.sqlite")
         self.forwarder = Forwarder(
             self.spool,
             hub_url=settings.hub_url,
@@ -43,11 +51,19 @@ class Bridge:
             retry_initial_s=settings.retry_initial_s,
             retry_max_s=settings.retry_max_s,
             timeout_s=settings.hub_timeout_s,
+            max_in_flight=settings.max_in_flight,
+            ledger=self.ledger,
+            cases=CaseDirectory(self.worklist),
+            profile=deid_profile(settings, self.spool),
         )
-        spoke_url = str(getattr(settings, "spoke_url", "") or "")
-        self.worklist = (
-            SpokeWorklist(spoke_url, settings.spoke_token, float(settings.worklist_timeout_s)) if spoke_url else None
+        self.reporter = (
+            ProgressReporter(self.ledger, spoke_url, settings.spoke_token, float(settings.worklist_timeout_s),
+                             float(settings.retry_initial_s))
+            if spoke_url else None
         )
+        if self.reporter is not None:
+            self.forwarder.progress_changed = self.reporter.changed
+        self._workers_stopped = False
         self.ae: AE | None = None
         self.server: ThreadedAssociationServer | None = None
 
@@ -62,13 +78,17 @@ class Bridge:
     def start(self) -> None:
         """Start forwarding (leftovers first), then accept associations."""
         refuse_eventlet()
+        if self.settings.unsafe_skip_fsync:
+            logger.warning("unsafe_skip_fsync is set: acknowledged images may be lost in a crash")
+        if self.reporter is not None:
+            self.reporter.start()
         self.forwarder.start()
         try:
             self.ae, self.server = start_scp(
                 self.settings, self.spool, self.forwarder.wake, self.worklist
             )
         except BaseException:
-            self.forwarder.stop()
+            self._stop_workers()
             raise
         host, port = self.address
         logger.info("DICOM bridge AE %s listening on %s:%d", self.settings.ae_title, host, port)
@@ -78,12 +98,31 @@ class Bridge:
         if self.ae is not None:
             self.ae.shutdown()  # shuts down the server and aborts open associations
             self.ae = self.server = None
-        self.forwarder.stop()
+        self._stop_workers()
         logger.info("DICOM bridge stopped (%s)", self.forwarder.status())
+
+    def _stop_workers(self) -> None:
+        if self._workers_stopped:
+            return
+        self._workers_stopped = True
+        self.forwarder.stop()
+        if self.reporter is not None:
+            self.reporter.push_once()  # the last counts, if the spoke is there
+            self.reporter.stop()
+        self.ledger.close()
 
     def status(self) -> dict[str, Any]:
         """Return the forwarder's counters."""
         return self.forwarder.status()
+
+
+def deid_profile(settings: Any, spool: Spool) -> Profile | None:
+    """The de-identification profile the settings ask for, or None to forward as received."""
+    if not settings.deidentify:
+        return None
+    key = str(settings.deid_key or "").encode() or read_or_create_key(spool.root / "deid.key")
+    return Profile(key=key, shift_dates=bool(settings.deid_shift_dates),
+                   allow_burned_in=bool(settings.deid_allow_burned_in))
 
 
 def run_bridge(settings: Any, stop_event: threading.Event | None = None) -> None:

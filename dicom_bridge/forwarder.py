@@ -4,6 +4,7 @@ hub has confirmed or refused each one. Nothing is deleted before the hub answere
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import re
@@ -11,13 +12,21 @@ import secrets
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import requests
+import requests.adapters
+from pydicom import dcmread
+from pydicom.filereader import read_partial
 
+from dicom_bridge.deid import BurnedInAnnotation, Profile, deidentify
+from dicom_bridge.linking import CaseDirectory
+from dicom_bridge.progress import AT_HUB, REJECTED, Ledger
 from dicom_bridge.spool import SUFFIX, Spool
+from dicom_bridge.worklist import WorklistUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +36,8 @@ REFERENCED_SOP_INSTANCE_UID = "00081155"
 FAILURE_REASON = "00081197"
 DUPLICATE_INSTANCE = 0x0111  # the hub already has it: as good as stored
 _CHUNK = 1024 * 1024
+COALESCE_S = 0.05
+ACCESSION_NUMBER = 0x00080050
 
 
 class MultipartBody:
@@ -36,14 +47,15 @@ class MultipartBody:
     when a request is retried, without holding the instances in memory.
     """
 
-    def __init__(self, paths: list[Path], boundary: str | None = None) -> None:
-        self.paths = list(paths)
+    def __init__(self, parts: list[Path | bytes], boundary: str | None = None) -> None:
+        self.parts = list(parts)
         self.boundary = boundary or secrets.token_hex(16)
         self._part_head = f"--{self.boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode(
             "ascii"
         )
         self._tail = f"--{self.boundary}--\r\n".encode("ascii")
-        self._length = sum(len(self._part_head) + p.stat().st_size + 2 for p in self.paths)
+        sizes = (len(p) if isinstance(p, bytes) else p.stat().st_size for p in self.parts)
+        self._length = sum(len(self._part_head) + size + 2 for size in sizes)
         self._length += len(self._tail)
 
     @property
@@ -55,11 +67,14 @@ class MultipartBody:
         return self._length
 
     def __iter__(self) -> Iterator[bytes]:
-        for path in self.paths:
+        for part in self.parts:
             yield self._part_head
-            with path.open("rb") as fh:
-                while chunk := fh.read(_CHUNK):
-                    yield chunk
+            if isinstance(part, bytes):
+                yield part
+            else:
+                with part.open("rb") as fh:
+                    while chunk := fh.read(_CHUNK):
+                        yield chunk
             yield b"\r\n"
         yield self._tail
 
@@ -113,8 +128,20 @@ class RetryLater(Exception):
         self.retry_after_s = retry_after_s
 
 
+@dataclass
+class Outgoing:
+    """One STOW-RS request: spooled files (as they are, or de-identified bytes) for one case."""
+
+    paths: list[Path]
+    accession: str
+    case_uid: str | None = None
+    parts: list[Path | bytes] = field(default_factory=list)
+    sent_uid: dict[Path, str] = field(default_factory=dict)  # the SOPInstanceUID the hub will name
+
+
 class Forwarder:
-    """Background thread sending the spool to the hub's ``POST {hub_url}/dicomweb/studies``."""
+    """Sends the spool to the hub's ``POST {hub_url}/dicomweb/studies``, at most ``max_in_flight``
+    requests at a time, each for one accession number (so one ``X-Case-UID``)."""
 
     def __init__(
         self,
@@ -126,6 +153,10 @@ class Forwarder:
         retry_max_s: float = 60.0,
         timeout_s: float = 30.0,
         session: requests.Session | None = None,
+        max_in_flight: int = 2,
+        ledger: Ledger | None = None,
+        cases: CaseDirectory | None = None,
+        profile: Profile | None = None,
     ) -> None:
         self.spool = spool
         self.url = hub_url.rstrip("/") + "/dicomweb/studies"
@@ -135,11 +166,26 @@ class Forwarder:
         self.retry_initial_s = max(0.001, float(retry_initial_s))
         self.retry_max_s = max(self.retry_initial_s, float(retry_max_s))
         self.timeout_s = float(timeout_s)
+        self.max_in_flight = max(1, int(max_in_flight))
         self.session = session or requests.Session()
+        adapter = requests.adapters.HTTPAdapter(pool_maxsize=self.max_in_flight)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.ledger = ledger or Ledger(spool.root / "progress.sqlite")
+        self.cases = cases or CaseDirectory(None)
+        self.profile = profile  # None: instances leave exactly as received
+        self.progress_changed: threading.Event | None = None  # set when counts change
         self.wake = threading.Event()  # set by the C-STORE handler when an instance is spooled
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
+        self._claimed: set[Path] = set()
+        self._in_flight = 0
+        self._accession: dict[str, str] = {}  # sop uid -> AccessionNumber, of every registered file
+        self._known = self.ledger.known()
+        self._backoff = self.retry_initial_s
+        self._not_before = 0.0
         self._sent = 0
         self._rejected = 0
         self._last_error: str | None = None
@@ -152,6 +198,7 @@ class Forwarder:
         if not self.token:
             logger.warning("spoke_token is empty: set TELECONSULT_BRIDGE_SPOKE_TOKEN")
         self._stop.clear()
+        self._pool = ThreadPoolExecutor(self.max_in_flight, thread_name_prefix="dicom-stow")
         self._thread = threading.Thread(target=self._run, name="dicom-forwarder", daemon=True)
         self._thread.start()
 
@@ -161,6 +208,8 @@ class Forwarder:
         self.wake.set()
         if self._thread is not None:
             self._thread.join(timeout_s if timeout_s is not None else self.timeout_s + 5)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
         self.session.close()
 
     def notify(self) -> None:
@@ -172,66 +221,162 @@ class Forwarder:
         with self._lock:
             return {
                 "pending": self.spool.count(),
+                "in_flight": self._in_flight,
                 "sent": self._sent,
                 "rejected": self._rejected,
                 "last_error": self._last_error,
                 "last_success_at": self._last_success,
             }
 
-    # -- the loop --------------------------------------------------------------------------------
+    # -- the dispatcher --------------------------------------------------------------------------
 
     def _run(self) -> None:
-        backoff = self.retry_initial_s
         while not self._stop.is_set():
             self.wake.clear()  # before listing, so a put during the send is not missed
             try:
-                sent_any = self.forward_once()
-            except RetryLater as exc:
-                self._note_error(str(exc))
-                delay = min(self.retry_max_s, max(backoff, exc.retry_after_s or 0.0))
-                logger.warning("%s; retrying in %.1f s", exc, delay)
-                self._stop.wait(delay)
-                backoff = min(self.retry_max_s, backoff * 2)
-                continue
+                pending = self.spool.pending()
+                self._register(pending)
+                self._launch(pending)
             except Exception as exc:  # a bug must not kill the thread and strand the spool
                 logger.exception("forwarder error")
                 self._note_error(f"internal error: {exc}")
-                self._stop.wait(backoff)
-                backoff = min(self.retry_max_s, backoff * 2)
-                continue
-            backoff = self.retry_initial_s
-            if not sent_any:
-                # Idle: wake on a new instance; the timeout also picks up files dropped in by hand.
-                self.wake.wait(self.retry_max_s)
+                self._retry_later(None)
+            with self._lock:
+                backing_off = self._not_before - time.monotonic()
+            # Wakes on a new instance or a finished request; the timeout also picks up files
+            # dropped in by hand and ends a backoff.
+            self.wake.wait(backing_off if backing_off > 0 else self.retry_max_s)
+            # A modality sends instance after instance: take them a few at a time, so listing,
+            # counting and committing do not compete with the C-STORE handler for every one.
+            self._stop.wait(COALESCE_S)
+
+    def _register(self, pending: list[Path]) -> None:
+        """Count newly spooled instances as received for their accession number."""
+        fresh = []
+        waiting = {_uid(p) for p in pending}
+        self._accession = {u: a for u, a in self._accession.items() if u in waiting}
+        for path in pending:
+            uid = _uid(path)
+            if uid not in self._accession:
+                self._accession[uid] = _accession_of(path)
+                if uid not in self._known:
+                    fresh.append((uid, self._accession[uid]))
+        if fresh:
+            self.ledger.receive(fresh)
+            self._known.update(uid for uid, _ in fresh)
+            for accession in {a for _, a in fresh}:
+                self._link(accession)
+            self._progress()
+
+    def _launch(self, pending: list[Path]) -> None:
+        """Start requests for unclaimed instances while fewer than max_in_flight are running."""
+        assert self._pool is not None
+        with self._lock:
+            if time.monotonic() < self._not_before:
+                return
+            free = [p for p in pending if p not in self._claimed]
+            while free and self._in_flight < self.max_in_flight:
+                accession = self._accession.get(_uid(free[0]), "")
+                batch = [p for p in free if self._accession.get(_uid(p), "") == accession][: self._batch_now]
+                free = [p for p in free if p not in batch]
+                self._claimed.update(batch)
+                self._in_flight += 1
+                self._pool.submit(self._send, batch, accession)
+
+    def _send(self, batch: list[Path], accession: str) -> None:
+        try:
+            self.forward(batch, accession)
+        except RetryLater as exc:
+            self._note_error(str(exc))
+            self._retry_later(exc)
+        except Exception as exc:
+            logger.exception("forwarder error")
+            self._note_error(f"internal error: {exc}")
+            self._retry_later(None)
+        finally:  # after the backoff is set, so the dispatcher does not resend at once
+            with self._lock:
+                self._claimed.difference_update(batch)
+                self._in_flight -= 1
+            self._progress()
+            self.wake.set()
+
+    def _retry_later(self, error: RetryLater | None) -> None:
+        with self._lock:
+            delay = min(self.retry_max_s, max(self._backoff, (error.retry_after_s if error else None) or 0.0))
+            self._not_before = time.monotonic() + delay
+            self._backoff = min(self.retry_max_s, self._backoff * 2)
+        logger.warning("%s; retrying in %.1f s", error or "forwarder error", delay)
+
+    # -- one request -----------------------------------------------------------------------------
 
     def forward_once(self) -> bool:
-        """Send one batch; return False if the spool was empty. Raises RetryLater."""
-        batch = self.spool.pending(self._batch_now)
-        if not batch:
+        """Send one batch now, in this thread; return False if the spool was empty. Raises RetryLater."""
+        pending = self.spool.pending()
+        self._register(pending)
+        if not pending:
             return False
-        result = self._post(batch)
-        self._settle(batch, result)
+        accession = self._accession.get(_uid(pending[0]), "")
+        batch = [p for p in pending if self._accession.get(_uid(p), "") == accession][: self._batch_now]
+        self.forward(batch, accession)
         return True
 
-    def _post(self, batch: list[Path]) -> StowResult:
-        body = MultipartBody(batch)
+    def forward(self, batch: list[Path], accession: str) -> None:
+        """Send ``batch`` (one accession number) and settle each instance. Raises RetryLater."""
+        out = self._prepare(batch, accession)
+        if out.parts:
+            result = self._post(out)
+            self._settle(out, result)
+
+    def _prepare(self, batch: list[Path], accession: str) -> Outgoing:
+        out = Outgoing(batch, accession)
+        if self.profile is None:
+            out.parts = list(batch)
+            out.sent_uid = {p: _uid(p) for p in batch}
+            return out
+        try:
+            out.case_uid = self._link(accession)
+        except WorklistUnavailable as exc:  # without the case the de-identified study would be orphaned
+            raise RetryLater(f"cannot link accession {accession!r} to a case: {exc}") from exc
+        for path in batch:
+            try:
+                data, sop_uid = deidentified(path, self.profile)
+            except (BurnedInAnnotation, DeidError) as exc:
+                self._reject(path, f"not forwarded: {exc}")
+                continue
+            out.parts.append(data)
+            out.sent_uid[path] = sop_uid
+        return out
+
+    def _link(self, accession: str) -> str | None:
+        case_uid = self.ledger.case_of(accession) if accession else None
+        if case_uid is None and accession:
+            case_uid = self.cases.case_for(accession)
+            if case_uid is not None:
+                self.ledger.link(accession, case_uid)
+                self._progress()
+        return case_uid
+
+    def _post(self, out: Outgoing) -> StowResult:
+        body = MultipartBody(out.parts)
         headers = {"Content-Type": body.content_type, "Accept": "application/dicom+json"}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
+        if out.case_uid:
+            headers["X-Case-UID"] = out.case_uid
         try:
             response = self.session.post(
                 self.url, data=body, headers=headers, timeout=self.timeout_s
             )
         except requests.RequestException as exc:
             raise RetryLater(f"hub {self.url} unreachable: {_short_error(exc)}") from exc
-        return self._read_response(response, batch)
+        return self._read_response(response, list(out.sent_uid.values()))
 
-    def _read_response(self, response: requests.Response, batch: list[Path]) -> StowResult:
+    def _read_response(self, response: requests.Response, uids: list[str]) -> StowResult:
         code = response.status_code
         if code in (200, 202, 409):
             result = parse_stow_response(_json_or_none(response))
             if code == 200 and not result.stored and not result.failed:
-                result.stored = {_uid(p) for p in batch}  # 200 without detail: all stored
+                result.stored = set(uids)  # 200 without detail: all stored
             if code == 409 and not result.failed:
                 raise RetryLater("hub answered 409 without a FailedSOPSequence")
             return result
@@ -240,37 +385,51 @@ class Forwarder:
                 f"hub refused the spoke token (HTTP {code}): check TELECONSULT_BRIDGE_SPOKE_TOKEN"
             )
         if code == 413:
-            if len(batch) == 1:
-                return StowResult(failed={_uid(batch[0]): "too large for the hub (HTTP 413)"})
+            if len(uids) == 1:
+                return StowResult(failed={uids[0]: "too large for the hub (HTTP 413)"})
             self._batch_now = 1
             raise RetryLater(
-                f"hub refused a batch of {len(batch)} as too large; sending one by one"
+                f"hub refused a batch of {len(uids)} as too large; sending one by one"
             )
         raise RetryLater(
             f"hub answered HTTP {code} to STOW-RS: {response.text[:200]!r}",
             _retry_after(response),
         )
 
-    def _settle(self, batch: list[Path], result: StowResult) -> None:
+    def _settle(self, out: Outgoing, result: StowResult) -> None:
         """Remove what the hub stored, move aside what it refused, keep the rest for a retry."""
         kept = 0
-        for path in batch:
-            uid = _uid(path)
+        stored: list[Path] = []
+        for path, uid in out.sent_uid.items():
             reason = result.failed.get(uid, -1)
             if uid in result.stored or reason == DUPLICATE_INSTANCE:
-                self.spool.done(path)
-                self._count(sent=1)
+                stored.append(path)
             elif uid in result.failed and not is_transient_failure(reason):
-                self.spool.reject(path, _reason_text(reason))
-                self._count(rejected=1)
+                self._reject(path, _reason_text(reason))
             else:
                 kept += 1
+        # The ledger first: a crash before the unlink re-sends, and the hub answers "have it".
+        self.ledger.mark((_uid(p) for p in stored), AT_HUB)
+        for path in stored:
+            self.spool.done(path)
+        self._count(sent=len(stored))
         if kept:
-            raise RetryLater(f"hub did not store {kept} of {len(batch)} instance(s)")
-        self._batch_now = self.batch_size
+            raise RetryLater(f"hub did not store {kept} of {len(out.sent_uid)} instance(s)")
         with self._lock:
+            self._batch_now = self.batch_size
+            self._backoff = self.retry_initial_s
+            self._not_before = 0.0
             self._last_error = None
             self._last_success = time.time()
+
+    def _reject(self, path: Path, reason: str) -> None:
+        self.ledger.mark([_uid(path)], REJECTED)
+        self.spool.reject(path, reason)
+        self._count(rejected=1)
+
+    def _progress(self) -> None:
+        if self.progress_changed is not None:
+            self.progress_changed.set()
 
     def _count(self, sent: int = 0, rejected: int = 0) -> None:
         with self._lock:
@@ -280,6 +439,34 @@ class Forwarder:
     def _note_error(self, message: str) -> None:
         with self._lock:
             self._last_error = message
+
+
+class DeidError(ValueError):
+    """The instance cannot be read to be de-identified."""
+
+
+def deidentified(path: Path, profile: Profile) -> tuple[bytes, str]:
+    """The de-identified Part 10 bytes of a spooled file and its new SOPInstanceUID."""
+    try:
+        ds = dcmread(path)
+        clean = deidentify(ds, profile)
+        buffer = io.BytesIO()
+        clean.save_as(buffer, enforce_file_format=True)
+    except BurnedInAnnotation:
+        raise
+    except Exception as exc:  # pydicom raises many types on damaged input
+        raise DeidError(f"cannot de-identify: {exc}") from exc
+    return buffer.getvalue(), str(clean.SOPInstanceUID)
+
+
+def _accession_of(path: Path) -> str:
+    """The AccessionNumber, reading only the start of the file (it is in group 0008)."""
+    try:
+        with path.open("rb") as fh:
+            ds = read_partial(fh, stop_when=lambda tag, vr, length: tag > ACCESSION_NUMBER)
+        return str(ds.get("AccessionNumber", "") or "").strip()
+    except Exception:  # an unreadable file goes unlinked; the hub will say what is wrong with it
+        return ""
 
 
 def _uid(path: Path) -> str:

@@ -10,6 +10,8 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+from pynetdicom.dsutils import encode_file_meta
+
 from dicom_bridge.spool import InvalidInstanceError, Spool
 from dicom_bridge.worklist import WorklistSource, WorklistUnavailable, find
 
@@ -38,7 +40,7 @@ def handle_store(event: Any, spool: Spool, wake: threading.Event | None = None) 
         uid = str(event.request.AffectedSOPInstanceUID or "")
         if not uid:  # never decode the dataset to find it: the request must carry it
             raise InvalidInstanceError("the C-STORE request has no Affected SOP Instance UID")
-        path = spool.put(event.encoded_dataset(include_meta=True), uid)
+        path = spool.put(_part10(event), uid)
     except InvalidInstanceError as exc:
         logger.warning("C-STORE from %s refused: %s", _peer(event), exc)
         return CANNOT_UNDERSTAND
@@ -52,6 +54,13 @@ def handle_store(event: Any, spool: Spool, wake: threading.Event | None = None) 
     if wake is not None:
         wake.set()
     return SUCCESS
+
+
+def _part10(event: Any) -> list[bytes | memoryview]:
+    """The instance as Part 10 pieces: preamble and file meta, then the received data set as a view
+    of pynetdicom's buffer (``encoded_dataset`` would copy it twice more)."""
+    head = b"\x00" * 128 + b"DICM" + encode_file_meta(event.file_meta)
+    return [head, event.request.DataSet.getbuffer()]
 
 
 def handle_find(event: Any, worklist: WorklistSource) -> Iterator[tuple[int, Any]]:

@@ -60,11 +60,13 @@ def create_app(
 
     from spoke.api import bp as api_bp
     from spoke.pages import bp as pages_bp
+    from spoke.progress import bp as progress_bp
 
     csrf.init_app(app)
     csrf.exempt(api_bp)  # bearer tokens, no cookies: nothing to forge
     app.register_blueprint(api_bp)
     app.register_blueprint(pages_bp)
+    app.register_blueprint(progress_bp)
     app.add_url_rule("/healthz", "healthz", _healthz)
     app.after_request(_security_headers)
     _register_error_handlers(app)

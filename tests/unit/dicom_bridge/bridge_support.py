@@ -62,6 +62,10 @@ class FakeHub:
     requests: list[dict[str, Any]] = field(default_factory=list)
     stored: list[bytes] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # While ``gate`` is set but not open, requests wait before answering: to see them in flight.
+    gate: threading.Event | None = None
+    active: int = 0
+    peak: int = 0
 
     def answer(self, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, Any] | None]:
         parts = parse_multipart(body, headers["Content-Type"])
@@ -90,7 +94,14 @@ def handler_for(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                 self.send_error(404)
                 return
             body = self.rfile.read(int(self.headers["Content-Length"]))
+            with hub.lock:
+                hub.active += 1
+                hub.peak = max(hub.peak, hub.active)
+            if hub.gate is not None:
+                hub.gate.wait(10)
             status, payload = hub.answer(dict(self.headers.items()), body)
+            with hub.lock:
+                hub.active -= 1
             data = json.dumps(payload).encode() if payload is not None else b""
             self.send_response(status)
             self.send_header("Content-Type", "application/dicom+json")

@@ -2,28 +2,47 @@
 
 from __future__ import annotations
 
+import io
 import threading
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from pydicom import dcmread
+from pydicom.dataset import FileMetaDataset
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
+
 from dicom_bridge.handlers import handle_echo, handle_store
 from dicom_bridge.spool import Spool
+from tests.unit.dicom_bridge.bridge_support import dataset_bytes
 
 
 def _event(uid: Any, data: bytes | Exception) -> Any:
-    def encoded_dataset(include_meta: bool = True) -> bytes:
-        if isinstance(data, Exception):
-            raise data
-        return data
+    """A C-STORE event as pynetdicom hands it over: the file meta, and the data set in a BytesIO."""
+    is_part10 = isinstance(data, bytes) and data[128:132] == b"DICM"
+    meta = dcmread(io.BytesIO(data)).file_meta if is_part10 else _meta()
 
-    return SimpleNamespace(
-        request=SimpleNamespace(AffectedSOPInstanceUID=uid), encoded_dataset=encoded_dataset
-    )
+    class Request:
+        AffectedSOPInstanceUID = uid
+
+        @property
+        def DataSet(self) -> io.BytesIO:  # noqa: N802 (pynetdicom's naming)
+            if isinstance(data, Exception):
+                raise data
+            return io.BytesIO(dataset_bytes(data) if is_part10 else data)
+
+    return SimpleNamespace(request=Request(), file_meta=meta)
+
+
+def _meta() -> FileMetaDataset:
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = CTImageStorage, "1.2.3"
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    return meta
 
 
 class _FullDisk(Spool):
-    def put(self, data: bytes, sop_instance_uid: str | None = None) -> Path:
+    def put(self, data: Any, sop_instance_uid: str | None = None) -> Path:
         raise OSError(28, "No space left on device")
 
 

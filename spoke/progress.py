@@ -1,0 +1,93 @@
+"""How far a case's images got: the clinic's DICOM bridge pushes, per case, how many instances it
+received, how many the hub confirmed and how many were refused; the case JSON shows them as
+``images: {received, at_hub, rejected}``.
+
+``PUT /api/v1/cases/<uid>/images-progress`` (the spoke's service token, as the bridge holds it).
+The counts are absolute, so a repeated or late push is harmless; they are kept in the spoke's
+small key/value ``state`` table (no migration needed).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+from flask.blueprints import BlueprintSetupState
+from flask.typing import ResponseReturnValue
+from sqlalchemy import select
+
+from shared.errors import InvalidInput
+from spoke.context import bearer_service, spoke
+from spoke.persistence.models import State
+
+bp = Blueprint("progress", __name__, url_prefix="/api/v1")
+
+FIELDS = ("received", "at_hub", "rejected")
+_KEY = "images:"
+# The case JSON of these endpoints gets ``images``.
+_CASE_ENDPOINTS = {"api.get_case": "one", "api.list_cases": "items"}
+
+
+def _exempt_from_csrf(state: BlueprintSetupState) -> None:
+    """Bearer tokens, no cookies: nothing to forge."""
+    csrf = state.app.extensions.get("csrf")
+    if csrf is not None:
+        csrf.exempt(bp)
+
+
+bp.record_once(_exempt_from_csrf)
+
+
+def empty() -> dict[str, int]:
+    return {name: 0 for name in FIELDS}
+
+
+def images_of(uids: list[str]) -> dict[str, dict[str, int]]:
+    """The last counts pushed for each case in ``uids`` (zeros when none were)."""
+    found = {uid: empty() for uid in uids}
+    if not uids:
+        return found
+    with spoke().db.session() as session:
+        rows = session.scalars(select(State).where(State.key.in_([_KEY + uid for uid in uids])))
+        for row in rows:
+            found[row.key[len(_KEY):]] = json.loads(row.value)
+    return found
+
+
+def _counts(body: Any) -> dict[str, int]:
+    if not isinstance(body, dict):
+        raise InvalidInput("Send {\"received\": n, \"at_hub\": n, \"rejected\": n}.")
+    bad = {name: ["a whole number, 0 or more"] for name in FIELDS
+           if not isinstance(body.get(name), int) or isinstance(body.get(name), bool) or body[name] < 0}
+    if bad:
+        raise InvalidInput("The counts must be whole numbers, 0 or more.", fields=bad)
+    return {name: int(body[name]) for name in FIELDS}
+
+
+@bp.put("/cases/<uid>/images-progress")
+def put_progress(uid: str) -> ResponseReturnValue:
+    """The bridge's counts for one case of this clinic."""
+    bearer_service()
+    counts = _counts(request.get_json(silent=True))
+    s = spoke()
+    s.store.get_case(uid)  # 404 unless the case is this clinic's
+    with s.db.session() as session:
+        session.merge(State(key=_KEY + uid, value=json.dumps(counts)))
+    return jsonify(images=counts)
+
+
+@bp.after_app_request
+def _add_images(response: Response) -> Response:
+    """Put ``images`` into the case JSON of the spoke's REST API."""
+    where = _CASE_ENDPOINTS.get(request.endpoint or "")
+    if where is None or response.status_code != 200 or not response.is_json:
+        return response
+    body = response.get_json()
+    cases = [body] if where == "one" else list(body.get("items") or [])
+    images = images_of([str(c.get("uid")) for c in cases if isinstance(c, dict)])
+    for case in cases:
+        if isinstance(case, dict):
+            case["images"] = images.get(str(case.get("uid")), empty())
+    response.set_data(json.dumps(body))
+    return response
