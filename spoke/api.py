@@ -12,6 +12,7 @@ from shared.errors import InvalidInput
 from shared.schemas import CaseCreateSchema, TokenRequestSchema, load_or_raise
 from spoke.context import bearer_doctor, bearer_service, spoke
 from spoke.inbox import Inbox
+from spoke.progress import with_images
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -43,13 +44,13 @@ def raise_case() -> ResponseReturnValue:
 @bp.get("/cases")
 def list_cases() -> ResponseReturnValue:
     bearer_doctor()
-    return jsonify(items=spoke().store.list_cases())
+    return jsonify(items=with_images(spoke().store.list_cases()))
 
 
 @bp.get("/cases/<uid>")
 def get_case(uid: str) -> ResponseReturnValue:
     bearer_doctor()
-    return jsonify(spoke().store.get_case(uid))
+    return jsonify(with_images([spoke().store.get_case(uid)])[0])
 
 
 @bp.get("/worklist")

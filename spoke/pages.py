@@ -29,6 +29,7 @@ from spoke.context import spoke
 from spoke.hub_api import HubRefused, HubUnavailable
 from spoke.inbox import Inbox
 from spoke.persistence.models import LocalCase
+from spoke.progress import with_images
 
 bp = Blueprint("pages", __name__)
 
@@ -173,23 +174,24 @@ def _number(raw: str) -> Any:
     return text  # the schema says what is wrong with it
 
 
+def _case_with_images(uid: str) -> dict[str, Any]:
+    try:
+        return with_images([spoke().store.get_case(uid)])[0]
+    except TeleconsultError:
+        abort(404)
+
+
 @bp.get("/cases/<uid>")
 @signed_in
 def case_page(uid: str) -> ResponseReturnValue:
-    try:
-        case = spoke().store.get_case(uid)
-    except TeleconsultError:
-        abort(404)
+    case = _case_with_images(uid)
     return render_template("case.html", case=case, vitals=VITALS)
 
 
 @bp.get("/cases/<uid>/live")
 @signed_in
 def case_live(uid: str) -> ResponseReturnValue:
-    try:
-        case = spoke().store.get_case(uid)
-    except TeleconsultError:
-        abort(404)
+    case = _case_with_images(uid)
     return render_template("_case_live.html", case=case, vitals=VITALS)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, jsonify, request
 from flask.blueprints import BlueprintSetupState
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
@@ -25,8 +25,6 @@ bp = Blueprint("progress", __name__, url_prefix="/api/v1")
 
 FIELDS = ("received", "at_hub", "rejected")
 _KEY = "images:"
-# The case JSON of these endpoints gets ``images``.
-_CASE_ENDPOINTS = {"api.get_case": "one", "api.list_cases": "items"}
 
 
 def _exempt_from_csrf(state: BlueprintSetupState) -> None:
@@ -55,6 +53,12 @@ def images_of(uids: list[str]) -> dict[str, dict[str, int]]:
     return found
 
 
+def with_images(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The cases, each with ``images``: how far its images got."""
+    images = images_of([str(c["uid"]) for c in cases])
+    return [{**c, "images": images[str(c["uid"])]} for c in cases]
+
+
 def _counts(body: Any) -> dict[str, int]:
     if not isinstance(body, dict):
         raise InvalidInput("Send {\"received\": n, \"at_hub\": n, \"rejected\": n}.")
@@ -75,19 +79,3 @@ def put_progress(uid: str) -> ResponseReturnValue:
     with s.db.session() as session:
         session.merge(State(key=_KEY + uid, value=json.dumps(counts)))
     return jsonify(images=counts)
-
-
-@bp.after_app_request
-def _add_images(response: Response) -> Response:
-    """Put ``images`` into the case JSON of the spoke's REST API."""
-    where = _CASE_ENDPOINTS.get(request.endpoint or "")
-    if where is None or response.status_code != 200 or not response.is_json:
-        return response
-    body = response.get_json()
-    cases = [body] if where == "one" else list(body.get("items") or [])
-    images = images_of([str(c.get("uid")) for c in cases if isinstance(c, dict)])
-    for case in cases:
-        if isinstance(case, dict):
-            case["images"] = images.get(str(case.get("uid")), empty())
-    response.set_data(json.dumps(body))
-    return response

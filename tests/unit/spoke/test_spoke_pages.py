@@ -90,3 +90,16 @@ def test_case_page_shows_advice_printable_and_escaped(client: FlaskClient) -> No
         assert text in page
     assert SCRIPT not in page
     assert client.get("/cases/no-such-uid").status_code == 404
+
+
+def test_the_bridges_image_counts_show_on_the_case(client: FlaskClient) -> None:
+    app = client.application
+    case = services(app).store.raise_case(CaseCreateSchema().load(case_body()), "clinic1")
+    token = {"Authorization": f"Bearer {services(app).settings.spoke_token}"}
+    url = f"/api/v1/cases/{case['uid']}/images-progress"
+    assert client.put(url, json={"received": 5, "at_hub": 3, "rejected": -1}, headers=token).status_code == 400
+    assert client.put(url, json={"received": 5, "at_hub": 3, "rejected": 1}, headers=token).status_code == 200
+    assert client.put(url, json={"received": 5, "at_hub": 3, "rejected": 1}).status_code == 401
+    sign_in_page(client)
+    page = client.get(f"/cases/{case['uid']}").get_data(as_text=True)
+    assert "3 of 5 at the hub" in page and "1 refused" in page
