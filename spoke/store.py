@@ -72,6 +72,7 @@ def case_dict(case: LocalCase) -> dict[str, Any]:
         "raised_by": case.raised_by,
         "assigned_to_name": case.assigned_to_name,
         "queue_position": case.queue_position,
+        "eta": _iso(case.eta_at),
         "sync_state": case.sync_state,
         "sync_error": case.sync_error,
         "attempts": case.attempts,
@@ -271,6 +272,7 @@ class CaseStore:
         case.token = hub_case.get("token") or case.token
         case.status = hub_case.get("status") or case.status
         case.queue_position = hub_case.get("queue_position")
+        case.eta_at = _parse_time(hub_case.get("eta"))
         case.assigned_to_name = assigned.get("name") if isinstance(assigned, dict) else None
         if case.sync_state != SyncState.SYNCED:
             case.sync_state, case.sync_error, case.synced_at = SyncState.SYNCED, None, now

@@ -73,6 +73,8 @@ class LocalCase(Base):
     raised_by: Mapped[str | None] = mapped_column(String(64))
     assigned_to_name: Mapped[str | None] = mapped_column(String(200))
     queue_position: Mapped[int | None]
+    # When the hub expects a specialist to start on it (while it waits in a queue).
+    eta_at: Mapped[datetime | None]
     sync_state: Mapped[str] = mapped_column(String(10), index=True)
     sync_error: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(default=0)

@@ -80,3 +80,15 @@ def test_backoff_grows_and_is_capped(store: CaseStore) -> None:
         worker._failures = failures
         delays.append(worker._delay())
     assert delays == [1.0, 1.0, 2.0, 4.0, 8.0, 10.0]
+
+
+def test_the_queue_place_and_eta_follow_the_hub(store: CaseStore) -> None:
+    uid = "3f1c3c1e-2a55-4f25-9a0a-2d0c5e7e9b11"
+    store.handle_event({"seq": 1, "type": "queue.position", "case_id": 7, "case_uid": uid,
+                        "case": hub_case(uid, queue_position=3, eta="2026-01-05T10:40:00+00:00")})
+    waiting = store.get_case(uid)
+    assert (waiting["queue_position"], waiting["eta"]) == (3, "2026-01-05T10:40:00+00:00")
+    store.handle_event({"seq": 2, "type": "case.updated", "case_id": 7, "case_uid": uid,
+                        "case": hub_case(uid, status="in_review", queue_position=None, eta=None)})
+    started = store.get_case(uid)
+    assert (started["status"], started["queue_position"], started["eta"]) == ("in_review", None, None)
