@@ -6,6 +6,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -129,6 +130,30 @@ def demo(hub_port: int, spoke_port: int, dicom_port: int, data_dir: str, host: s
     from teleconsult.demo import Demo
 
     sys.exit(Demo(data_dir, host, hub_port, spoke_port, dicom_port).run())
+
+
+@main.command()
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--case", "case_uid", required=True, help="The case's uid (as the spoke or the hub shows it).")
+@click.option("--hub-url", help="Default: the spoke's hub_url setting.")
+@click.option("--token", envvar="TELECONSULT_SEND_TOKEN",
+              help="A bearer token (a clinic doctor's login token, or the spoke's service token). "
+                   "Default: the spoke's spoke_token setting.")
+@click.option("--batch", default=20, show_default=True, help="Files per STOW-RS request.")
+def send(folder: Path, case_uid: str, hub_url: str | None, token: str | None, batch: int) -> None:
+    """Send a folder of DICOM files to the hub, linked to a case."""
+    from teleconsult.send import send_folder
+
+    settings = load_settings("spoke")
+    token = token or settings.spoke_token
+    if not token:
+        raise click.ClickException("No token: give --token or set TELECONSULT_SPOKE_SPOKE_TOKEN.")
+    report = send_folder(folder, hub_url or settings.hub_url, token, case_uid, batch)
+    click.echo(f"{report.stored} instance(s) at the hub.")
+    for name, reason in report.refused:
+        click.echo(f"  {name}: {reason}", err=True)
+    if report.refused:
+        raise SystemExit(1)
 
 
 def _database_url(component: str) -> str:

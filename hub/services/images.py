@@ -253,7 +253,9 @@ def _ids_from_file_meta(raw: bytes) -> tuple[str, str]:
         meta = read_file_meta_info(BytesIO(raw))
     except Exception:
         return "", ""
-    return str(meta.get("MediaStorageSOPClassUID", "")), str(meta.get("MediaStorageSOPInstanceUID", ""))
+    sop_class, sop_uid = str(meta.get("MediaStorageSOPClassUID", "")), str(meta.get("MediaStorageSOPInstanceUID", ""))
+    valid = [uid if _UID.match(uid) and len(uid) <= 64 else "" for uid in (sop_class, sop_uid)]
+    return valid[0], valid[1]
 
 
 def _check_pixel_data(ds: Any, transfer_syntax: str, sop_class: str, sop_uid: str) -> None:
