@@ -14,13 +14,13 @@ import argparse
 import statistics
 import sys
 import tempfile
-import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from routing import timed  # noqa: E402  (bench/routing.py, beside this file)
 from sqlalchemy import select  # noqa: E402
 
 from hub.app import create_app  # noqa: E402
@@ -48,15 +48,6 @@ def seed_pool(app, waiting: int) -> None:  # type: ignore[no-untyped-def]
                  updated_at=now, queue_position=i + 1)
             for i in range(waiting)
         )
-
-
-def timed(fn, repeat: int) -> list[float]:  # type: ignore[no-untyped-def]
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return samples
 
 
 def ms(samples: list[float]) -> str:
