@@ -413,6 +413,8 @@ class Forwarder:
         for path in stored:
             self.spool.done(path)
         self._count(sent=len(stored))
+        if stored:
+            logger.info("%d instance(s) confirmed by the hub", len(stored))
         if kept:
             raise RetryLater(f"hub did not store {kept} of {len(out.sent_uid)} instance(s)")
         with self._lock:

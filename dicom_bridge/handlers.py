@@ -4,6 +4,7 @@ letting an exception escape (a DICOM peer gets a status code instead).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import threading
@@ -51,6 +52,7 @@ def handle_store(event: Any, spool: Spool, wake: threading.Event | None = None) 
         logger.exception("C-STORE %s from %s failed unexpectedly", _safe_uid(event), _peer(event))
         return PROCESSING_FAILURE
     logger.debug("spooled %s from %s", path.name, _peer(event))
+    _count_stored(event)
     if wake is not None:
         wake.set()
     return SUCCESS
@@ -104,6 +106,25 @@ def handle_rejected(event: Any) -> None:
         )
     except Exception:
         logger.warning("an association was rejected")
+
+
+_STORED = "_teleconsult_stored"
+
+
+def _count_stored(event: Any) -> None:
+    with contextlib.suppress(Exception):  # counting is for the log only
+        setattr(event.assoc, _STORED, getattr(event.assoc, _STORED, 0) + 1)
+
+
+def handle_closed(event: Any) -> None:
+    """One log line per association, so an operator sees images flow in."""
+    try:
+        stored = getattr(event.assoc, _STORED, 0)
+        if stored:
+            logger.info("association from AE %r at %s ended: %d instance(s) spooled",
+                        event.assoc.requestor.ae_title, _peer(event), stored)
+    except Exception:
+        logger.debug("association end not logged", exc_info=True)
 
 
 def _peer(event: Any) -> str:

@@ -17,6 +17,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 from pynetdicom.transport import ThreadedAssociationServer
 
 from dicom_bridge.handlers import (
+    handle_closed,
     handle_echo,
     handle_find,
     handle_open,
@@ -88,6 +89,8 @@ def event_handlers(
     handlers: list[Any] = [
         (evt.EVT_CONN_OPEN, handle_open),
         (evt.EVT_REJECTED, handle_rejected),
+        (evt.EVT_RELEASED, handle_closed),
+        (evt.EVT_ABORTED, handle_closed),
         (evt.EVT_C_ECHO, handle_echo),
         (evt.EVT_C_STORE, handle_store, [spool, wake]),
     ]

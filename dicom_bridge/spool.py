@@ -194,7 +194,12 @@ class Spool:
             raise InvalidInstanceError(f"invalid SOPInstanceUID {uid!r}")
         final = self.path_for(uid)
         if final.exists():
-            logger.info("instance %s already spooled", uid)
+            if _differs(final, parts):
+                logger.warning(
+                    "instance %s arrived again with different content: the first is kept "
+                    "(a corrected image needs a new SOPInstanceUID)", uid)
+            else:
+                logger.info("instance %s already spooled", uid)
             return final
         try:
             if self._tmpfile and _link_durably(self.incoming_dir, final, parts, self.fsync):
@@ -256,3 +261,13 @@ class Spool:
         _fsync_dir(self.incoming_dir)
         logger.warning("instance %s rejected: %s (kept in %s)", path.stem, reason, target)
         return target
+
+
+def _differs(path: Path, parts: list[bytes | memoryview]) -> bool:
+    """Whether a spooled file's bytes differ from ``parts`` (checked only for a duplicate)."""
+    try:
+        if path.stat().st_size != sum(len(p) for p in parts):
+            return True
+        return path.read_bytes() != b"".join(bytes(p) for p in parts)
+    except OSError:
+        return False

@@ -53,6 +53,7 @@ def create_app(
     app.register_blueprint(assets_bp)
     init_web(app)  # the pages: sign-in, specialist, supervisor, admin; CSRF, CSP, languages
     app.add_url_rule("/healthz", "healthz", lambda: jsonify(status="ok"))
+    app.add_url_rule("/favicon.ico", "favicon", lambda: ("", 204))
 
     # One SocketIO per app (not a module global) so that several apps can live in one test run.
     socketio = SocketIO(

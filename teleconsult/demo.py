@@ -124,7 +124,7 @@ Teleconsult demo is running (data in {root}; logs in {root / 'logs'}).
     admin · supervisor sup1 · specialists ortho1 radio1 med1 ent1 eye1
     clinic doctors clinic1 clinic2 clinic3 (spoke PHC-1), clinic4 clinic5 (spoke PHC-2)
 
-  Worklist:     findscu -W -aec SPOKE1 {self.host} {self.dicom_port} -k PatientID -k AccessionNumber
+  Worklist:     findscu -v -W -aec SPOKE1 {self.host} {self.dicom_port} -k PatientID -k AccessionNumber -k RequestedProcedureDescription
   Send images:  storescu -aec SPOKE1 {self.host} {self.dicom_port} +sd <folder of .dcm>
                 (with AccessionNumber = the case's accession number; otherwise the study waits in
                 the clinic's inbox to be attached by hand)

@@ -140,7 +140,7 @@ const viewer = (() => {
     el.slider.max = String(state.slices.length);
     el.play.hidden = !cine;
     for (const t of el.thumbs.children) t.classList.toggle("active", t.dataset.series === s.series_uid);
-    el.ovSeries.textContent = `${s.modality} · ${s.description || ""}`;
+    el.ovSeries.textContent = [s.modality, s.description].filter(Boolean).join(" · ");
     state.wl = null;
     await show();
     await defaultWindow(s);

@@ -105,3 +105,16 @@ def test_a_restarted_spool_still_has_its_instances(tmp_path: Path, ct_files: lis
         first.put(f.read_bytes(), f.stem)
 
     assert Spool(tmp_path / "spool").count() == len(ct_files)
+
+
+def test_a_resent_instance_with_other_content_keeps_the_first_and_says_so(
+    tmp_path: Path, ct_files: list[Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    spool = Spool(tmp_path / "spool")
+    first = ct_files[0].read_bytes()
+    path = spool.put(first)
+    spool.put(first)
+    assert "different content" not in caplog.text
+    spool.put(first[:-2] + b"\x01\x02")  # same SOPInstanceUID, e.g. a corrected AccessionNumber
+    assert path.read_bytes() == first and spool.count() == 1
+    assert "arrived again with different content" in caplog.text
