@@ -41,6 +41,19 @@ def worklist(session: Session, principal: Principal, limit: int = 200) -> tuple[
     return list(mine), list(pool)
 
 
+_HANDLED = (CaseStatus.ADVISED.value, CaseStatus.REFERRED.value, CaseStatus.CLOSED.value)
+
+
+def recently_handled(session: Session, principal: Principal, limit: int = 20) -> list[Case]:
+    """The specialist's own cases already advised, referred or closed, newest first: to get back
+    to a case just handled (a correction, a clinic's question)."""
+    assert principal.user is not None
+    return list(session.scalars(_with_refs(
+        select(Case).where(Case.assigned_to_id == principal.user.id, Case.status.in_(_HANDLED))
+        .order_by(Case.updated_at.desc(), Case.id.desc())
+    ).limit(limit)).all())
+
+
 def open_cases(session: Session, limit: int = 300) -> list[Case]:
     """Every open case of the hub (the supervisor's reassign list), by priority then wait."""
     return list(session.scalars(_with_refs(

@@ -19,8 +19,9 @@ _ADVISABLE = {CaseStatus.ASSIGNED.value, CaseStatus.IN_REVIEW.value, CaseStatus.
 
 
 def _worklist() -> dict[str, object]:
-    mine, pool = queries.worklist(services()["session"], principal())
-    return {"mine": mine, "pool": pool}
+    session, me = services()["session"], principal()
+    mine, pool = queries.worklist(session, me)
+    return {"mine": mine, "pool": pool, "handled": queries.recently_handled(session, me)}
 
 
 @bp.get("/worklist")

@@ -112,6 +112,15 @@ def test_worklist_lists_own_cases_then_pool_and_the_viewer_index(hub: HubHarness
     assert r.status_code == 200 and r.json == {"series": []}
 
 
+def test_a_handled_case_stays_reachable_from_the_worklist(hub: HubHarness) -> None:
+    case = hub.raise_case()
+    hub.client.post(f"/api/v1/cases/{case['id']}/advice", json=ADVICE, headers=hub.login("ortho1"))
+    sign_in(hub, "ortho1")
+    html = hub.client.get("/worklist/rows").get_data(as_text=True)
+    handled = html.split('id="handled"', 1)
+    assert len(handled) == 2 and case["token"] in handled[1] and "advised" in handled[1]
+
+
 def test_language_is_kept_per_user(hub: HubHarness) -> None:
     csrf = sign_in(hub, "ortho1")
     r = hub.client.post("/language", data={"language": "ru", "csrf_token": csrf, "next": "/worklist"})
