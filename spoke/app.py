@@ -20,6 +20,7 @@ from spoke.hub_api import HubApi
 from spoke.hub_client import HubClient
 from spoke.outbox import OutboxWorker
 from spoke.store import CaseStore
+from spoke.uploads import build_worker
 from teleconsult.db import Database, default_url
 from teleconsult.runtime import secret_key
 
@@ -39,6 +40,8 @@ def build_spoke(settings: Settings, clock: Clock | None = None) -> Spoke:
         accounts=Accounts(db, hub_api, clock, settings.spoke_code),
         outbox=OutboxWorker(store, hub_api, settings.sync_interval_s),
         hub_client=HubClient(settings.hub_url, settings.spoke_token, store, hub_api, settings.hub_timeout_s),
+        uploads=build_worker(settings.data_dir, store, settings.hub_url, settings.spoke_token,
+                             settings.hub_timeout_s, settings.sync_interval_s),
     )
 
 
@@ -61,12 +64,14 @@ def create_app(
     from spoke.api import bp as api_bp
     from spoke.pages import bp as pages_bp
     from spoke.progress import bp as progress_bp
+    from spoke.uploads import bp as uploads_bp
 
     csrf.init_app(app)
     csrf.exempt(api_bp)  # bearer tokens, no cookies: nothing to forge
     app.register_blueprint(api_bp)
     app.register_blueprint(pages_bp)
     app.register_blueprint(progress_bp)
+    app.register_blueprint(uploads_bp)
     app.add_url_rule("/healthz", "healthz", _healthz)
     app.after_request(_security_headers)
     _register_error_handlers(app)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from flask import current_app, request
 
@@ -17,6 +18,9 @@ from spoke.outbox import OutboxWorker
 from spoke.store import CaseStore
 from teleconsult.db import Database
 
+if TYPE_CHECKING:
+    from spoke.uploads import UploadWorker
+
 
 @dataclass
 class Spoke:
@@ -28,13 +32,18 @@ class Spoke:
     accounts: Accounts
     outbox: OutboxWorker
     hub_client: HubClient
+    uploads: UploadWorker | None = None
 
     def start(self) -> None:
         """Start the background workers (the server does; tests may)."""
         self.outbox.start()
         self.hub_client.start()
+        if self.uploads is not None:
+            self.uploads.start()
 
     def stop(self) -> None:
+        if self.uploads is not None:
+            self.uploads.stop()
         self.hub_client.stop()
         self.outbox.stop()
 
