@@ -77,6 +77,11 @@ class HubApi:
         result: dict[str, Any] = self._request("POST", f"/api/v1/cases/{case_id}/provide-info", json={"text": text})
         return result
 
+    def close_case(self, case_id: int) -> dict[str, Any]:
+        """Close the case at the hub: the clinic has settled the patient's care."""
+        result: dict[str, Any] = self._request("POST", f"/api/v1/cases/{case_id}/close", json={})
+        return result
+
     def ping(self) -> None:
         """Raises ``HubUnavailable`` unless the hub answers its health check."""
         self._request("GET", "/healthz", auth=False)

@@ -29,6 +29,7 @@ from spoke.context import spoke
 from spoke.hub_api import HubRefused, HubUnavailable
 from spoke.inbox import Inbox
 from spoke.persistence.models import LocalCase
+from spoke.progress import version as progress_version
 from spoke.progress import with_images
 
 bp = Blueprint("pages", __name__)
@@ -61,7 +62,19 @@ def _banner() -> dict[str, Any]:
     s = spoke()
     return {"hub_reachable": s.outbox.hub_reachable, "outbox_pending": s.store.count_pending(),
             "spoke_code": s.settings.spoke_code, "doctor": g.get("doctor"),
-            "live_version": live_version if g.get("doctor") else None}
+            "live_version": live_version if g.get("doctor") else None,
+            "specialty_name": _specialty_name, "doctor_name": _doctor_name}
+
+
+def _specialty_name(code: str) -> str:
+    return dict(spoke().store.specialties()).get(code, code)
+
+
+def _doctor_name(username: str | None) -> str:
+    if not username:
+        return "—"
+    doctor = spoke().accounts.doctor(username)
+    return doctor.name if doctor is not None else username
 
 
 @bp.route("/signin", methods=["GET", "POST"])
@@ -119,7 +132,9 @@ def live_version() -> str:
     s = spoke()
     with s.store.db.session() as db:
         count, stamp = db.execute(select(func.count(LocalCase.id), func.max(LocalCase.updated_at))).one()
-    return f"{s.store.last_seq()}:{s.store.count_pending()}:{s.outbox.hub_reachable}:{count}:{stamp}"
+    uploads = s.uploads.queue.changes if s.uploads is not None else 0
+    return (f"{s.store.last_seq()}:{s.store.count_pending()}:{s.outbox.hub_reachable}:{count}:{stamp}"
+            f":{uploads}:{progress_version()}")
 
 
 @bp.route("/cases/new", methods=["GET", "POST"])
@@ -214,6 +229,20 @@ def post_message(uid: str) -> ResponseReturnValue:
         flash("The hub cannot be reached now: your message was not sent. Try again when the link is back.")
     except HubRefused as exc:
         flash(f"The hub refused the message: {exc.message}")
+    return redirect(url_for("pages.case_page", uid=uid))
+
+
+@bp.post("/cases/<uid>/close")
+@signed_in
+def close_case(uid: str) -> ResponseReturnValue:
+    """The clinic closes an advised or referred case at the hub (online only)."""
+    case = _case_with_images(uid)
+    try:
+        spoke().hub_api.close_case(case["hub_id"])
+    except HubUnavailable:
+        flash("The hub cannot be reached now: the case was not closed. Try again when the link is back.")
+    except HubRefused as exc:
+        flash(f"The hub refused: {exc.message}")
     return redirect(url_for("pages.case_page", uid=uid))
 
 

@@ -255,6 +255,7 @@ class UploadQueue:
     where it stands; refused instances go to ``<root>/<case uid>/refused/``."""
 
     def __init__(self, root: Path) -> None:
+        self.changes = 0
         self.root = Path(root)
         self._lock = threading.Lock()
 
@@ -324,6 +325,7 @@ class UploadQueue:
     def _save(self, folder: Path, record: dict[str, Any]) -> None:
         with self._lock:
             _write_durably(folder / f"{record['sop_uid']}.json", json.dumps(record).encode())
+            self.changes += 1  # the pages redraw when this moves
 
 
 # -- the worker that sends them ----------------------------------------------------------------

@@ -20,9 +20,11 @@ from tests.support.waiting import wait_for
 from tests.unit.spoke.conftest import (
     api_token,
     case_body,
+    csrf_of,
     hub_token,
     make_app,
     services,
+    sign_in_page,
     spoke_settings,
 )
 
@@ -154,3 +156,26 @@ def test_case_raised_at_the_hub_is_mirrored(running: Flask, hub: RunningHub) -> 
     local = wait_for(lambda: store.get_case(uid), 15, what="mirrored case")
     assert local["sync_state"] == SyncState.SYNCED and local["token"] == raised.json()["token"]
     assert local["complaint"] == "Raised at the hub"
+
+
+def test_the_clinic_closes_an_advised_case_from_its_page(running: Flask, hub: RunningHub) -> None:
+    client = running.test_client()
+    headers = {"Authorization": f"Bearer {api_token(client)}"}
+    uid = client.post("/api/v1/cases", json=case_body(specialty="ortho"), headers=headers).get_json()["uid"]
+    case = wait_for(lambda: _state(client, headers, uid, SyncState.SYNCED), 15, what="synced")
+    wait_for(lambda: services(running).hub_client.connected, 15, what="socket connected")
+    sign_in_page(client)
+    page = client.get(f"/cases/{uid}").get_data(as_text=True)
+    assert "Close the case" not in page and 'id="answer"' not in page
+    ortho = {"Authorization": f"Bearer {hub_token(hub, 'ortho1')}"}
+    advice = {"assessment": "Sprain.", "recommendations": "Rest.", "disposition": "manage_locally"}
+    assert requests.post(f"{hub.url}/api/v1/cases/{case['hub_id']}/advice", json=advice, headers=ortho,
+                         timeout=10).status_code == 201
+    wait_for(lambda: client.get(f"/api/v1/cases/{uid}", headers=headers).get_json()["status"] == "advised", 15)
+    page = client.get(f"/cases/{uid}").get_data(as_text=True)
+    assert "Close the case" in page and "Orthopaedics" in page and "Dr. Clinic 1" in page
+    answer = client.post(f"/cases/{uid}/close", data={"csrf_token": csrf_of(page)})
+    assert answer.status_code == 302
+    closed = wait_for(lambda: client.get(f"/api/v1/cases/{uid}", headers=headers).get_json()["status"] == "closed",
+                      15, what="the close mirrored back")
+    assert closed
