@@ -22,7 +22,7 @@ from teleconsult.migrations import upgrade
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Linux: the child gets SIGTERM if the demo dies, even by SIGKILL (no orphans)."""
     with contextlib.suppress(OSError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -92,7 +92,7 @@ class Demo:
         with log.open("ab") as out:
             popen = subprocess.Popen(
                 [sys.executable, "-m", *module], env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
-                stdout=out, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent,
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent,
             )
         self.children.append(Child(name, popen, log))
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import requests
 
+from teleconsult.demo import die_with_parent
 from tests.support.waiting import wait_for
 
 
@@ -53,7 +54,7 @@ def start(name: str, args: list[str], env: Mapping[str, str], log_dir: Path) -> 
     with log.open("wb") as out:
         popen = subprocess.Popen(
             [sys.executable, "-m", *args], env=full_env, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True,
+            start_new_session=True, preexec_fn=die_with_parent,
         )
     return Process(name, popen, log)
 
