@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -11,8 +12,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_wheel_ships_templates_static_files_migrations_config_and_translations(tmp_path: Path) -> None:
+    source = tmp_path / "src"  # an in-tree build writes build/ and *.egg-info: not into the checkout
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "venv", "node_modules", "build", "*.egg-info", "__pycache__", "teleconsult-data"))
     build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path)],
+        [sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path)],
         capture_output=True, text=True, timeout=300, check=False,
     )
     assert build.returncode == 0, build.stderr
