@@ -40,6 +40,8 @@ class ClinicDoctor:
 
     username: str
     name: str
+    # The language saved for this doctor at the hub (None when signed in offline).
+    language: str | None = None
 
 
 class Accounts:
@@ -79,7 +81,7 @@ class Accounts:
             row.name = str(user.get("name") or username)
             row.role, row.spoke_code = str(user.get("role")), user.get("spoke")
             row.password_hash, row.verified_at, row.updated_at = _hasher.hash(password), now, now
-            return ClinicDoctor(row.username, row.name)
+            return ClinicDoctor(row.username, row.name, user.get("language"))
 
     def _sign_in_offline(self, username: str, password: str) -> ClinicDoctor:
         with self.db.session() as session:

@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Flask, Response, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
@@ -22,6 +23,7 @@ from spoke.outbox import OutboxWorker
 from spoke.store import CaseStore
 from spoke.uploads import build_worker
 from teleconsult.db import Database, default_url
+from teleconsult.i18n import init_babel
 from teleconsult.runtime import secret_key
 
 log = logging.getLogger(__name__)
@@ -63,9 +65,11 @@ def create_app(
 
     from spoke.api import bp as api_bp
     from spoke.pages import bp as pages_bp
+    from spoke.pages import user_language
     from spoke.progress import bp as progress_bp
     from spoke.uploads import bp as uploads_bp
 
+    init_babel(app, user_language)  # the doctor's choice (session), else the browser's languages
     csrf.init_app(app)
     csrf.exempt(api_bp)  # bearer tokens, no cookies: nothing to forge
     app.register_blueprint(api_bp)
@@ -109,7 +113,7 @@ def _register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(CSRFError)
     def _csrf_error(exc: CSRFError) -> ResponseReturnValue:
-        message = "This form has expired or did not come from this page: go back, reload and try again."
+        message = gettext("This form has expired or did not come from this page: go back, reload and try again.")
         return render_template("error.html", message=message), 400
 
     @app.errorhandler(HTTPException)

@@ -20,6 +20,8 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
 from shared.enums import Priority, Sex
@@ -31,14 +33,15 @@ from spoke.inbox import Inbox
 from spoke.persistence.models import LocalCase
 from spoke.progress import version as progress_version
 from spoke.progress import with_images
+from teleconsult.i18n import LANGUAGES, SESSION_KEY
 
 bp = Blueprint("pages", __name__)
 
 F = TypeVar("F", bound=Callable[..., ResponseReturnValue])
 VITALS = (
-    ("bp_systolic", "BP systolic (mmHg)"), ("bp_diastolic", "BP diastolic (mmHg)"), ("pulse", "Pulse (/min)"),
-    ("resp_rate", "Respiratory rate (/min)"), ("temperature_c", "Temperature (°C)"), ("spo2", "SpO₂ (%)"),
-    ("weight_kg", "Weight (kg)"),
+    ("bp_systolic", _l("BP systolic (mmHg)")), ("bp_diastolic", _l("BP diastolic (mmHg)")),
+    ("pulse", _l("Pulse (/min)")), ("resp_rate", _l("Respiratory rate (/min)")),
+    ("temperature_c", _l("Temperature (°C)")), ("spo2", _l("SpO₂ (%)")), ("weight_kg", _l("Weight (kg)")),
 )
 
 
@@ -49,7 +52,7 @@ def signed_in(view: F) -> F:
     def wrapped(*args: Any, **kwargs: Any) -> ResponseReturnValue:
         doctor = spoke().accounts.doctor(session.get("username", ""))
         if doctor is None:
-            session.clear()
+            _clear_session()
             return redirect(url_for("pages.sign_in", next=request.path))
         g.doctor = doctor
         return view(*args, **kwargs)
@@ -85,10 +88,12 @@ def sign_in() -> ResponseReturnValue:
         try:
             doctor = spoke().accounts.sign_in(username, request.form.get("password", ""))
         except TeleconsultError as exc:
-            error = exc.message
+            error = _(exc.message)  # translated when the catalog knows the message
         else:
-            session.clear()
+            _clear_session()
             session["username"] = doctor.username
+            if SESSION_KEY not in session and doctor.language in LANGUAGES:
+                session[SESSION_KEY] = doctor.language  # the doctor's own choice, saved at the hub
             return redirect(_safe_next(request.args.get("next")))
     return render_template("signin.html", error=error), 401 if error else 200
 
@@ -102,8 +107,33 @@ def _safe_next(target: str | None) -> str:
 
 @bp.post("/signout")
 def sign_out() -> ResponseReturnValue:
-    session.clear()
+    _clear_session()
     return redirect(url_for("pages.sign_in"))
+
+
+def _clear_session() -> None:
+    """Forget who is signed in, but keep the chosen language (the spoke keeps it per browser)."""
+    lang = session.get(SESSION_KEY)
+    session.clear()
+    if lang in LANGUAGES:
+        session[SESSION_KEY] = lang
+
+
+def user_language() -> str | None:
+    """The signed-in doctor's language: the spoke's user cache has no column for it, so the
+    session keeps the choice (made here, or on the sign-in page before signing in)."""
+    lang = session.get(SESSION_KEY) if session.get("username") else None
+    return lang if lang in LANGUAGES else None
+
+
+@bp.post("/language")
+def language() -> ResponseReturnValue:
+    """Choose the pages' language (CSRF-checked like every form); kept in the session."""
+    lang = request.form.get("language", "")
+    if lang in LANGUAGES:
+        session[SESSION_KEY] = lang
+    target = request.form.get("next", "")
+    return redirect(target if target.startswith("/") and not target.startswith("//") else url_for("pages.case_list"))
 
 
 @bp.get("/")
@@ -124,7 +154,8 @@ def case_rows() -> ResponseReturnValue:
 def live() -> ResponseReturnValue:
     """What the pages poll (a few bytes): a fingerprint of the local store, the link, the outbox."""
     s = spoke()
-    return jsonify(version=live_version(), hub_reachable=s.outbox.hub_reachable, pending=s.store.count_pending())
+    return jsonify(version=live_version(), hub_reachable=s.outbox.hub_reachable, pending=s.store.count_pending(),
+                   banner=render_template("_banner.html"))
 
 
 def live_version() -> str:
@@ -217,7 +248,7 @@ def post_message(uid: str) -> ResponseReturnValue:
     case = spoke().store.get_case(uid)
     text = request.form.get("text", "").strip()
     if not text or not case.get("hub_id"):
-        flash("Write a message first." if not text else "The case has not reached the hub yet: try again shortly.")
+        flash(_("Write a message first.") if not text else _("The case has not reached the hub yet: try again shortly."))
         return redirect(url_for("pages.case_page", uid=uid))
     api = spoke().hub_api
     try:
@@ -226,9 +257,9 @@ def post_message(uid: str) -> ResponseReturnValue:
         else:
             api.post_message(case["hub_id"], f"{g.doctor.name}: {text}")
     except HubUnavailable:
-        flash("The hub cannot be reached now: your message was not sent. Try again when the link is back.")
+        flash(_("The hub cannot be reached now: your message was not sent. Try again when the link is back."))
     except HubRefused as exc:
-        flash(f"The hub refused the message: {exc.message}")
+        flash(_("The hub refused the message: %(reason)s", reason=exc.message))
     return redirect(url_for("pages.case_page", uid=uid))
 
 
@@ -240,9 +271,9 @@ def close_case(uid: str) -> ResponseReturnValue:
     try:
         spoke().hub_api.close_case(case["hub_id"])
     except HubUnavailable:
-        flash("The hub cannot be reached now: the case was not closed. Try again when the link is back.")
+        flash(_("The hub cannot be reached now: the case was not closed. Try again when the link is back."))
     except HubRefused as exc:
-        flash(f"The hub refused: {exc.message}")
+        flash(_("The hub refused: %(reason)s", reason=exc.message))
     return redirect(url_for("pages.case_page", uid=uid))
 
 
@@ -270,5 +301,5 @@ def attach(study_uid: str) -> ResponseReturnValue:
     except TeleconsultError as exc:
         flash(exc.message)
         return redirect(url_for("pages.inbox"))
-    flash("The study is attached to the case.")
+    flash(_("The study is attached to the case."))
     return redirect(url_for("pages.case_page", uid=case_uid))

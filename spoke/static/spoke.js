@@ -23,20 +23,11 @@ async function swap() {
 }
 
 function banner(state) {
+  // The server renders the banner (in the doctor's language); only swap it when it changed.
   const box = document.getElementById("banner");
-  const n = state.pending, cases = `${n} case${n === 1 ? "" : "s"}`;
-  let text = "", cls = "";
-  if (!state.hub_reachable) {
-    cls = "offline";
-    text = "The hub cannot be reached right now. " +
-      (n ? `${cases} will be sent when the link is back.` : "New cases are kept here and sent when the link is back.");
-  } else if (n) { cls = "sending"; text = `Sending ${cases} to the hub…`; }
-  const div = box.querySelector(".banner");
-  if (!text) { div?.remove(); return; }
-  const el = div || Object.assign(document.createElement("div"), { role: "status" });
-  el.className = `banner ${cls} no-print`;
-  el.textContent = text;
-  if (!div) box.append(el);
+  if (box && typeof state.banner === "string" && box.innerHTML.trim() !== state.banner.trim()) {
+    box.innerHTML = state.banner;
+  }
 }
 
 if (body.dataset.live) { poll(); setInterval(poll, 2000); }
