@@ -37,7 +37,7 @@ def _sign_in_hub(page: Any, url: str, username: str) -> None:
     page.goto(f"{url}/login")
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", "demo")
-    page.click("button[type=submit]")
+    page.click("main form button[type=submit]")
     if username == "admin":  # admin pages show no clinical events: no Socket.IO there
         expect(page.locator("h1")).to_have_text("Users and roles")
     else:
@@ -48,7 +48,7 @@ def _sign_in_spoke(page: Any, url: str) -> None:
     page.goto(f"{url}/signin")
     page.fill("input[name=username]", "clinic1")
     page.fill("input[name=password]", "demo")
-    page.click("button[type=submit]")
+    page.click("main form button[type=submit]")
     expect(page.locator("h1")).to_contain_text("Cases of PHC-1")
 
 
