@@ -4,11 +4,11 @@ and keeps retrying (with exponential backoff) until the hub has them or refuses 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 
 from spoke.hub_api import HubApi, HubRefused, HubUnavailable
 from spoke.store import CaseStore
+from spoke.worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -19,59 +19,22 @@ CONFIGURATION = frozenset({401, 403})
 SPECIALTIES_EVERY_S = 600.0
 
 
-class OutboxWorker:
+class OutboxWorker(Worker):
     """Sends pending cases; ``wake()`` after raising one, ``hub_reachable`` for the pages."""
+
+    name = "spoke-outbox"
 
     def __init__(
         self, store: CaseStore, hub_api: HubApi, interval_s: float, max_backoff_s: float = 60.0
     ) -> None:
+        super().__init__(interval_s, max_backoff_s)
         self.store = store
         self.hub_api = hub_api
-        self.interval_s = max(0.01, float(interval_s))
-        self.max_backoff_s = max(self.interval_s, max_backoff_s)
         self.hub_reachable = False
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._failures = 0
         self._specialties_at = float("-inf")
 
-    def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="spoke-outbox", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 15.0) -> None:
-        """Stop after the request in flight (at most ``hub_timeout_s``)."""
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    def wake(self) -> None:
-        """Send now: a case was just raised."""
-        self._wake.set()
-
-    def _run(self) -> None:
-        log.info("outbox worker started")
-        while not self._stop.is_set():
-            try:
-                ok = self.sync_once()
-            except Exception:  # a bug or a database problem must not kill the worker
-                log.exception("outbox cycle failed")
-                ok = False
-            self._failures = 0 if ok else self._failures + 1
-            self._wake.wait(self._delay())
-            self._wake.clear()
-        log.info("outbox worker stopped")
-
-    def _delay(self) -> float:
-        if self._failures == 0:
-            return self.interval_s
-        return min(self.max_backoff_s, self.interval_s * 2 ** min(self._failures - 1, 16))
+    def cycle(self) -> bool:
+        return self.sync_once()
 
     def sync_once(self) -> bool:
         """One pass: send every pending case (or probe the hub when none waits). False when the

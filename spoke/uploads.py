@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 import threading
 from dataclasses import dataclass
 from datetime import datetime
@@ -40,6 +39,8 @@ from spoke.context import spoke
 from spoke.pages import VITALS, signed_in
 from spoke.progress import with_images
 from spoke.store import CaseStore
+from spoke.worker import Worker
+from teleconsult.files import fsync_dir, write_durably
 
 log = logging.getLogger(__name__)
 
@@ -221,35 +222,6 @@ def _encode(ds: Dataset) -> bytes:
 # -- the durable queue on disk -----------------------------------------------------------------
 
 
-def _write_durably(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that after a crash it is either whole or absent."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 class UploadQueue:
     """``<root>/<case uid>/<sop uid>.dcm`` waits to be sent, ``<sop uid>.json`` says what it is and
     where it stands; refused instances go to ``<root>/<case uid>/refused/``."""
@@ -266,7 +238,7 @@ class UploadQueue:
 
     def add(self, case_uid: str, instance: Instance, now: datetime) -> None:
         folder = self._case_dir(case_uid)
-        _write_durably(folder / f"{instance.sop_uid}.dcm", instance.data)
+        write_durably(folder / f"{instance.sop_uid}.dcm", instance.data)
         record = {"sop_uid": instance.sop_uid, "sop_class": instance.sop_class, "kind": instance.kind,
                   "name": instance.name, "state": WAITING, "reason": None, "attempts": 0,
                   "added_at": now.isoformat(), "done_at": None}
@@ -306,7 +278,7 @@ class UploadQueue:
         folder = self._case_dir(case_uid)
         self._save(folder, {**record, "state": AT_HUB, "reason": None, "done_at": now.isoformat()})
         (folder / f"{record['sop_uid']}.dcm").unlink(missing_ok=True)
-        _fsync_dir(folder)
+        fsync_dir(folder)
 
     def refused(self, case_uid: str, record: dict[str, Any], reason: str, now: datetime) -> None:
         folder = self._case_dir(case_uid)
@@ -315,7 +287,7 @@ class UploadQueue:
         source = folder / f"{record['sop_uid']}.dcm"
         if source.exists():
             os.replace(source, aside / source.name)
-            _fsync_dir(aside)
+            fsync_dir(aside)
         self._save(folder, {**record, "state": REFUSED, "reason": reason, "done_at": now.isoformat()})
 
     def failed_attempt(self, case_uid: str, record: dict[str, Any], reason: str) -> None:
@@ -324,7 +296,7 @@ class UploadQueue:
 
     def _save(self, folder: Path, record: dict[str, Any]) -> None:
         with self._lock:
-            _write_durably(folder / f"{record['sop_uid']}.json", json.dumps(record).encode())
+            write_durably(folder / f"{record['sop_uid']}.json", json.dumps(record).encode())
             self.changes += 1  # the pages redraw when this moves
 
 
@@ -335,55 +307,22 @@ class HubDown(Exception):
     """The hub could not be reached or failed: try again later."""
 
 
-class UploadWorker:
+class UploadWorker(Worker):
     """Sends waiting uploads to the hub's STOW-RS; ``wake()`` after an upload."""
+
+    name = "spoke-uploads"
 
     def __init__(self, queue: UploadQueue, store: CaseStore, hub_url: str, spoke_token: str,
                  timeout_s: float, interval_s: float, max_backoff_s: float = 60.0) -> None:
+        super().__init__(interval_s, max_backoff_s)
         self.queue = queue
         self.store = store
         self.url = hub_url.rstrip("/") + "/dicomweb/studies"
         self.spoke_token = spoke_token
         self.timeout_s = max(float(timeout_s), 30.0)  # an instance may be tens of MB
-        self.interval_s = max(0.01, float(interval_s))
-        self.max_backoff_s = max(self.interval_s, max_backoff_s)
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._failures = 0
 
-    def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="spoke-uploads", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 15.0) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                ok = self.send_once()
-            except Exception:  # a bug or a disk problem must not kill the worker
-                log.exception("upload cycle failed")
-                ok = False
-            self._failures = 0 if ok else self._failures + 1
-            self._wake.wait(self._delay())
-            self._wake.clear()
-
-    def _delay(self) -> float:
-        if self._failures == 0:
-            return self.interval_s
-        return float(min(self.max_backoff_s, self.interval_s * 2 ** min(self._failures - 1, 16)))
+    def cycle(self) -> bool:
+        return self.send_once()
 
     def send_once(self) -> bool:
         """One pass over the waiting uploads of cases that are at the hub; False to back off."""

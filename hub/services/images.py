@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
@@ -28,6 +26,7 @@ from shared import protocol
 from shared.clock import Clock
 from shared.enums import Role
 from shared.errors import Conflict, NotFound
+from teleconsult.files import write_durably
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +99,7 @@ class ImageService:
         series = self._series(study, meta)
         relative = Path(meta["study_uid"]) / meta["series_uid"] / f"{meta['sop_uid']}.dcm"
         try:
-            _write_durably(self.image_dir, relative, raw)
+            write_durably(self.image_dir / relative, raw)
         except OSError as exc:
             raise PartRejected(OUT_OF_RESOURCES, f"cannot write the image: {exc.strerror}", meta["sop_class"], meta["sop_uid"]) from None
         instance = Instance(
@@ -278,24 +277,3 @@ def _int(value: Any) -> int | None:
         return int(value)
     except (TypeError, ValueError):
         return None
-
-
-def _write_durably(root: Path, relative: Path, data: bytes) -> None:
-    """Write to a temporary file, fsync, rename: a crash never leaves a half file under the name."""
-    target = root / relative
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(target.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
