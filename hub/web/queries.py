@@ -62,6 +62,14 @@ def open_cases(session: Session, limit: int = 300) -> list[Case]:
     ).limit(limit)).all())
 
 
+def foreign_patient_ids(session: Session, case: Case) -> list[str]:
+    """Patient IDs in the case's studies that are not the case's pseudonym: images linked by
+    accession number may belong to someone else, and the specialist must be told. De-identified
+    studies (``ANON-...``, made by the clinic's bridge) are not flagged."""
+    ids = session.scalars(select(Study.patient_id).where(Study.case_id == case.id).distinct())
+    return sorted(p for p in ids if p and p != case.patient_pseudonym and not p.startswith("ANON-"))
+
+
 def viewer_series(session: Session, case_id: int) -> list[dict[str, Any]]:
     """The case's series with their instances in slice order and frame counts (the viewer's index)."""
     studies = session.scalars(

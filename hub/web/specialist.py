@@ -53,6 +53,7 @@ def _case_context(case_id: int) -> dict[str, object]:
         "can_act": mine and case.status in _ADVISABLE,
         "can_write": me.role is Role.SPECIALIST,
         "dispositions": [d.value for d in Disposition],
+        "foreign_patient_ids": queries.foreign_patient_ids(services()["session"], case),
     }
 
 

@@ -121,6 +121,30 @@ def test_a_handled_case_stays_reachable_from_the_worklist(hub: HubHarness) -> No
     assert len(handled) == 2 and case["token"] in handled[1] and "advised" in handled[1]
 
 
+def test_images_of_another_patient_id_are_flagged_on_the_case_page(hub: HubHarness) -> None:
+    from io import BytesIO
+
+    from pydicom import dcmwrite
+
+    from shared.multipart import build_related
+    from tests.dicomgen import make_ct_series
+
+    def stow(accession: str, patient_id: str) -> None:
+        out = BytesIO()
+        dcmwrite(out, make_ct_series(1, accession_number=accession, patient_id=patient_id)[0], enforce_file_format=True)
+        body, content_type = build_related([out.getvalue()])
+        r = hub.client.post("/dicomweb/studies", data=body, headers={**hub.spoke(), "Content-Type": content_type})
+        assert r.status_code == 200, r.json
+
+    right, wrong = hub.raise_case(), hub.raise_case()
+    stow(right["accession_number"], right["patient"]["pseudonym"])
+    stow(wrong["accession_number"], "SOMEONE-ELSE")
+    sign_in(hub, "ortho1")
+    assert 'id="patient-mismatch"' not in hub.client.get(f"/cases/{right['id']}").get_data(as_text=True)
+    page = hub.client.get(f"/cases/{wrong['id']}").get_data(as_text=True)
+    assert 'id="patient-mismatch"' in page and "SOMEONE-ELSE" in page
+
+
 def test_language_is_kept_per_user(hub: HubHarness) -> None:
     csrf = sign_in(hub, "ortho1")
     r = hub.client.post("/language", data={"language": "ru", "csrf_token": csrf, "next": "/worklist"})
