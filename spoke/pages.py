@@ -251,16 +251,23 @@ def post_message(uid: str) -> ResponseReturnValue:
         flash(_("Write a message first.") if not text else _("The case has not reached the hub yet: try again shortly."))
         return redirect(url_for("pages.case_page", uid=uid))
     api = spoke().hub_api
-    try:
-        if request.form.get("answer") and case["status"] == "needs_info":
-            api.provide_info(case["hub_id"], f"{g.doctor.name}: {text}")
-        else:
-            api.post_message(case["hub_id"], f"{g.doctor.name}: {text}")
-    except HubUnavailable:
-        flash(_("The hub cannot be reached now: your message was not sent. Try again when the link is back."))
-    except HubRefused as exc:
-        flash(_("The hub refused the message: %(reason)s", reason=exc.message))
+    if request.form.get("answer") and case["status"] == "needs_info":
+        _at_hub(lambda: api.provide_info(case["hub_id"], f"{g.doctor.name}: {text}"),
+                _("The hub cannot be reached now: your message was not sent. Try again when the link is back."))
+    else:
+        _at_hub(lambda: api.post_message(case["hub_id"], f"{g.doctor.name}: {text}"),
+                _("The hub cannot be reached now: your message was not sent. Try again when the link is back."))
     return redirect(url_for("pages.case_page", uid=uid))
+
+
+def _at_hub(call: Callable[[], object], unreachable: str) -> None:
+    """Do something at the hub now (the clinic's online-only actions); tell the doctor if not."""
+    try:
+        call()
+    except HubUnavailable:
+        flash(unreachable)
+    except HubRefused as exc:
+        flash(_("The hub refused: %(reason)s", reason=exc.message))
 
 
 @bp.post("/cases/<uid>/close")
@@ -268,12 +275,11 @@ def post_message(uid: str) -> ResponseReturnValue:
 def close_case(uid: str) -> ResponseReturnValue:
     """The clinic closes an advised or referred case at the hub (online only)."""
     case = _case_with_images(uid)
-    try:
-        spoke().hub_api.close_case(case["hub_id"])
-    except HubUnavailable:
-        flash(_("The hub cannot be reached now: the case was not closed. Try again when the link is back."))
-    except HubRefused as exc:
-        flash(_("The hub refused: %(reason)s", reason=exc.message))
+    if not case.get("hub_id"):
+        flash(_("The case has not reached the hub yet: try again shortly."))
+    else:
+        _at_hub(lambda: spoke().hub_api.close_case(case["hub_id"]),
+                _("The hub cannot be reached now: the case was not closed. Try again when the link is back."))
     return redirect(url_for("pages.case_page", uid=uid))
 
 

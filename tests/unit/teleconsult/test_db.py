@@ -9,12 +9,20 @@ from pathlib import Path
 
 SCRIPT = textwrap.dedent(
     """
-    import sys, threading, time
+    import sys, threading, time, types
     if sys.argv[2] == "eventlet":
         import eventlet
         eventlet.monkey_patch()
     from sqlalchemy import text
+    import teleconsult.db as tdb
     from teleconsult.db import Database
+
+    # The second writer found the lock taken and waits in Python: the holder may let go then.
+    contended = threading.Event()
+    def waiting(seconds):
+        contended.set()
+        time.sleep(seconds)
+    tdb.time = types.SimpleNamespace(sleep=waiting, monotonic=time.monotonic)
 
     url = f"sqlite:///{sys.argv[1]}"
     db, holder = Database(url), Database(url)
@@ -26,14 +34,16 @@ SCRIPT = textwrap.dedent(
         with holder.session() as s:
             s.execute(text("insert into t values (1)"))
             ready.set()
-            time.sleep(0.3)  # holds the write lock; under eventlet, yields to the other writer
+            # Holds the write lock until the other writer has met it (under eventlet this
+            # wait yields, which SQLite's own lock wait would not let it do).
+            assert contended.wait(60), "the second writer never met the lock"
 
     threading.Thread(target=hold).start()
     ready.wait()
     with db.session() as s:
         s.execute(text("insert into t values (2)"))
     with db.session() as s:
-        print(s.execute(text("select count(*) from t")).scalar())
+        print(s.execute(text("select count(*) from t")).scalar(), contended.is_set())
     """
 )
 
@@ -47,9 +57,9 @@ def _run(tmp_path: Path, mode: str) -> subprocess.CompletedProcess[str]:
 
 def test_a_second_writer_waits_for_the_first_with_threads(tmp_path: Path) -> None:
     result = _run(tmp_path, "threads")
-    assert result.returncode == 0 and result.stdout.strip() == "2", result.stderr
+    assert result.returncode == 0 and result.stdout.strip() == "2 True", result.stderr
 
 
 def test_a_second_writer_waits_for_the_first_under_eventlet(tmp_path: Path) -> None:
     result = _run(tmp_path, "eventlet")
-    assert result.returncode == 0 and result.stdout.strip() == "2", result.stderr[-2000:]
+    assert result.returncode == 0 and result.stdout.strip() == "2 True", result.stderr[-2000:]
