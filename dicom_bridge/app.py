@@ -9,14 +9,12 @@ import threading
 from types import FrameType
 from typing import Any
 
-from pynetdicom import AE
-from pynetdicom.transport import ThreadedAssociationServer
-
 from dicom_bridge.deid import Profile
 from dicom_bridge.forwarder import Forwarder
 from dicom_bridge.linking import CaseDirectory
 from dicom_bridge.progress import Ledger, ProgressReporter
 from dicom_bridge.scp import start_scp
+from dicom_bridge.server import DicomServer
 from dicom_bridge.spool import Spool, read_or_create_key
 from dicom_bridge.worklist import SpokeWorklist
 
@@ -24,7 +22,8 @@ logger = logging.getLogger(__name__)
 
 
 def refuse_eventlet() -> None:
-    """Fail fast if eventlet patched this process: pynetdicom's threads and sockets break there."""
+    """Fail fast if eventlet patched this process: the server's threads and blocking sockets need
+    a process of their own."""
     patcher = sys.modules.get("eventlet.patcher")
     if patcher is not None and patcher.is_monkey_patched("socket"):
         raise RuntimeError(
@@ -64,8 +63,7 @@ class Bridge:
         if self.reporter is not None:
             self.forwarder.progress_changed = self.reporter.changed
         self._workers_stopped = False
-        self.ae: AE | None = None
-        self.server: ThreadedAssociationServer | None = None
+        self.server: DicomServer | None = None
 
     @property
     def address(self) -> tuple[str, int]:
@@ -84,7 +82,7 @@ class Bridge:
             self.reporter.start()
         self.forwarder.start()
         try:
-            self.ae, self.server = start_scp(
+            self.server = start_scp(
                 self.settings, self.spool, self.forwarder.wake, self.worklist
             )
         except BaseException:
@@ -95,9 +93,9 @@ class Bridge:
 
     def stop(self) -> None:
         """Stop accepting, let associations end, then stop the forwarder."""
-        if self.ae is not None:
-            self.ae.shutdown()  # shuts down the server and aborts open associations
-            self.ae = self.server = None
+        if self.server is not None:
+            self.server.shutdown()  # stops accepting and aborts open associations
+            self.server = None
         self._stop_workers()
         logger.info("DICOM bridge stopped (%s)", self.forwarder.status())
 

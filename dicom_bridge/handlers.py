@@ -1,141 +1,147 @@
-"""pynetdicom event handlers of the bridge: thin, dependencies bound with the handler, and never
-letting an exception escape (a DICOM peer gets a status code instead).
+"""What the bridge does with each DIMSE request, apart from the network: spool a C-STORE as it
+arrives, answer a worklist C-FIND. Every outcome is a DICOM status; no exception reaches a peer.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import socket
+import struct
 import threading
 from collections.abc import Iterator
 from typing import Any
 
-from pynetdicom.dsutils import encode_file_meta
+from pydicom.dataset import Dataset
+from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION
 
-from dicom_bridge.spool import InvalidInstanceError, Spool
+from dicom_bridge.dimse import (
+    CANCEL,
+    CANNOT_UNDERSTAND,
+    OUT_OF_RESOURCES,
+    PENDING,
+    PROCESSING_FAILURE,
+    SUCCESS,
+    UNABLE_TO_PROCESS,
+)
+from dicom_bridge.spool import InvalidInstanceError, Spool, SpoolWriter
 from dicom_bridge.worklist import WorklistSource, WorklistUnavailable, find
 
 logger = logging.getLogger(__name__)
 
-SUCCESS = 0x0000
-OUT_OF_RESOURCES = 0xA700
-CANNOT_UNDERSTAND = 0xC210
-PROCESSING_FAILURE = 0xC211  # unexpected error: still in the "cannot understand" range
-PENDING = 0xFF00
-CANCEL = 0xFE00
-UNABLE_TO_PROCESS = 0xC000  # C-FIND failure: the query cannot be read
+PREAMBLE = b"\x00" * 128 + b"DICM"
 
 
-def handle_echo(event: Any) -> int:
-    """Answer C-ECHO: the modality's connectivity test."""
-    return SUCCESS
+def _meta_element(element: int, vr: bytes, value: bytes, pad: bytes = b"\x00") -> bytes:
+    if len(value) % 2:
+        value += pad
+    if vr == b"OB":
+        return struct.pack("<HH2sHI", 0x0002, element, vr, 0, len(value)) + value
+    return struct.pack("<HH2sH", 0x0002, element, vr, len(value)) + value
 
 
-def handle_store(event: Any, spool: Spool, wake: threading.Event | None = None) -> int:
-    """Spool a C-STORE instance exactly as received, then wake the forwarder.
+def part10_header(sop_class_uid: str, sop_instance_uid: str, transfer_syntax: str, source_ae: str) -> bytes:
+    """The preamble and File Meta Information (PS3.10 7.1) of an instance received over the network."""
+    body = b"".join([
+        _meta_element(0x0001, b"OB", b"\x00\x01"),
+        _meta_element(0x0002, b"UI", sop_class_uid.encode("ascii")),
+        _meta_element(0x0003, b"UI", sop_instance_uid.encode("ascii")),
+        _meta_element(0x0010, b"UI", transfer_syntax.encode("ascii")),
+        _meta_element(0x0012, b"UI", PYNETDICOM_IMPLEMENTATION_UID.encode("ascii")),
+        _meta_element(0x0013, b"SH", PYNETDICOM_IMPLEMENTATION_VERSION.encode("ascii"), b" "),
+        *([_meta_element(0x0016, b"AE", source_ae.strip().encode("ascii", "replace"), b" ")] if source_ae.strip() else []),
+    ])
+    return PREAMBLE + _meta_element(0x0000, b"UL", len(body).to_bytes(4, "little")) + body
 
-    Success is answered only once the file is fsynced and renamed into the spool.
+
+class StoredInstance:
+    """One C-STORE: its data set is spooled fragment by fragment as it arrives, and ``finish()``
+    makes it durable and gives the status to answer. Once something fails the rest of the data
+    set is still taken (the peer is sending it) but dropped, and the failure is the answer.
     """
+
+    def __init__(
+        self, spool: Spool, sop_class_uid: str, sop_instance_uid: str, transfer_syntax: str,
+        calling_ae: str, peer: str = "?", wake: threading.Event | None = None,
+    ) -> None:
+        self.uid = sop_instance_uid
+        self.peer = peer
+        self.wake = wake
+        self.received = 0
+        self.status: int | None = None
+        self._writer: SpoolWriter | None = None
+        try:
+            if not sop_instance_uid:  # never decode the data set to find it: the request carries it
+                raise InvalidInstanceError("the C-STORE request has no Affected SOP Instance UID")
+            self._writer = spool.begin(sop_instance_uid)
+            self._writer.write(part10_header(sop_class_uid, sop_instance_uid, transfer_syntax, calling_ae))
+        except Exception as exc:
+            self._fail(exc)
+
+    def write(self, fragment: bytes | memoryview) -> None:
+        """Append a data set fragment."""
+        self.received += len(fragment)
+        if self._writer is None:
+            return
+        try:
+            self._writer.write(fragment)
+        except Exception as exc:
+            self._fail(exc)
+
+    def finish(self) -> int:
+        """Make the instance durable (fsync) and return the C-STORE status; wakes the forwarder."""
+        if self._writer is None:
+            return self.status if self.status is not None else PROCESSING_FAILURE
+        try:
+            if not self.received:
+                raise InvalidInstanceError("empty data set")
+            path = self._writer.commit()
+        except Exception as exc:
+            self._fail(exc)
+            return self.status if self.status is not None else PROCESSING_FAILURE
+        finally:
+            self.abandon()
+        logger.debug("spooled %s from %s", path.name, self.peer)
+        if self.wake is not None:
+            self.wake.set()
+        return SUCCESS
+
+    def abandon(self) -> None:
+        """Drop what was received (the association ended mid-instance); nothing is left behind."""
+        if self._writer is not None:
+            self._writer.discard()
+            self._writer = None
+
+    def _fail(self, exc: Exception) -> None:
+        if isinstance(exc, InvalidInstanceError):
+            logger.warning("C-STORE from %s refused: %s", self.peer, exc)
+            self.status = CANNOT_UNDERSTAND
+        elif isinstance(exc, OSError):
+            logger.error("C-STORE %s: cannot write to the spool: %s", self.uid, exc)
+            self.status = OUT_OF_RESOURCES
+        else:
+            logger.error("C-STORE %s from %s failed unexpectedly", self.uid, self.peer, exc_info=exc)
+            self.status = PROCESSING_FAILURE
+        self.abandon()
+
+
+def worklist_responses(
+    query: Dataset, worklist: WorklistSource, peer: str = "?", is_cancelled: Any = lambda: False
+) -> Iterator[tuple[int, Dataset | None]]:
+    """Answer a Modality Worklist C-FIND from the clinic's open cases: one pending item each, then
+    the final status."""
     try:
-        uid = str(event.request.AffectedSOPInstanceUID or "")
-        if not uid:  # never decode the dataset to find it: the request must carry it
-            raise InvalidInstanceError("the C-STORE request has no Affected SOP Instance UID")
-        path = spool.put(_part10(event), uid)
-    except InvalidInstanceError as exc:
-        logger.warning("C-STORE from %s refused: %s", _peer(event), exc)
-        return CANNOT_UNDERSTAND
-    except OSError as exc:
-        logger.error("C-STORE %s: cannot write to the spool: %s", _safe_uid(event), exc)
-        return OUT_OF_RESOURCES
-    except Exception:
-        logger.exception("C-STORE %s from %s failed unexpectedly", _safe_uid(event), _peer(event))
-        return PROCESSING_FAILURE
-    logger.debug("spooled %s from %s", path.name, _peer(event))
-    _count_stored(event)
-    if wake is not None:
-        wake.set()
-    return SUCCESS
-
-
-def _part10(event: Any) -> list[bytes | memoryview]:
-    """The instance as Part 10 pieces: preamble and file meta, then the received data set as a view
-    of pynetdicom's buffer (``encoded_dataset`` would copy it twice more)."""
-    head = b"\x00" * 128 + b"DICM" + encode_file_meta(event.file_meta)
-    return [head, event.request.DataSet.getbuffer()]
-
-
-def handle_find(event: Any, worklist: WorklistSource) -> Iterator[tuple[int, Any]]:
-    """Answer a Modality Worklist C-FIND from the clinic's open cases, one pending item each."""
-    try:
-        query = event.identifier
-        cases = worklist.open_cases()
-        items = list(find(query, cases))
+        items = list(find(query, worklist.open_cases()))
     except WorklistUnavailable as exc:
-        logger.error("worklist C-FIND from %s: %s", _peer(event), exc)
+        logger.error("worklist C-FIND from %s: %s", peer, exc)
         yield OUT_OF_RESOURCES, None
         return
     except Exception:
-        logger.exception("worklist C-FIND from %s failed", _peer(event))
+        logger.exception("worklist C-FIND from %s failed", peer)
         yield UNABLE_TO_PROCESS, None
         return
-    logger.info("worklist C-FIND from %s: %d item(s)", _peer(event), len(items))
+    logger.info("worklist C-FIND from %s: %d item(s)", peer, len(items))
     for item in items:
-        if event.is_cancelled:
+        if is_cancelled():
             yield CANCEL, None
             return
         yield PENDING, item
     yield SUCCESS, None
-
-
-def handle_open(event: Any) -> None:
-    """Set TCP_NODELAY on an accepted connection: DIMSE replies are small and latency-bound."""
-    try:
-        event.assoc.dul.socket.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    except Exception as exc:  # an option we could not set must not drop the connection
-        logger.debug("could not set TCP_NODELAY for %s: %s", _peer(event), exc)
-
-
-def handle_rejected(event: Any) -> None:
-    """Log a refused association so the operator sees which AE title to allow."""
-    try:
-        logger.warning(
-            "association from AE %r at %s rejected (check allowed_aes)",
-            event.assoc.requestor.ae_title,
-            _peer(event),
-        )
-    except Exception:
-        logger.warning("an association was rejected")
-
-
-_STORED = "_teleconsult_stored"
-
-
-def _count_stored(event: Any) -> None:
-    with contextlib.suppress(Exception):  # counting is for the log only
-        setattr(event.assoc, _STORED, getattr(event.assoc, _STORED, 0) + 1)
-
-
-def handle_closed(event: Any) -> None:
-    """One log line per association, so an operator sees images flow in."""
-    try:
-        stored = getattr(event.assoc, _STORED, 0)
-        if stored:
-            logger.info("association from AE %r at %s ended: %d instance(s) spooled",
-                        event.assoc.requestor.ae_title, _peer(event), stored)
-    except Exception:
-        logger.debug("association end not logged", exc_info=True)
-
-
-def _peer(event: Any) -> str:
-    try:
-        return f"{event.assoc.requestor.address}:{event.assoc.requestor.port}"
-    except Exception:
-        return "?"
-
-
-def _safe_uid(event: Any) -> str:
-    try:
-        return str(event.request.AffectedSOPInstanceUID)
-    except Exception:
-        return "?"

@@ -1,5 +1,5 @@
-"""Build the bridge's pynetdicom Application Entity: Verification and every storage SOP class,
-with uncompressed and compressed transfer syntaxes accepted and stored as received.
+"""The bridge's DICOM service: Verification, the Modality Worklist and every storage SOP class
+pynetdicom knows, with uncompressed and compressed transfer syntaxes accepted and stored as received.
 """
 
 from __future__ import annotations
@@ -9,21 +9,14 @@ import threading
 from typing import Any
 
 from pydicom import uid
-from pynetdicom import AE, AllStoragePresentationContexts, evt
+from pynetdicom import AllStoragePresentationContexts
+from pynetdicom.presentation import PresentationContext, build_context
 from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     ModalityWorklistInformationFind,
     Verification,
 )
-from pynetdicom.transport import ThreadedAssociationServer
 
-from dicom_bridge.handlers import (
-    handle_closed,
-    handle_echo,
-    handle_find,
-    handle_open,
-    handle_rejected,
-    handle_store,
-)
+from dicom_bridge.server import DicomServer, ServerConfig, Services
 from dicom_bridge.spool import Spool
 from dicom_bridge.worklist import WorklistSource
 
@@ -46,8 +39,8 @@ TRANSFER_SYNTAXES: list[str] = [
     uid.RLELossless,
 ]
 
-# 0 = no limit: the modality may send P-DATA PDUs as large as it likes (fewer round trips).
-MAXIMUM_PDU_SIZE = 0
+# Queries and answers are small data sets: the little endian syntaxes every modality has.
+QUERY_TRANSFER_SYNTAXES: list[str] = [uid.ImplicitVRLittleEndian, uid.ExplicitVRLittleEndian]
 
 
 class BridgeConfigError(ValueError):
@@ -67,51 +60,35 @@ def calling_aet_allow_list(settings: Any) -> list[str]:
     return allowed
 
 
-def build_ae(settings: Any) -> AE:
-    """Return an AE configured from the bridge ``settings``; handlers are bound by start_scp."""
-    ae = AE(ae_title=settings.ae_title)
-    ae.require_calling_aet = calling_aet_allow_list(settings)
-    ae.maximum_pdu_size = MAXIMUM_PDU_SIZE
-    ae.add_supported_context(Verification)
-    ae.add_supported_context(ModalityWorklistInformationFind)
-    for context in AllStoragePresentationContexts:
-        if context.abstract_syntax is not None:
-            ae.add_supported_context(context.abstract_syntax, TRANSFER_SYNTAXES)
+def supported_contexts() -> list[PresentationContext]:
+    """The presentation contexts the bridge accepts (as SCP)."""
+    contexts = [build_context(Verification, QUERY_TRANSFER_SYNTAXES),
+                build_context(ModalityWorklistInformationFind, QUERY_TRANSFER_SYNTAXES)]
+    contexts += [build_context(context.abstract_syntax, TRANSFER_SYNTAXES)
+                 for context in AllStoragePresentationContexts if context.abstract_syntax is not None]
+    return contexts
+
+
+def server_config(settings: Any) -> ServerConfig:
+    """The server's configuration from the bridge ``settings``."""
+    allowed = calling_aet_allow_list(settings)
     if settings.accept_any_ae:
         logger.warning("accepting any calling AE title (accept_any_ae): for demos only")
-    return ae
-
-
-def event_handlers(
-    spool: Spool, wake: threading.Event | None = None, worklist: WorklistSource | None = None
-) -> list[Any]:
-    """Return the ``(event, handler[, args])`` bindings for ``AE.start_server``."""
-    handlers: list[Any] = [
-        (evt.EVT_CONN_OPEN, handle_open),
-        (evt.EVT_REJECTED, handle_rejected),
-        (evt.EVT_RELEASED, handle_closed),
-        (evt.EVT_ABORTED, handle_closed),
-        (evt.EVT_C_ECHO, handle_echo),
-        (evt.EVT_C_STORE, handle_store, [spool, wake]),
-    ]
-    if worklist is not None:
-        handlers.append((evt.EVT_C_FIND, handle_find, [worklist]))
-    return handlers
+    return ServerConfig(
+        ae_title=str(settings.ae_title),
+        contexts=supported_contexts(),
+        allowed_aes=allowed,
+        max_associations=int(settings.max_associations),
+        network_timeout_s=float(settings.network_timeout_s),
+    )
 
 
 def start_scp(
     settings: Any, spool: Spool, wake: threading.Event | None = None, worklist: WorklistSource | None = None
-) -> tuple[AE, ThreadedAssociationServer]:
-    """Build the AE and start it listening in the background on ``(settings.host, settings.port)``.
+) -> DicomServer:
+    """Start the bridge's DICOM server in the background on ``(settings.host, settings.port)``.
 
-    Returns the AE and its server; ``server.server_address`` has the bound port (useful with 0).
+    ``server.server_address`` has the bound port (useful with port 0); ``server.shutdown()`` stops it.
     """
-    ae = build_ae(settings)
-    server = ae.start_server(
-        (settings.host, int(settings.port)),
-        block=False,
-        evt_handlers=event_handlers(spool, wake, worklist),
-    )
-    if server is None:  # block=False always returns the server
-        raise RuntimeError("pynetdicom did not return a server")
-    return ae, server
+    config = server_config(settings)
+    return DicomServer(str(settings.host), int(settings.port), config, Services(spool, wake, worklist)).start()

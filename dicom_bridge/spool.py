@@ -55,50 +55,10 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def _write_all(fd: int, parts: Sequence[bytes | memoryview]) -> None:
-    """Write every part (no joining: an instance is not copied once more just to be written)."""
-    views = [memoryview(p) for p in parts]
-    while views:
-        written = os.writev(fd, views)
-        while views and written >= len(views[0]):
-            written -= len(views[0])
-            views.pop(0)
-        if views and written:
-            views[0] = views[0][written:]
-
-
 # O_TMPFILE + linkat needs Linux, a file system that has it, and /proc to name the open file.
 _HAVE_TMPFILE = sys.platform.startswith("linux") and hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")
 _NO_TMPFILE = {errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOENT}
-
-
-def _link_durably(directory: Path, final: Path, parts: Sequence[bytes | memoryview], sync: bool) -> bool:
-    """Write ``parts`` as ``final`` in one step that never shows a partial file; False if not possible.
-
-    Raises FileExistsError if ``final`` appeared meanwhile.
-    """
-    try:
-        fd = os.open(directory, os.O_TMPFILE | os.O_WRONLY, 0o644)
-    except OSError as exc:
-        if exc.errno in _NO_TMPFILE:
-            return False
-        raise
-    try:
-        _write_all(fd, parts)
-        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-        try:  # a dir fd makes CPython call linkat(AT_SYMLINK_FOLLOW), not link()
-            os.link(f"/proc/self/fd/{fd}", final.name, dst_dir_fd=dir_fd, follow_symlinks=True)
-        except OSError as exc:
-            if exc.errno in (errno.EXDEV, errno.EPERM, errno.ENOENT):
-                return False
-            raise
-        finally:
-            os.close(dir_fd)
-        if sync:
-            os.fsync(fd)  # fsync, not fdatasync: the new link is inode metadata too
-    finally:
-        os.close(fd)
-    return True
+_NO_LINK = {errno.EXDEV, errno.EPERM, errno.ENOENT}
 
 
 def read_or_create_key(path: Path) -> bytes:
@@ -147,6 +107,116 @@ def sop_instance_uid_of(data: bytes) -> str:
         raise InvalidInstanceError(f"no SOPInstanceUID in the data: {exc}") from exc
 
 
+class SpoolWriter:
+    """One instance being written into the spool as it arrives; it gets its name only in commit().
+
+    On Linux the file has no name until then (O_TMPFILE), so an abort or a crash mid-instance leaves
+    nothing behind; elsewhere it is written in ``tmp/``, which the next start empties.
+    """
+
+    def __init__(self, spool: Spool, uid: str) -> None:
+        self.spool = spool
+        self.uid = uid
+        self.final = spool.path_for(uid)
+        self.size = 0
+        self._tmp: Path | None = None
+        self._fd = self._open_nameless() if spool._tmpfile else -1
+        if self._fd < 0:
+            spool._tmpfile = False
+            fd, name = tempfile.mkstemp(dir=spool.tmp_dir, prefix=uid + ".", suffix=".part")
+            self._fd, self._tmp = fd, Path(name)
+
+    def _open_nameless(self) -> int:
+        try:
+            return os.open(self.spool.incoming_dir, os.O_TMPFILE | os.O_RDWR, 0o644)
+        except OSError as exc:
+            if exc.errno in _NO_TMPFILE:
+                return -1
+            raise
+
+    def write(self, data: bytes | memoryview) -> None:
+        """Append ``data`` (written whole; an OSError, e.g. a full disk, propagates)."""
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+            self.size += written
+
+    def commit(self) -> Path:
+        """Name the file ``incoming/<uid>.dcm`` and make it durable; returns that path.
+
+        If the instance is already spooled the first copy is kept (and this one dropped).
+        """
+        if self._fd < 0:
+            raise RuntimeError("the instance was already committed or discarded")
+        if self.size == 0:
+            raise InvalidInstanceError("empty dataset")
+        if self.final.exists():
+            self._duplicate()
+        elif self._tmp is None:
+            self._link()
+        else:
+            self._rename()
+        self.discard()
+        return self.final
+
+    def _link(self) -> None:
+        dir_fd = os.open(self.spool.incoming_dir, os.O_RDONLY | os.O_DIRECTORY)
+        try:  # a dir fd makes CPython call linkat(AT_SYMLINK_FOLLOW), not link()
+            os.link(f"/proc/self/fd/{self._fd}", self.final.name, dst_dir_fd=dir_fd, follow_symlinks=True)
+        except FileExistsError:
+            return self._duplicate()  # the same instance, spooled by another association meanwhile
+        except OSError as exc:
+            if exc.errno not in _NO_LINK:
+                raise
+            self.spool._tmpfile = False  # this file system cannot name a nameless file: plain files
+            return self._copy_to_tmp_and_rename()
+        finally:
+            os.close(dir_fd)
+        if self.spool.fsync:
+            try:
+                os.fsync(self._fd)  # fsync, not fdatasync: the new link is inode metadata too
+            except OSError:
+                self.final.unlink(missing_ok=True)  # not durable: the modality must send it again
+                raise
+
+    def _copy_to_tmp_and_rename(self) -> None:
+        fd, name = tempfile.mkstemp(dir=self.spool.tmp_dir, prefix=self.uid + ".", suffix=".part")
+        os.lseek(self._fd, 0, os.SEEK_SET)
+        with open(fd, "wb", closefd=True) as out, open(self._fd, "rb", closefd=False) as src:
+            while chunk := src.read(1 << 20):
+                out.write(chunk)
+        os.close(self._fd)
+        self._fd, self._tmp = os.open(name, os.O_RDWR), Path(name)
+        self._rename()
+
+    def _rename(self) -> None:
+        assert self._tmp is not None
+        if self.spool.fsync:
+            os.fsync(self._fd)
+        os.replace(self._tmp, self.final)
+        self._tmp = None
+        if self.spool.fsync:
+            _fsync_dir(self.spool.incoming_dir)
+
+    def _duplicate(self) -> None:
+        if _same_content(self.final, self._fd, self.size):
+            logger.info("instance %s already spooled", self.uid)
+        else:
+            logger.warning(
+                "instance %s arrived again with different content: the first is kept "
+                "(a corrected image needs a new SOPInstanceUID)", self.uid)
+
+    def discard(self) -> None:
+        """Drop what was written (safe to call after commit, and more than once)."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        if self._tmp is not None:
+            self._tmp.unlink(missing_ok=True)
+            self._tmp = None
+
+
 class Spool:
     """Durable queue of DICOM instances between the C-STORE handler and the forwarder."""
 
@@ -189,33 +259,23 @@ class Spool:
             raise InvalidInstanceError("empty dataset")
         if not sop_instance_uid:
             sop_instance_uid = sop_instance_uid_of(b"".join(parts))
+        writer = self.begin(sop_instance_uid)
+        try:
+            for part in parts:
+                writer.write(part)
+            return writer.commit()
+        finally:
+            writer.discard()
+
+    def begin(self, sop_instance_uid: str) -> SpoolWriter:
+        """Start receiving the instance ``sop_instance_uid`` piece by piece (see SpoolWriter).
+
+        Raises InvalidInstanceError if the UID cannot name a file, OSError if the disk fails.
+        """
         uid = sop_instance_uid.strip().rstrip("\x00")
         if not is_valid_uid(uid):
             raise InvalidInstanceError(f"invalid SOPInstanceUID {uid!r}")
-        final = self.path_for(uid)
-        if final.exists():
-            if _differs(final, parts):
-                logger.warning(
-                    "instance %s arrived again with different content: the first is kept "
-                    "(a corrected image needs a new SOPInstanceUID)", uid)
-            else:
-                logger.info("instance %s already spooled", uid)
-            return final
-        try:
-            if self._tmpfile and _link_durably(self.incoming_dir, final, parts, self.fsync):
-                return final
-        except FileExistsError:
-            return final  # the same instance, spooled by another association meanwhile
-        self._tmpfile = False
-        tmp = _write_durably(self.tmp_dir, uid + ".", b"".join(parts), self.fsync)
-        try:
-            os.replace(tmp, final)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        if self.fsync:
-            _fsync_dir(self.incoming_dir)
-        return final
+        return SpoolWriter(self, uid)
 
     def pending(self, limit: int | None = None) -> list[Path]:
         """Return up to ``limit`` spooled instances, oldest first."""
@@ -263,11 +323,17 @@ class Spool:
         return target
 
 
-def _differs(path: Path, parts: list[bytes | memoryview]) -> bool:
-    """Whether a spooled file's bytes differ from ``parts`` (checked only for a duplicate)."""
+def _same_content(path: Path, fd: int, size: int) -> bool:
+    """Whether the spooled file ``path`` holds the same bytes as the first ``size`` of ``fd``."""
     try:
-        if path.stat().st_size != sum(len(p) for p in parts):
-            return True
-        return path.read_bytes() != b"".join(bytes(p) for p in parts)
+        if path.stat().st_size != size:
+            return False
+        offset = 0
+        with path.open("rb") as fh:
+            while chunk := fh.read(1 << 20):
+                if os.pread(fd, len(chunk), offset) != chunk:
+                    return False
+                offset += len(chunk)
+        return True
     except OSError:
-        return False
+        return True  # cannot tell: say nothing alarming

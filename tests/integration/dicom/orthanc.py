@@ -57,7 +57,10 @@ def orthanc_config(tmp: Path, http_port: int, dicom_port: int, modalities: dict[
 
 @contextmanager
 def orthanc(tmp: Path, modalities: dict[str, list[object]]) -> Iterator[RunningOrthanc]:
-    """Start Orthanc with ``DicomModalities`` = ``modalities``; yields its REST URL and DICOM port."""
+    """Start Orthanc with ``DicomModalities`` = ``modalities``; yields its REST URL and DICOM port.
+
+    Orthanc's DICOM layer is DCMTK's: ``TCP_NODELAY=1`` turns Nagle's algorithm off, as for the tools.
+    """
     import os
     import subprocess
 
@@ -68,7 +71,7 @@ def orthanc(tmp: Path, modalities: dict[str, list[object]]) -> Iterator[RunningO
     log = tmp / "orthanc.log"
     with log.open("wb") as out:
         popen = subprocess.Popen([binary, str(config)], stdout=out, stderr=subprocess.STDOUT,
-                                 start_new_session=True, env={**os.environ})
+                                 start_new_session=True, env={**os.environ, "TCP_NODELAY": "1"})
     process = Process("orthanc", popen, log)
     with running(process):
         url = f"http://127.0.0.1:{http_port}"

@@ -56,11 +56,11 @@ def scp(bridge_settings: Settings) -> Iterator[RunningScp]:
     """A real bridge SCP (no forwarder) listening on a free port."""
     spool = Spool(bridge_settings.spool_dir)
     wake = threading.Event()
-    ae, server = start_scp(bridge_settings, spool, wake)
+    server = start_scp(bridge_settings, spool, wake)
     try:
         yield RunningScp(spool, server.server_address[1], wake)
     finally:
-        ae.shutdown()
+        server.shutdown()
 
 
 @pytest.fixture

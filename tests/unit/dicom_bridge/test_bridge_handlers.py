@@ -1,77 +1,98 @@
-"""The C-STORE handler maps every outcome to a DICOM status and never raises."""
+"""A C-STORE is spooled fragment by fragment; every outcome is a DICOM status, never an exception,
+and nothing half written is ever left in the spool."""
 
 from __future__ import annotations
 
-import io
 import threading
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
 
 from pydicom import dcmread
-from pydicom.dataset import FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
 
-from dicom_bridge.handlers import handle_echo, handle_store
-from dicom_bridge.spool import Spool
+from dicom_bridge.handlers import StoredInstance, part10_header
+from dicom_bridge.spool import Spool, SpoolWriter
 from tests.unit.dicom_bridge.bridge_support import dataset_bytes
 
 
-def _event(uid: Any, data: bytes | Exception) -> Any:
-    """A C-STORE event as pynetdicom hands it over: the file meta, and the data set in a BytesIO."""
-    is_part10 = isinstance(data, bytes) and data[128:132] == b"DICM"
-    meta = dcmread(io.BytesIO(data)).file_meta if is_part10 else _meta()
-
-    class Request:
-        AffectedSOPInstanceUID = uid
-
-        @property
-        def DataSet(self) -> io.BytesIO:  # noqa: N802 (pynetdicom's naming)
-            if isinstance(data, Exception):
-                raise data
-            return io.BytesIO(dataset_bytes(data) if is_part10 else data)
-
-    return SimpleNamespace(request=Request(), file_meta=meta)
-
-
-def _meta() -> FileMetaDataset:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = CTImageStorage, "1.2.3"
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    return meta
+def _store(spool: Spool, uid: str, data: bytes, wake: threading.Event | None = None, pieces: int = 3) -> int:
+    instance = StoredInstance(spool, CTImageStorage, uid, ExplicitVRLittleEndian, "MODALITY", wake=wake)
+    step = max(1, len(data) // pieces)
+    for start in range(0, len(data), step):
+        instance.write(memoryview(data)[start: start + step])
+    return instance.finish()
 
 
 class _FullDisk(Spool):
-    def put(self, data: Any, sop_instance_uid: str | None = None) -> Path:
-        raise OSError(28, "No space left on device")
+    def begin(self, sop_instance_uid: str) -> SpoolWriter:
+        writer = super().begin(sop_instance_uid)
+
+        def write(data: bytes | memoryview) -> None:
+            raise OSError(28, "No space left on device")
+
+        writer.write = write  # type: ignore[method-assign]
+        return writer
 
 
-def test_store_success_spools_and_wakes_the_forwarder(tmp_path: Path, ct_files: list[Path]) -> None:
+def test_fragments_become_the_received_instance_as_part10(tmp_path: Path, ct_files: list[Path]) -> None:
     spool, wake = Spool(tmp_path), threading.Event()
-    data = ct_files[0].read_bytes()
+    original = ct_files[0].read_bytes()
 
-    status = handle_store(_event(ct_files[0].stem, data), spool, wake)
+    status = _store(spool, ct_files[0].stem, dataset_bytes(original), wake)
 
     assert status == 0x0000
     assert wake.is_set()
-    assert spool.path_for(ct_files[0].stem).read_bytes() == data
+    spooled = spool.path_for(ct_files[0].stem).read_bytes()
+    assert dataset_bytes(spooled) == dataset_bytes(original)
+    meta = dcmread(spool.path_for(ct_files[0].stem)).file_meta
+    assert meta.MediaStorageSOPInstanceUID == ct_files[0].stem
+    assert meta.MediaStorageSOPClassUID == CTImageStorage
+    assert meta.TransferSyntaxUID == ExplicitVRLittleEndian
+    assert meta.SourceApplicationEntityTitle == "MODALITY"
 
 
-def test_store_answers_out_of_resources_when_the_disk_fails(tmp_path: Path) -> None:
-    assert handle_store(_event("1.2.3", b"data"), _FullDisk(tmp_path)) == 0xA700
+def test_the_file_meta_is_what_pydicom_writes(tmp_path: Path) -> None:
+    header = part10_header(CTImageStorage, "1.2.3.4", ExplicitVRLittleEndian, "CT1")
+    (tmp_path / "x.dcm").write_bytes(header)
+    meta = dcmread(tmp_path / "x.dcm", force=True).file_meta
+    assert meta.FileMetaInformationGroupLength == len(header) - 132 - 12
+    assert meta.FileMetaInformationVersion == b"\x00\x01"
+    assert (meta.MediaStorageSOPInstanceUID, meta.SourceApplicationEntityTitle) == ("1.2.3.4", "CT1")
 
 
-def test_store_answers_cannot_understand_for_a_bad_uid(tmp_path: Path) -> None:
-    wake = threading.Event()
-    assert handle_store(_event("../../etc/passwd", b"data"), Spool(tmp_path), wake) == 0xC210
-    assert handle_store(_event(None, b""), Spool(tmp_path), wake) == 0xC210
+def test_out_of_resources_when_the_disk_fails_and_nothing_is_left(tmp_path: Path) -> None:
+    spool = _FullDisk(tmp_path)
+    assert _store(spool, "1.2.3", b"data" * 100) == 0xA700
+    assert spool.count() == 0
+    assert not any(spool.tmp_dir.iterdir())
+
+
+def test_cannot_understand_for_a_bad_or_missing_uid(tmp_path: Path) -> None:
+    spool, wake = Spool(tmp_path), threading.Event()
+    assert _store(spool, "../../etc/passwd", b"data", wake) == 0xC210
+    assert _store(spool, "", b"data", wake) == 0xC210
+    assert _store(spool, "1.2.3", b"", wake) == 0xC210  # no data set at all
     assert not wake.is_set()
+    assert spool.count() == 0
 
 
-def test_store_never_lets_an_exception_escape(tmp_path: Path) -> None:
-    status = handle_store(_event("1.2.3", RuntimeError("boom")), Spool(tmp_path))
-    assert status & 0xF000 == 0xC000
+def test_an_abandoned_instance_leaves_nothing(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    instance = StoredInstance(spool, CTImageStorage, "1.2.3", ExplicitVRLittleEndian, "MODALITY")
+    instance.write(b"half of it")
+    instance.abandon()
+
+    assert spool.count() == 0
+    assert not spool.path_for("1.2.3").exists()
+    assert not any(spool.tmp_dir.iterdir())
 
 
-def test_echo_succeeds() -> None:
-    assert handle_echo(SimpleNamespace()) == 0x0000
+def test_the_same_instance_twice_keeps_the_first(tmp_path: Path, ct_files: list[Path]) -> None:
+    spool = Spool(tmp_path)
+    data = dataset_bytes(ct_files[0].read_bytes())
+    assert _store(spool, "1.2.3", data) == 0x0000
+    first = spool.path_for("1.2.3").read_bytes()
+
+    assert _store(spool, "1.2.3", data[:-2] + b"XX") == 0x0000  # success: the modality must move on
+
+    assert spool.path_for("1.2.3").read_bytes() == first
+    assert spool.count() == 1

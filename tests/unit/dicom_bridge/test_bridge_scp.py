@@ -21,7 +21,7 @@ from pydicom.uid import (
 from pynetdicom import AE
 
 from config.settings import Settings
-from dicom_bridge.scp import BridgeConfigError, build_ae
+from dicom_bridge.scp import BridgeConfigError, server_config
 from tests.conftest import need
 from tests.dicomgen import compressed, make_dx, make_us_cine, write_series
 from tests.unit.dicom_bridge.bridge_support import (
@@ -145,17 +145,17 @@ def test_garbage_on_the_port_does_not_kill_the_server(scp: RunningScp) -> None:
 
 def test_an_empty_allow_list_without_accept_any_is_refused(bridge_settings: Settings) -> None:
     with pytest.raises(BridgeConfigError, match="ALLOWED_AES"):
-        build_ae(bridge_settings.replace(allowed_aes=[], accept_any_ae=False))
+        server_config(bridge_settings.replace(allowed_aes=[], accept_any_ae=False))
 
 
 def test_accept_any_ae_leaves_the_calling_aet_unchecked(bridge_settings: Settings) -> None:
-    ae = build_ae(bridge_settings.replace(allowed_aes=[], accept_any_ae=True))
-    assert ae.require_calling_aet == []
+    config = server_config(bridge_settings.replace(allowed_aes=[], accept_any_ae=True))
+    assert config.allowed_aes == []
 
 
-def test_the_ae_accepts_compressed_transfer_syntaxes(bridge_settings: Settings) -> None:
-    ae = build_ae(bridge_settings)
-    ct = next(c for c in ae.supported_contexts if c.abstract_syntax == CTImageStorage)
+def test_the_server_accepts_compressed_transfer_syntaxes(bridge_settings: Settings) -> None:
+    config = server_config(bridge_settings)
+    ct = next(c for c in config.contexts if c.abstract_syntax == CTImageStorage)
     assert {
         "1.2.840.10008.1.2.4.50",
         "1.2.840.10008.1.2.4.70",
@@ -163,7 +163,7 @@ def test_the_ae_accepts_compressed_transfer_syntaxes(bridge_settings: Settings) 
         "1.2.840.10008.1.2.5",
         "1.2.840.10008.1.2.1.99",
     } <= set(ct.transfer_syntax)
-    assert ae.require_calling_aet == [MODALITY_AET]
+    assert config.allowed_aes == [MODALITY_AET]
 
 
 @needs_dcmtk

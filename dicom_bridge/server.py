@@ -1,0 +1,471 @@
+"""The bridge's DICOM server: one thread per association, reading the socket itself.
+
+pynetdicom decodes the association request and negotiates the presentation contexts (its
+``A_ASSOCIATE_*`` PDU classes and ``negotiate_as_acceptor``). After that the association thread
+reads each P-DATA-TF PDU straight from the socket and writes a C-STORE's data set fragments into
+the spool as they arrive, without buffering the instance, polling a queue or decoding the data
+set: the modality's next instance waits only for the fsync. C-ECHO and the Modality Worklist
+C-FIND are served too; other operations are answered "unrecognised operation".
+
+The DICOM Upper Layer as used here (PS3.8 9.3): A-ASSOCIATE-RQ, then P-DATA-TF PDUs carrying
+PDV items (command fragments, then data set fragments, each flagged "last" at the end), then
+A-RELEASE-RQ or A-ABORT.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import socket
+import socketserver
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydicom.uid import ImplicitVRLittleEndian
+from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION
+from pynetdicom._globals import APPLICATION_CONTEXT_NAME
+from pynetdicom.dsutils import decode, encode
+from pynetdicom.pdu import A_ABORT_RQ, A_ASSOCIATE_AC, A_ASSOCIATE_RJ, A_ASSOCIATE_RQ, A_RELEASE_RP
+from pynetdicom.pdu_primitives import (
+    A_ASSOCIATE,
+    ImplementationClassUIDNotification,
+    ImplementationVersionNameNotification,
+    MaximumLengthNotification,
+    SCP_SCU_RoleSelectionNegotiation,
+)
+from pynetdicom.presentation import PresentationContext, negotiate_as_acceptor
+from pynetdicom.sop_class import ModalityWorklistInformationFind  # type: ignore[attr-defined]
+
+from dicom_bridge.dimse import (
+    C_CANCEL_RQ,
+    C_ECHO_RQ,
+    C_FIND_RQ,
+    C_STORE_RQ,
+    CANNOT_UNDERSTAND,
+    PDV_HEADER_SIZE,
+    SUCCESS,
+    UNABLE_TO_PROCESS,
+    UNRECOGNISED_OPERATION,
+    Command,
+    CommandError,
+    decode_command,
+    encode_response,
+    p_data_tf,
+    pdv_header,
+)
+from dicom_bridge.handlers import StoredInstance, worklist_responses
+from dicom_bridge.spool import Spool
+from dicom_bridge.worklist import WorklistSource
+
+logger = logging.getLogger(__name__)
+
+# PDU types (PS3.8 9.3.1).
+A_ASSOCIATE_RQ_TYPE, P_DATA_TF_TYPE, A_RELEASE_RQ_TYPE, A_ABORT_TYPE = 0x01, 0x04, 0x05, 0x07
+PDU_HEADER_SIZE = 6
+MAX_REQUEST_PDU = 1 << 20  # an A-ASSOCIATE-RQ larger than this is not a modality's
+MAX_COMMAND = 1 << 16  # a command set is a few hundred bytes
+MAX_QUERY = 1 << 20  # a C-FIND identifier
+CHUNK = 1 << 20  # data set bytes are read and written at most this many at a time
+# The largest P-DATA-TF PDU we accept, told to the peer. 0 = no limit: instances are streamed to
+# disk, never held whole, so a modality may send each in as few PDUs as it likes.
+MAXIMUM_PDU_SIZE = 0
+
+# A-ASSOCIATE-RJ (result, source, diagnostic) and A-ABORT reasons.
+REJECT_CALLING_AE = (0x01, 0x01, 0x03)
+REJECT_BUSY = (0x02, 0x03, 0x02)  # transient, local limit exceeded
+ABORT_UNEXPECTED_PDU = 0x02
+ABORT_INVALID_PARAMETER = 0x06
+
+
+class PeerGone(Exception):
+    """The peer closed the connection or aborted the association."""
+
+
+class ProtocolError(Exception):
+    """The peer broke the protocol: the association is aborted."""
+
+    def __init__(self, message: str, reason: int = ABORT_INVALID_PARAMETER) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass
+class ServerConfig:
+    """What the server accepts: its AE title, who may call, and the presentation contexts."""
+
+    ae_title: str
+    contexts: list[PresentationContext]
+    allowed_aes: list[str] = field(default_factory=list)  # empty: anyone (demo mode)
+    max_associations: int = 10
+    artim_timeout_s: float = 30.0  # to receive the A-ASSOCIATE-RQ after connecting
+    network_timeout_s: float = 120.0  # silence after which an association is aborted
+
+
+@dataclass
+class Services:
+    """Where requests go: the spool for C-STORE, the worklist for C-FIND (None: no worklist)."""
+
+    spool: Spool
+    wake: threading.Event | None = None
+    worklist: WorklistSource | None = None
+
+
+class Association:
+    """One accepted connection, from A-ASSOCIATE-RQ to release or abort, in its own thread."""
+
+    def __init__(self, sock: socket.socket, address: tuple[str, int], config: ServerConfig,
+                 services: Services, server: DicomServer) -> None:
+        self.sock = sock
+        self.peer = f"{address[0]}:{address[1]}"
+        self.config = config
+        self.services = services
+        self.server = server
+        self.rfile = sock.makefile("rb", buffering=1 << 16)
+        self.calling_ae = ""
+        self.admitted = False  # counted against max_associations
+        self.accepted: dict[int, PresentationContext] = {}
+        self.peer_max_pdu = 0
+        self.stored = 0
+        self._chunk = memoryview(bytearray(CHUNK))
+        # The message being received: its command bytes, then its decoded request and context.
+        self._command = bytearray()
+        self._request: Command | None = None
+        self._context_id = 0
+        self._instance: StoredInstance | None = None
+        self._dataset: bytearray | None = None
+
+    # -- running ---------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # replies are small
+        try:
+            self.sock.settimeout(self.config.artim_timeout_s)
+            if not self._negotiate():
+                return
+            self.sock.settimeout(self.config.network_timeout_s)
+            self._serve()
+        except ProtocolError as exc:
+            logger.warning("association from %s aborted: %s", self.peer, exc)
+            self._send_abort(exc.reason)
+        except PeerGone:
+            logger.info("association from AE %r at %s ended by the peer", self.calling_ae, self.peer)
+        except TimeoutError:
+            logger.warning("association from %s aborted: silent for too long", self.peer)
+            self._send_abort(0x00)
+        except OSError as exc:
+            logger.info("association from %s lost: %s", self.peer, exc)
+        except Exception:
+            logger.exception("association from %s failed", self.peer)
+            self._send_abort(0x00)
+        finally:
+            if self._instance is not None:
+                self._instance.abandon()  # an instance never answered is never kept
+            if self.stored:
+                logger.info("association from AE %r at %s ended: %d instance(s) spooled",
+                            self.calling_ae, self.peer, self.stored)
+            with contextlib.suppress(OSError):
+                self.rfile.close()
+
+    def _negotiate(self) -> bool:
+        """Read the A-ASSOCIATE-RQ and accept or reject it; True if accepted."""
+        pdu_type, length = self._pdu_header()
+        if pdu_type != A_ASSOCIATE_RQ_TYPE:
+            raise ProtocolError(f"expected an association request, got PDU type 0x{pdu_type:02X}",
+                                ABORT_UNEXPECTED_PDU)
+        if length > MAX_REQUEST_PDU:
+            raise ProtocolError(f"association request of {length} bytes")
+        raw = self._read(length)
+        pdu = A_ASSOCIATE_RQ()
+        try:
+            pdu.decode(bytes([pdu_type, 0]) + length.to_bytes(4, "big") + raw)
+            request = pdu.to_primitive()
+        except Exception as exc:
+            raise ProtocolError(f"unreadable association request: {exc}") from exc
+        self.calling_ae = str(request.calling_ae_title or "").strip()
+        if self.config.allowed_aes and self.calling_ae not in self.config.allowed_aes:
+            logger.warning("association from AE %r at %s rejected (check allowed_aes)", self.calling_ae, self.peer)
+            self._send_reject(REJECT_CALLING_AE)
+            return False
+        if not self.server.admit():
+            logger.warning("association from AE %r at %s rejected: %d associations already open",
+                           self.calling_ae, self.peer, self.config.max_associations)
+            self._send_reject(REJECT_BUSY)
+            return False
+        self.admitted = True
+        roles: dict[str, tuple[bool | None, bool | None]] = {}
+        for item in request.user_information:
+            if isinstance(item, MaximumLengthNotification):
+                self.peer_max_pdu = int(item.maximum_length_received or 0)
+            elif isinstance(item, SCP_SCU_RoleSelectionNegotiation) and item.sop_class_uid:
+                roles[str(item.sop_class_uid)] = (item.scu_role, item.scp_role)
+        results, role_items = negotiate_as_acceptor(
+            request.presentation_context_definition_list, self.config.contexts, roles or None)
+        self.accepted = {int(cx.context_id): cx for cx in results if cx.result == 0x00 and cx.context_id}
+        self._send_accept(request, results, role_items)
+        logger.debug("association from AE %r at %s accepted, %d context(s)", self.calling_ae, self.peer,
+                     len(self.accepted))
+        return True
+
+    def _serve(self) -> None:
+        while True:
+            pdu_type, length = self._pdu_header()
+            if pdu_type == P_DATA_TF_TYPE:
+                self._p_data(length)
+            elif pdu_type == A_RELEASE_RQ_TYPE:
+                self._read(length)
+                self.sock.sendall(A_RELEASE_RP().encode())
+                logger.debug("association from %s released", self.peer)
+                return
+            elif pdu_type == A_ABORT_TYPE:
+                self._read(length)
+                raise PeerGone()
+            else:
+                raise ProtocolError(f"unexpected PDU type 0x{pdu_type:02X}", ABORT_UNEXPECTED_PDU)
+
+    # -- P-DATA ----------------------------------------------------------------------------------
+
+    def _p_data(self, length: int) -> None:
+        remaining = length
+        while remaining > 0:
+            if remaining < PDV_HEADER_SIZE:
+                raise ProtocolError("P-DATA-TF ends inside a PDV item header")
+            size, context_id, is_command, last = pdv_header(self._read(PDV_HEADER_SIZE))
+            remaining -= PDV_HEADER_SIZE + size
+            if remaining < 0:
+                raise ProtocolError("PDV item runs past the end of its P-DATA-TF")
+            if context_id not in self.accepted:
+                raise ProtocolError(f"data on presentation context {context_id}, which was not accepted")
+            if is_command:
+                self._command_fragment(context_id, size, last)
+            else:
+                self._dataset_fragment(context_id, size, last)
+
+    def _command_fragment(self, context_id: int, size: int, last: bool) -> None:
+        if self._request is not None:
+            raise ProtocolError("a command arrived before the previous message's data set ended")
+        if len(self._command) + size > MAX_COMMAND:
+            raise ProtocolError("command set too large")
+        self._command += self._read(size)
+        if not last:
+            return
+        try:
+            request = decode_command(bytes(self._command))
+        except CommandError as exc:
+            raise ProtocolError(f"unreadable command: {exc}") from exc
+        finally:
+            self._command.clear()
+        self._request, self._context_id = request, context_id
+        if request.field == C_STORE_RQ:
+            self._instance = StoredInstance(
+                self.services.spool, request.sop_class_uid, request.sop_instance_uid,
+                str(self.accepted[context_id].transfer_syntax[0]), self.calling_ae, self.peer,
+                self.services.wake)
+        elif request.has_dataset:
+            self._dataset = bytearray()
+        if not request.has_dataset:
+            self._complete()
+
+    def _dataset_fragment(self, context_id: int, size: int, last: bool) -> None:
+        if self._request is None or context_id != self._context_id:
+            raise ProtocolError("a data set arrived without its command")
+        if self._instance is not None:
+            self._stream_into(self._instance, size)
+        elif self._dataset is not None:
+            if len(self._dataset) + size > MAX_QUERY:
+                raise ProtocolError("request data set too large")
+            self._dataset += self._read(size)
+        else:
+            self._read(size)
+        if last:
+            self._complete()
+
+    def _stream_into(self, instance: StoredInstance, size: int) -> None:
+        while size:
+            view = self._chunk[: min(size, CHUNK)]
+            got = self.rfile.readinto(view)
+            if not got:
+                raise PeerGone()
+            instance.write(view[:got])
+            size -= got
+
+    def _complete(self) -> None:
+        """The whole message is in: act on it and answer."""
+        request, context_id, dataset = self._request, self._context_id, self._dataset
+        instance = self._instance
+        self._request, self._instance, self._dataset = None, None, None
+        assert request is not None
+        if request.field == C_STORE_RQ:
+            assert instance is not None
+            if not request.has_dataset:
+                instance.abandon()
+                status = CANNOT_UNDERSTAND
+            else:
+                status = instance.finish()
+            if status == SUCCESS:
+                self.stored += 1
+            self._respond(request, context_id, status, with_instance=True)
+        elif request.field == C_ECHO_RQ:
+            self._respond(request, context_id, SUCCESS)
+        elif request.field == C_FIND_RQ:
+            self._find(request, context_id, dataset)
+        elif request.field == C_CANCEL_RQ:
+            pass  # C-FIND answers are sent as they are made: nothing is left to cancel
+        else:
+            logger.warning("%s from %s: operation 0x%04X not supported", self.calling_ae, self.peer, request.field)
+            self._respond(request, context_id, UNRECOGNISED_OPERATION)
+
+    def _find(self, request: Command, context_id: int, dataset: bytearray | None) -> None:
+        context = self.accepted[context_id]
+        worklist = self.services.worklist
+        if worklist is None or context.abstract_syntax != ModalityWorklistInformationFind or not dataset:
+            self._respond(request, context_id, UNABLE_TO_PROCESS)
+            return
+        implicit = context.transfer_syntax[0] == ImplicitVRLittleEndian
+        try:
+            query = decode(io.BytesIO(bytes(dataset)), implicit, True)
+        except Exception as exc:
+            logger.warning("worklist C-FIND from %s: unreadable query: %s", self.peer, exc)
+            self._respond(request, context_id, UNABLE_TO_PROCESS)
+            return
+        for status, item in worklist_responses(query, worklist, self.peer):
+            identifier = encode(item, implicit, True) if item is not None else None
+            if item is not None and identifier is None:
+                logger.error("worklist item could not be encoded; skipped")
+                continue
+            self._respond(request, context_id, status, identifier=identifier)
+
+    # -- sending ---------------------------------------------------------------------------------
+
+    def _respond(self, request: Command, context_id: int, status: int, *, identifier: bytes | None = None,
+                 with_instance: bool = False) -> None:
+        command = encode_response(request, status, dataset=identifier is not None, with_instance=with_instance)
+        pdus = list(p_data_tf(context_id, command, True, self.peer_max_pdu))
+        if identifier is not None:
+            pdus += p_data_tf(context_id, identifier, False, self.peer_max_pdu)
+        self.sock.sendall(b"".join(pdus))
+
+    def _send_accept(self, request: A_ASSOCIATE, results: list[PresentationContext],
+                     role_items: list[SCP_SCU_RoleSelectionNegotiation]) -> None:
+        primitive = A_ASSOCIATE()
+        primitive.application_context_name = APPLICATION_CONTEXT_NAME
+        primitive.calling_ae_title = request.calling_ae_title
+        primitive.called_ae_title = request.called_ae_title
+        primitive.result = 0x00
+        primitive.result_source = 0x01
+        primitive.presentation_context_definition_results_list = results
+        maximum = MaximumLengthNotification()
+        maximum.maximum_length_received = MAXIMUM_PDU_SIZE
+        implementation = ImplementationClassUIDNotification()
+        implementation.implementation_class_uid = PYNETDICOM_IMPLEMENTATION_UID
+        version = ImplementationVersionNameNotification()
+        version.implementation_version_name = PYNETDICOM_IMPLEMENTATION_VERSION
+        primitive.user_information = [maximum, implementation, version, *role_items]
+        self.sock.sendall(A_ASSOCIATE_AC(primitive).encode())
+
+    def _send_reject(self, reason: tuple[int, int, int]) -> None:
+        primitive = A_ASSOCIATE()
+        primitive.result, primitive.result_source, primitive.diagnostic = reason
+        with contextlib.suppress(OSError):
+            self.sock.sendall(A_ASSOCIATE_RJ(primitive).encode())
+
+    def _send_abort(self, reason: int) -> None:
+        pdu = A_ABORT_RQ()
+        pdu.source = 0x02  # the service provider
+        pdu.reason_diagnostic = reason
+        with contextlib.suppress(OSError):
+            self.sock.sendall(pdu.encode())
+
+    # -- receiving -------------------------------------------------------------------------------
+
+    def _pdu_header(self) -> tuple[int, int]:
+        header = self._read(PDU_HEADER_SIZE)
+        return header[0], int.from_bytes(header[2:6], "big")
+
+    def _read(self, size: int) -> bytes:
+        data = self.rfile.read(size)
+        if len(data) < size:
+            raise PeerGone()
+        return data
+
+    def abort(self) -> None:
+        """Cut the connection (server shutdown): the thread ends, an unfinished instance is dropped."""
+        self._send_abort(0x00)
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+
+
+class _TCPServer(socketserver.ThreadingTCPServer):
+    allow_reuse_address = True
+    daemon_threads = False
+    block_on_close = True  # server_close() waits for the association threads
+
+    def __init__(self, address: tuple[str, int], owner: DicomServer) -> None:
+        self.owner = owner
+        super().__init__(address, _Handler)
+
+
+class _Handler(socketserver.BaseRequestHandler):
+    server: _TCPServer
+
+    def handle(self) -> None:
+        owner = self.server.owner
+        association = Association(self.request, self.client_address, owner.config, owner.services, owner)
+        owner.opened(association)
+        try:
+            association.run()
+        finally:
+            owner.closed(association)
+
+
+class DicomServer:
+    """Listens on ``(host, port)`` and runs each association in a thread until ``shutdown()``."""
+
+    def __init__(self, host: str, port: int, config: ServerConfig, services: Services) -> None:
+        self.config = config
+        self.services = services
+        self._connections: set[Association] = set()
+        self._admitted = 0
+        self._lock = threading.Lock()
+        self._tcp = _TCPServer((host, port), self)
+        self._thread = threading.Thread(target=self._tcp.serve_forever, kwargs={"poll_interval": 0.2},
+                                        name="dicom-server", daemon=True)
+
+    @property
+    def server_address(self) -> tuple[Any, ...]:
+        return tuple(self._tcp.server_address)
+
+    def start(self) -> DicomServer:
+        self._thread.start()
+        return self
+
+    def opened(self, association: Association) -> None:
+        with self._lock:
+            self._connections.add(association)
+
+    def admit(self) -> bool:
+        """Count a negotiating association in, unless ``max_associations`` are already open."""
+        with self._lock:
+            if self._admitted >= self.config.max_associations:
+                return False
+            self._admitted += 1
+            return True
+
+    def closed(self, association: Association) -> None:
+        with self._lock:
+            self._connections.discard(association)
+            if association.admitted:
+                self._admitted -= 1
+
+    def shutdown(self) -> None:
+        """Stop accepting, abort open associations and wait for their threads."""
+        if self._thread.is_alive():
+            self._tcp.shutdown()
+        with self._lock:
+            active = list(self._connections)
+        for association in active:
+            association.abort()
+        self._tcp.server_close()
+        self._thread.join(5)
