@@ -179,6 +179,7 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--profile", type=Path, default=None)
     parser.add_argument("--skip-e2e", action="store_true")
+    parser.add_argument("--skip-ingest", action="store_true", help="only the end-to-end rows")
     parser.add_argument("--no-fsync-row", action="store_true", help="also time the bridge without fsync")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="dicom-ingest-") as raw:
@@ -187,8 +188,9 @@ def main() -> int:
         files = write_series(make_ct_series(args.slices, rows=args.size, cols=args.size), folder)
         megabytes = sum(f.stat().st_size for f in files) / 1e6
         print(f"CT series: {len(files)} files, {megabytes:.1f} MB; {args.rounds} rounds, alternating order")
-        times = rounds_of_ingest(folder, tmp / "ingest", args.rounds, args.profile, args.no_fsync_row)
-        _print_ingest(times, megabytes)
+        if not args.skip_ingest:
+            times = rounds_of_ingest(folder, tmp / "ingest", args.rounds, args.profile, args.no_fsync_row)
+            _print_ingest(times, megabytes)
         if not args.skip_e2e:
             ours, reference = end_to_end(folder, tmp / "e2e", len(files), args.rounds)
             _print_e2e(ours, reference, megabytes)
