@@ -1,5 +1,6 @@
 """DICOM ingest benchmark: the same 200-slice CT (512x512, 16 bit, ~100 MB) sent with DCMTK's
-storescu to DCMTK storescp, to Orthanc (fsync on) and to our bridge, alternating, several rounds;
+storescu to DCMTK storescp, to Orthanc (fsync on) and to our bridge, alternating, several rounds
+(and the same files spooled with no network, the disk's share: storescp never fsyncs, the bridge must);
 then end to end (storescu -> bridge -> hub, until the hub lists every instance) against storescu
 -> storescp alone. Prints MB/s and ratios. Not a test: run it by hand.
 
@@ -106,7 +107,7 @@ def bridge(
 def rounds_of_ingest(
     folder: Path, tmp: Path, rounds: int, profile: Path | None, no_fsync_row: bool = False
 ) -> dict[str, list[float]]:
-    targets = ["storescp", "orthanc", "bridge"] + (["bridge-nofsync"] if no_fsync_row else [])
+    targets = ["storescp", "orthanc", "bridge", "spool alone"] + (["bridge-nofsync"] if no_fsync_row else [])
     times: dict[str, list[float]] = {name: [] for name in targets}
     for n in range(rounds):
         order = targets if n % 2 == 0 else targets[::-1]
@@ -119,6 +120,8 @@ def rounds_of_ingest(
 
 
 def _one_ingest(target: str, folder: Path, where: Path, profile: Path | None) -> float:
+    if target == "spool alone":
+        return spool_alone(folder, where)
     if target == "storescp":
         with storescp(where) as port:
             return storescu(port, "STORESCP", folder)
@@ -130,6 +133,21 @@ def _one_ingest(target: str, folder: Path, where: Path, profile: Path | None) ->
             return storescu(port, "SPOKE1", folder)
         with py_spy(process, profile / "bridge-ingest.svg"):
             return storescu(port, "SPOKE1", folder)
+
+
+def spool_alone(folder: Path, where: Path) -> float:
+    """Seconds to spool every file durably with no network: the disk's part of the bridge's time
+    (storescp never fsyncs; the bridge must, once per instance, before it answers)."""
+    from dicom_bridge.spool import Spool
+
+    files = [(path.stem, path.read_bytes()) for path in sorted(folder.iterdir())]
+    spool = Spool(where / "spool")
+    began = time.perf_counter()
+    for uid, data in files:
+        spool.put(data, uid)
+    elapsed = time.perf_counter() - began
+    spool.close()
+    return elapsed
 
 
 @contextmanager
@@ -203,8 +221,12 @@ def _print_ingest(times: dict[str, list[float]], megabytes: float) -> None:
     for name, values in times.items():
         median = statistics.median(values)
         rounds = " ".join(f"{v:.2f}" for v in values)
-        print(f"{name:<15} {median:>9.2f} {megabytes / median:>8.1f} {base / median:>11.2f}x   {rounds}")
+        ratio = "(no network)" if name == "spool alone" else f"{base / median:.2f}x"
+        print(f"{name:<15} {median:>9.2f} {megabytes / median:>8.1f} {ratio:>12}   {rounds}")
     print(f"bridge vs Orthanc: {statistics.median(times['orthanc']) / statistics.median(times['bridge']):.2f}x")
+    floor = base + statistics.median(times["spool alone"])
+    print(f"a receiver as fast as storescp that also fsyncs each instance (storescp + spool alone): "
+          f"{floor:.2f} s = {base / floor:.2f}x storescp; the bridge reaches {floor / statistics.median(times['bridge']):.0%} of it")
 
 
 def _print_e2e(ours: list[float], reference: list[float], megabytes: float) -> None:

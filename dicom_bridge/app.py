@@ -96,6 +96,7 @@ class Bridge:
         if self.server is not None:
             self.server.shutdown()  # stops accepting and aborts open associations
             self.server = None
+        self.spool.close()
         self._stop_workers()
         logger.info("DICOM bridge stopped (%s)", self.forwarder.status())
 

@@ -205,6 +205,7 @@ class Association:
             request.presentation_context_definition_list, self.config.contexts, roles or None)
         self.accepted = {int(cx.context_id): cx for cx in results if cx.result == 0x00 and cx.context_id}
         self._send_accept(request, results, role_items)
+        self.services.spool.prepare()
         logger.debug("association from AE %r at %s accepted, %d context(s)", self.calling_ae, self.peer,
                      len(self.accepted))
         return True
@@ -307,6 +308,7 @@ class Association:
             if status == SUCCESS:
                 self.stored += 1
             self._respond(request, context_id, status, with_instance=True)
+            self.services.spool.prepare()  # while the modality sends the next one
         elif request.field == C_ECHO_RQ:
             self._respond(request, context_id, SUCCESS)
         elif request.field == C_FIND_RQ:

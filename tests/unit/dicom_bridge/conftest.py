@@ -61,6 +61,7 @@ def scp(bridge_settings: Settings) -> Iterator[RunningScp]:
         yield RunningScp(spool, server.server_address[1], wake)
     finally:
         server.shutdown()
+        spool.close()
 
 
 @pytest.fixture
