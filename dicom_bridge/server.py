@@ -161,8 +161,10 @@ class Association:
             logger.exception("association from %s failed", self.peer)
             self._send_abort(0x00)
         finally:
-            if self._instance is not None:
-                self._instance.abandon()  # an instance never answered is never kept
+            if self._instance is not None:  # an instance never answered is never kept
+                logger.warning("association from AE %r at %s ended during instance %s: dropped, the "
+                               "modality must send it again", self.calling_ae, self.peer, self._instance.uid)
+                self._instance.abandon()
             if self.stored:
                 logger.info("association from AE %r at %s ended: %d instance(s) spooled",
                             self.calling_ae, self.peer, self.stored)
