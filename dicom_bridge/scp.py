@@ -75,7 +75,6 @@ def server_config(settings: Any) -> ServerConfig:
     if settings.accept_any_ae:
         logger.warning("accepting any calling AE title (accept_any_ae): for demos only")
     return ServerConfig(
-        ae_title=str(settings.ae_title),
         contexts=supported_contexts(),
         allowed_aes=allowed,
         max_associations=int(settings.max_associations),

@@ -45,6 +45,7 @@ from dicom_bridge.dimse import (
     C_STORE_RQ,
     CANNOT_UNDERSTAND,
     PDV_HEADER_SIZE,
+    SOP_CLASS_NOT_SUPPORTED,
     SUCCESS,
     UNABLE_TO_PROCESS,
     UNRECOGNISED_OPERATION,
@@ -93,9 +94,9 @@ class ProtocolError(Exception):
 
 @dataclass
 class ServerConfig:
-    """What the server accepts: its AE title, who may call, and the presentation contexts."""
+    """What the server accepts: who may call (the called AE title is not checked, as with
+    pynetdicom's default), and the presentation contexts."""
 
-    ae_title: str
     contexts: list[PresentationContext]
     allowed_aes: list[str] = field(default_factory=list)  # empty: anyone (demo mode)
     max_associations: int = 10
@@ -174,6 +175,8 @@ class Association:
     def _negotiate(self) -> bool:
         """Read the A-ASSOCIATE-RQ and accept or reject it; True if accepted."""
         pdu_type, length = self._pdu_header()
+        if pdu_type == A_ABORT_TYPE:
+            raise PeerGone()
         if pdu_type != A_ASSOCIATE_RQ_TYPE:
             raise ProtocolError(f"expected an association request, got PDU type 0x{pdu_type:02X}",
                                 ABORT_UNEXPECTED_PDU)
@@ -218,12 +221,13 @@ class Association:
             if pdu_type == P_DATA_TF_TYPE:
                 self._p_data(length)
             elif pdu_type == A_RELEASE_RQ_TYPE:
-                self._read(length)
+                self._read(self._fixed_length(pdu_type, length))
+                self.server.discharge(self)  # the slot is free once the modality hears it released
                 self.sock.sendall(A_RELEASE_RP().encode())
                 logger.debug("association from %s released", self.peer)
                 return
             elif pdu_type == A_ABORT_TYPE:
-                self._read(length)
+                self._read(self._fixed_length(pdu_type, length))
                 raise PeerGone()
             else:
                 raise ProtocolError(f"unexpected PDU type 0x{pdu_type:02X}", ABORT_UNEXPECTED_PDU)
@@ -251,6 +255,9 @@ class Association:
             raise ProtocolError("a command arrived before the previous message's data set ended")
         if len(self._command) + size > MAX_COMMAND:
             raise ProtocolError("command set too large")
+        if self._command and context_id != self._context_id:
+            raise ProtocolError("a command's fragments arrived on different presentation contexts")
+        self._context_id = context_id
         self._command += self._read(size)
         if not last:
             return
@@ -260,11 +267,15 @@ class Association:
             raise ProtocolError(f"unreadable command: {exc}") from exc
         finally:
             self._command.clear()
-        self._request, self._context_id = request, context_id
-        if request.field == C_STORE_RQ:
+        self._request = request
+        context = self.accepted[context_id]
+        if request.field == C_STORE_RQ and request.sop_class_uid != context.abstract_syntax:
+            logger.warning("C-STORE of SOP class %s from %s on a context for %s: refused", request.sop_class_uid,
+                           self.peer, context.abstract_syntax)  # its data set is read and dropped
+        elif request.field == C_STORE_RQ:
             self._instance = StoredInstance(
                 self.services.spool, request.sop_class_uid, request.sop_instance_uid,
-                str(self.accepted[context_id].transfer_syntax[0]), self.calling_ae, self.peer,
+                str(context.transfer_syntax[0]), self.calling_ae, self.peer,
                 self.services.wake)
         elif request.has_dataset:
             self._dataset = bytearray()
@@ -301,8 +312,9 @@ class Association:
         self._request, self._instance, self._dataset = None, None, None
         assert request is not None
         if request.field == C_STORE_RQ:
-            assert instance is not None
-            if not request.has_dataset:
+            if instance is None:
+                status = SOP_CLASS_NOT_SUPPORTED
+            elif not request.has_dataset:
                 instance.abandon()
                 status = CANNOT_UNDERSTAND
             else:
@@ -384,6 +396,13 @@ class Association:
 
     # -- receiving -------------------------------------------------------------------------------
 
+    @staticmethod
+    def _fixed_length(pdu_type: int, length: int) -> int:
+        """A-RELEASE and A-ABORT PDUs are 4 bytes long (PS3.8 9.3.6-9.3.8): never trust more."""
+        if length != 4:
+            raise ProtocolError(f"PDU type 0x{pdu_type:02X} of length {length}")
+        return length
+
     def _pdu_header(self) -> tuple[int, int]:
         header = self._read(PDU_HEADER_SIZE)
         return header[0], int.from_bytes(header[2:6], "big")
@@ -410,6 +429,10 @@ class _TCPServer(socketserver.ThreadingTCPServer):
         self.owner = owner
         super().__init__(address, _Handler)
 
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        self.owner.accepted(request)  # known before its thread starts, so shutdown() can cut it
+        return True
+
 
 class _Handler(socketserver.BaseRequestHandler):
     server: _TCPServer
@@ -417,11 +440,11 @@ class _Handler(socketserver.BaseRequestHandler):
     def handle(self) -> None:
         owner = self.server.owner
         association = Association(self.request, self.client_address, owner.config, owner.services, owner)
-        owner.opened(association)
+        owner.opened(self.request, association)
         try:
             association.run()
         finally:
-            owner.closed(association)
+            owner.closed(self.request, association)
 
 
 class DicomServer:
@@ -430,7 +453,7 @@ class DicomServer:
     def __init__(self, host: str, port: int, config: ServerConfig, services: Services) -> None:
         self.config = config
         self.services = services
-        self._connections: set[Association] = set()
+        self._connections: dict[socket.socket, Association | None] = {}
         self._admitted = 0
         self._lock = threading.Lock()
         self._tcp = _TCPServer((host, port), self)
@@ -445,9 +468,13 @@ class DicomServer:
         self._thread.start()
         return self
 
-    def opened(self, association: Association) -> None:
+    def accepted(self, sock: socket.socket) -> None:
         with self._lock:
-            self._connections.add(association)
+            self._connections[sock] = None
+
+    def opened(self, sock: socket.socket, association: Association) -> None:
+        with self._lock:
+            self._connections[sock] = association
 
     def admit(self) -> bool:
         """Count a negotiating association in, unless ``max_associations`` are already open."""
@@ -457,19 +484,29 @@ class DicomServer:
             self._admitted += 1
             return True
 
-    def closed(self, association: Association) -> None:
+    def discharge(self, association: Association) -> None:
+        """No longer count ``association`` against ``max_associations`` (released or ended)."""
         with self._lock:
-            self._connections.discard(association)
             if association.admitted:
+                association.admitted = False
                 self._admitted -= 1
+
+    def closed(self, sock: socket.socket, association: Association) -> None:
+        self.discharge(association)
+        with self._lock:
+            self._connections.pop(sock, None)
 
     def shutdown(self) -> None:
         """Stop accepting, abort open associations and wait for their threads."""
         if self._thread.is_alive():
             self._tcp.shutdown()
         with self._lock:
-            active = list(self._connections)
-        for association in active:
-            association.abort()
+            connections = list(self._connections.items())
+        for sock, association in connections:
+            if association is not None:
+                association.abort()
+            else:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
         self._tcp.server_close()
         self._thread.join(5)
