@@ -118,3 +118,54 @@ def test_a_resent_instance_with_other_content_keeps_the_first_and_says_so(
     spool.put(first[:-2] + b"\x01\x02")  # same SOPInstanceUID, e.g. a corrected AccessionNumber
     assert path.read_bytes() == first and spool.count() == 1
     assert "arrived again with different content" in caplog.text
+
+
+@pytest.mark.parametrize("nameless", [True, False], ids=["O_TMPFILE", "tmp-and-rename"])
+def test_an_instance_written_piece_by_piece_appears_only_when_committed(
+    tmp_path: Path, ct_files: list[Path], nameless: bool
+) -> None:
+    spool = Spool(tmp_path)
+    spool._tmpfile = spool._tmpfile and nameless  # the other way, as on a file system without O_TMPFILE
+    data = ct_files[0].read_bytes()
+    writer = spool.begin(ct_files[0].stem)
+    writer.write(data[:1000])
+
+    assert spool.count() == 0  # half an instance never has its name
+    writer.write(memoryview(data)[1000:])
+    path = writer.commit()
+
+    assert path.read_bytes() == data
+    assert spool.pending() == [path]
+    assert not any(spool.tmp_dir.iterdir())
+
+
+@pytest.mark.parametrize("nameless", [True, False], ids=["O_TMPFILE", "tmp-and-rename"])
+def test_a_discarded_instance_leaves_nothing(tmp_path: Path, nameless: bool) -> None:
+    spool = Spool(tmp_path)
+    spool._tmpfile = spool._tmpfile and nameless
+    writer = spool.begin("1.2.3")
+    writer.write(b"half")
+    writer.discard()
+
+    assert spool.count() == 0
+    assert not any(spool.tmp_dir.iterdir())
+    assert not any(spool.incoming_dir.iterdir())
+
+
+def test_a_prepared_file_is_used_by_the_next_instance_and_closed_with_the_spool(
+    tmp_path: Path, ct_files: list[Path]
+) -> None:
+    spool = Spool(tmp_path)
+    if not spool._tmpfile:
+        pytest.skip("no O_TMPFILE on this file system: nothing is prepared")
+    spool.prepare()
+    (spare,) = spool._spares
+
+    writer = spool.begin(ct_files[0].stem)
+    assert writer._fd == spare and not spool._spares
+    writer.write(ct_files[0].read_bytes())
+    assert writer.commit().read_bytes() == ct_files[0].read_bytes()
+
+    spool.prepare()
+    spool.close()
+    assert not spool._spares
