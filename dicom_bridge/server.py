@@ -285,24 +285,24 @@ class Association:
     def _dataset_fragment(self, context_id: int, size: int, last: bool) -> None:
         if self._request is None or context_id != self._context_id:
             raise ProtocolError("a data set arrived without its command")
-        if self._instance is not None:
-            self._stream_into(self._instance, size)
-        elif self._dataset is not None:
+        if self._dataset is not None:
             if len(self._dataset) + size > MAX_QUERY:
                 raise ProtocolError("request data set too large")
             self._dataset += self._read(size)
-        else:
-            self._read(size)
+        else:  # into the spool, or (an instance refused before its data) nowhere
+            self._stream_into(self._instance, size)
         if last:
             self._complete()
 
-    def _stream_into(self, instance: StoredInstance, size: int) -> None:
+    def _stream_into(self, instance: StoredInstance | None, size: int) -> None:
+        """Pass ``size`` bytes from the socket to ``instance`` (None: drop them), a chunk at a time."""
         while size:
             view = self._chunk[: min(size, CHUNK)]
             got = self.rfile.readinto(view)
             if not got:
                 raise PeerGone()
-            instance.write(view[:got])
+            if instance is not None:
+                instance.write(view[:got])
             size -= got
 
     def _complete(self) -> None:
