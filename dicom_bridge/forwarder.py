@@ -181,7 +181,11 @@ class Forwarder:
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self._claimed: set[Path] = set()
+        # Batches finished since the spool was last listed: that listing may still name their
+        # files, deleted or moved aside by now, so they are not launched from it again.
+        self._finished: set[Path] = set()
         self._in_flight = 0
+        self._landed = False  # a request was answered since the dispatcher last looked
         self._accession: dict[str, str] = {}  # sop uid -> AccessionNumber, of every registered file
         self._known = self.ledger.known()
         self._backoff = self.retry_initial_s
@@ -198,7 +202,8 @@ class Forwarder:
         if not self.token:
             logger.warning("spoke_token is empty: set TELECONSULT_BRIDGE_SPOKE_TOKEN")
         self._stop.clear()
-        self._pool = ThreadPoolExecutor(self.max_in_flight, thread_name_prefix="dicom-stow")
+        # Twice the requests: each may be settling its files while the next one is in flight.
+        self._pool = ThreadPoolExecutor(2 * self.max_in_flight, thread_name_prefix="dicom-stow")
         self._thread = threading.Thread(target=self._run, name="dicom-forwarder", daemon=True)
         self._thread.start()
 
@@ -233,6 +238,8 @@ class Forwarder:
     def _run(self) -> None:
         while not self._stop.is_set():
             self.wake.clear()  # before listing, so a put during the send is not missed
+            with self._lock:
+                self._finished.clear()
             try:
                 pending = self.spool.pending()
                 self._register(pending)
@@ -246,9 +253,13 @@ class Forwarder:
             # Wakes on a new instance or a finished request; the timeout also picks up files
             # dropped in by hand and ends a backoff.
             self.wake.wait(backing_off if backing_off > 0 else self.retry_max_s)
-            # A modality sends instance after instance: take them a few at a time, so listing,
-            # counting and committing do not compete with the C-STORE handler for every one.
-            self._stop.wait(COALESCE_S)
+            with self._lock:
+                landed, self._landed = self._landed, False
+            if not landed:
+                # A modality sends instance after instance: take them a few at a time, so listing,
+                # counting and committing do not compete with the C-STORE handler for every one.
+                # An answered request, though, is followed by the next at once: the hub waits.
+                self._stop.wait(COALESCE_S)
 
     def _register(self, pending: list[Path]) -> None:
         """Count newly spooled instances as received for their accession number."""
@@ -274,7 +285,7 @@ class Forwarder:
         with self._lock:
             if time.monotonic() < self._not_before:
                 return
-            free = [p for p in pending if p not in self._claimed]
+            free = [p for p in pending if p not in self._claimed and p not in self._finished]
             while free and self._in_flight < self.max_in_flight:
                 accession = self._accession.get(_uid(free[0]), "")
                 batch = [p for p in free if self._accession.get(_uid(p), "") == accession][: self._batch_now]
@@ -284,8 +295,12 @@ class Forwarder:
                 self._pool.submit(self._send, batch, accession)
 
     def _send(self, batch: list[Path], accession: str) -> None:
+        answered = False
         try:
-            self.forward(batch, accession)
+            out, result = self._exchange(batch, accession)
+            answered = True
+            self._land()  # the next request need not wait while this one's files are settled
+            self._settle(out, result)
         except RetryLater as exc:
             self._note_error(str(exc))
             self._retry_later(exc)
@@ -296,9 +311,18 @@ class Forwarder:
         finally:  # after the backoff is set, so the dispatcher does not resend at once
             with self._lock:
                 self._claimed.difference_update(batch)
-                self._in_flight -= 1
+                self._finished.update(batch)
+            if not answered:
+                self._land()
             self._progress()
             self.wake.set()
+
+    def _land(self) -> None:
+        """Count a request as no longer in flight and let the dispatcher send the next at once."""
+        with self._lock:
+            self._in_flight -= 1
+            self._landed = True
+        self.wake.set()
 
     def _retry_later(self, error: RetryLater | None) -> None:
         with self._lock:
@@ -322,10 +346,12 @@ class Forwarder:
 
     def forward(self, batch: list[Path], accession: str) -> None:
         """Send ``batch`` (one accession number) and settle each instance. Raises RetryLater."""
+        self._settle(*self._exchange(batch, accession))
+
+    def _exchange(self, batch: list[Path], accession: str) -> tuple[Outgoing, StowResult]:
+        """Send ``batch`` and read the hub's answer (empty if de-identification left nothing)."""
         out = self._prepare(batch, accession)
-        if out.parts:
-            result = self._post(out)
-            self._settle(out, result)
+        return out, (self._post(out) if out.parts else StowResult())
 
     def _prepare(self, batch: list[Path], accession: str) -> Outgoing:
         out = Outgoing(batch, accession)
@@ -398,6 +424,8 @@ class Forwarder:
 
     def _settle(self, out: Outgoing, result: StowResult) -> None:
         """Remove what the hub stored, move aside what it refused, keep the rest for a retry."""
+        if not out.sent_uid:
+            return
         kept = 0
         stored: list[Path] = []
         for path, uid in out.sent_uid.items():

@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,14 @@ class Ledger:
         with self._lock:
             self._db.close()
 
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """The statements inside as one transaction: one flush to disk, not one per row (the
+        connection autocommits every statement, and ``executemany`` every row, otherwise)."""
+        with self._lock, self._db:
+            self._db.execute("BEGIN")
+            yield self._db
+
     def known(self) -> set[str]:
         """The SOPInstanceUIDs already counted as received (whatever happened to them since)."""
         with self._lock:
@@ -69,19 +78,19 @@ class Ledger:
 
     def receive(self, items: Iterable[tuple[str, str]]) -> None:
         """Count ``(sop_uid, accession)`` as received; an instance already known keeps its state."""
-        with self._lock, self._db:
-            self._db.executemany("INSERT OR IGNORE INTO instances (sop_uid, accession, state) VALUES (?, ?, 'received')",
-                                 list(items))
+        with self._transaction() as db:
+            db.executemany("INSERT OR IGNORE INTO instances (sop_uid, accession, state) VALUES (?, ?, 'received')",
+                           list(items))
 
     def mark(self, sop_uids: Iterable[str], state: str) -> None:
         """Record what the hub said about instances (``AT_HUB`` or ``REJECTED``)."""
-        with self._lock, self._db:
-            self._db.executemany("UPDATE instances SET state = ? WHERE sop_uid = ?", [(state, u) for u in sop_uids])
+        with self._transaction() as db:
+            db.executemany("UPDATE instances SET state = ? WHERE sop_uid = ?", [(state, u) for u in sop_uids])
 
     def link(self, accession: str, case_uid: str) -> None:
         """Remember the case an accession number belongs to."""
-        with self._lock, self._db:
-            self._db.execute("INSERT OR REPLACE INTO links (accession, case_uid) VALUES (?, ?)", (accession, case_uid))
+        with self._transaction() as db:
+            db.execute("INSERT OR REPLACE INTO links (accession, case_uid) VALUES (?, ?)", (accession, case_uid))
 
     def case_of(self, accession: str) -> str | None:
         with self._lock:
@@ -103,8 +112,8 @@ class Ledger:
         return {uid: c for uid, c in self.counts().items() if pushed.get(uid) != c}
 
     def pushed(self, case_uid: str, counts: Counts) -> None:
-        with self._lock, self._db:
-            self._db.execute("INSERT OR REPLACE INTO pushed VALUES (?, ?, ?, ?)",
+        with self._transaction() as db:
+            db.execute("INSERT OR REPLACE INTO pushed VALUES (?, ?, ?, ?)",
                              (case_uid, counts.received, counts.at_hub, counts.rejected))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any
 import pydicom
 from pydicom.errors import InvalidDicomError
 from pydicom.filereader import read_file_meta_info
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -22,11 +23,12 @@ from hub.services.access import require_read, require_role
 from hub.services.audit import audit
 from hub.services.auth import Principal
 from hub.services.events import record_event
+from hub.services.rendering import run_cpu
 from shared import protocol
 from shared.clock import Clock
 from shared.enums import Role
 from shared.errors import Conflict, NotFound
-from teleconsult.files import write_durably
+from teleconsult.files import write_all_durably
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,8 @@ CANNOT_UNDERSTAND = 0xC000
 
 _UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 _ENCAPSULATED_PREFIX = "1.2.840.10008.1.2.4"  # JPEG family; RLE is 1.2.840.10008.1.2.5
+_PIXEL_DATA = 0x7FE00010
+_DEFER_BYTES = 64 * 1024
 
 
 class PartRejected(Exception):
@@ -50,6 +54,13 @@ class StowResult:
     referenced: list[dict[str, str]] = field(default_factory=list)
     failed: list[dict[str, Any]] = field(default_factory=list)
 
+    def refuse(self, rejected: PartRejected) -> None:
+        log.info("STOW part refused: %s", rejected.message)
+        self.failed.append(
+            {"sop_class": rejected.sop_class, "sop_uid": rejected.sop_uid,
+             "reason": rejected.reason, "message": rejected.message}
+        )
+
 
 @dataclass
 class ImageService:
@@ -59,29 +70,42 @@ class ImageService:
     remote_addr: str = ""
 
     def store(self, principal: Principal, parts: list[bytes], case_uid: str | None) -> StowResult:
-        """Store each DICOM part once; a bad part is reported as failed, never stored in half."""
+        """Store each DICOM part once; a bad part is reported as failed, never stored in half.
+
+        The new instances of one request are written to disk together, so that their flushes
+        overlap, then recorded in one transaction; the answer comes when both are durable.
+        """
         require_role(principal, Role.SPOKE_DOCTOR, spoke_service=True)
-        case = self._case_by_uid(principal, case_uid) if case_uid else None
         result = StowResult()
-        touched: dict[int, int] = {}
+        readable: dict[str, tuple[bytes, dict[str, Any]]] = {}  # the first part of each SOP instance
         for raw in parts:
+            raw = _with_preamble(raw)
             try:
-                instance, new = self._store_one(principal, raw, case)
+                meta = _read_header(raw)
             except PartRejected as rejected:
-                log.info("STOW part refused: %s", rejected.message)
-                result.failed.append(
-                    {"sop_class": rejected.sop_class, "sop_uid": rejected.sop_uid,
-                     "reason": rejected.reason, "message": rejected.message}
-                )
+                result.refuse(rejected)
                 continue
-            result.referenced.append({"sop_class": instance.sop_class_uid, "sop_uid": instance.sop_uid})
-            if new:
-                study_id = instance.series.study_id
-                touched[study_id] = touched.get(study_id, 0) + 1
-        for study_id, count in touched.items():
-            self._announce(self.session.get_one(Study, study_id), count)
-        if touched:
-            audit(self.session, self.clock, principal, "store", "instances", sum(touched.values()), self.remote_addr)
+            readable.setdefault(meta["sop_uid"], (raw, meta))
+        case = self._case_by_uid(principal, case_uid) if case_uid else None
+        stored = self._stored_classes(list(readable))
+        # End this reading transaction before the files are written: on SQLite it holds the
+        # write lock, and every other request of the hub would wait for the disk too.
+        self.session.commit()
+        fresh = [part for uid, part in readable.items() if uid not in stored]
+        try:
+            added = self._add(principal, fresh, case)
+        except OSError as exc:  # the disk failed: no new instance of this request is stored
+            for _, meta in fresh:
+                result.refuse(PartRejected(OUT_OF_RESOURCES, f"cannot write the image: {exc.strerror}",
+                                           meta["sop_class"], meta["sop_uid"]))
+                del readable[meta["sop_uid"]]
+            added = []
+        for uid, (_, meta) in readable.items():
+            result.referenced.append({"sop_class": stored.get(uid, meta["sop_class"]), "sop_uid": uid})
+        for study, count in Counter(study for _, study in added).items():
+            self._announce(study, count)
+        if added:
+            audit(self.session, self.clock, principal, "store", "instances", len(added), self.remote_addr)
         self.session.commit()
         return result
 
@@ -89,31 +113,54 @@ class ImageService:
         case = self.session.scalar(select(Case).where(Case.uid == case_uid))
         return require_read(principal, case)
 
-    def _store_one(self, principal: Principal, raw: bytes, case: Case | None) -> tuple[Instance, bool]:
-        raw = _with_preamble(raw)
-        meta = _read_header(raw)
-        existing = self.session.scalar(select(Instance).where(Instance.sop_uid == meta["sop_uid"]))
-        if existing is not None:
-            return existing, False
-        study = self._study(principal, meta, case)
-        series = self._series(study, meta)
-        relative = Path(meta["study_uid"]) / meta["series_uid"] / f"{meta['sop_uid']}.dcm"
-        try:
-            write_durably(self.image_dir / relative, raw)
-        except OSError as exc:
-            raise PartRejected(OUT_OF_RESOURCES, f"cannot write the image: {exc.strerror}", meta["sop_class"], meta["sop_uid"]) from None
-        instance = Instance(
-            sop_uid=meta["sop_uid"], series_id=series.id, sop_class_uid=meta["sop_class"],
-            transfer_syntax_uid=meta["transfer_syntax"], number=meta["number"], frames=meta["frames"],
-            size=len(raw), sha256=hashlib.sha256(raw).hexdigest(), path=str(relative),
-            created_at=self.clock.now(),
+    def _stored_classes(self, sop_uids: list[str]) -> dict[str, str]:
+        """SOPInstanceUID -> SOPClassUID of the instances among ``sop_uids`` the hub already has."""
+        rows = self.session.execute(
+            select(Instance.sop_uid, Instance.sop_class_uid).where(Instance.sop_uid.in_(sop_uids))
         )
+        return {uid: sop_class for uid, sop_class in rows}
+
+    def _add(
+        self, principal: Principal, fresh: list[tuple[bytes, dict[str, Any]]], case: Case | None
+    ) -> list[tuple[Instance, Study]]:
+        """Write the files of new instances durably, then add their rows. Raises OSError."""
+        if not fresh:
+            return []
+        files = {self.image_dir / _relative_path(meta): raw for raw, meta in fresh}
+        digests = run_cpu(_write_files, files)
+        studies: dict[tuple[str, str], Study] = {}
+        series: dict[str, Series] = {}
+        rows = []
+        for raw, meta in fresh:
+            study = studies.get((meta["study_uid"], meta["accession"]))
+            if study is None:
+                study = studies[meta["study_uid"], meta["accession"]] = self._study(principal, meta, case)
+            if meta["series_uid"] not in series:
+                series[meta["series_uid"]] = self._series(study, meta)
+            relative = _relative_path(meta)
+            instance = Instance(
+                sop_uid=meta["sop_uid"], series_id=series[meta["series_uid"]].id, sop_class_uid=meta["sop_class"],
+                transfer_syntax_uid=meta["transfer_syntax"], number=meta["number"], frames=meta["frames"],
+                size=len(raw), sha256=digests[self.image_dir / relative], path=str(relative),
+                created_at=self.clock.now(),
+            )
+            rows.append((instance, study))
+        return self._insert(rows)
+
+    def _insert(self, rows: list[tuple[Instance, Study]]) -> list[tuple[Instance, Study]]:
+        """Insert the instances together; if a concurrent request stored some of them meanwhile
+        (same UID, same file), one by one, skipping those. Returns the rows added."""
         try:
             with self.session.begin_nested():
-                self.session.add(instance)
-        except IntegrityError:  # stored meanwhile by a concurrent request: same UID, same file
-            return self.session.scalars(select(Instance).where(Instance.sop_uid == meta["sop_uid"])).one(), False
-        return instance, True
+                self.session.add_all(instance for instance, _ in rows)
+        except IntegrityError:
+            if len(rows) > 1:
+                return [added for row in rows for added in self._insert([row])]
+            # Only the concurrent store explains it: without that row, fail rather than confirm.
+            sop_uid = rows[0][0].sop_uid
+            self.session.scalars(select(Instance.id).where(Instance.sop_uid == sop_uid)).one()
+            return []
+        return rows
 
     def _study(self, principal: Principal, meta: dict[str, Any], case: Case | None) -> Study:
         study = self.session.scalar(select(Study).where(Study.study_uid == meta["study_uid"]))
@@ -152,12 +199,17 @@ class ImageService:
         if study.case_id is None:
             return
         case = self.session.get_one(Case, study.case_id)
-        total = sum(len(s.instances) for s in study.series)
+        total = self._instance_count(study)
         rooms = [protocol.room_for_spoke(case.spoke_id), protocol.DASHBOARD_ROOM]
         if case.assigned_to_id:
             rooms.append(protocol.room_for_user(case.assigned_to_id))
         data = {"case_uid": case.uid, "study_uid": study.study_uid, "received": received, "instances": total}
         record_event(self.session, self.clock, protocol.IMAGE_RECEIVED, case.id, rooms, data)
+
+    def _instance_count(self, study: Study) -> int:
+        """How many instances the study has, counted by the database (not loaded)."""
+        count = select(func.count(Instance.id)).join(Series).where(Series.study_id == study.id)
+        return self.session.scalar(count) or 0
 
     def attach_study(self, principal: Principal, study_uid: str, case_uid: str) -> dict[str, Any]:
         """Link a study that matched no case to a case of the same spoke (the spoke's inbox)."""
@@ -171,7 +223,7 @@ class ImageService:
         if study.case_id is None:
             study.case_id = case.id
             self.session.flush()
-            self._announce(study, sum(len(s.instances) for s in study.series))
+            self._announce(study, self._instance_count(study))
             audit(self.session, self.clock, principal, "attach", "study", study_uid, self.remote_addr, case=case.uid)
         self.session.commit()
         return {"study_uid": study.study_uid, "case_uid": case.uid, "case_id": case.id}
@@ -205,9 +257,13 @@ class ImageService:
 
 
 def _read_header(raw: bytes) -> dict[str, Any]:
-    """The attributes the store needs; raises PartRejected for what is not a whole DICOM file."""
+    """The attributes the store needs; raises PartRejected for what is not a whole DICOM file.
+
+    Values longer than ``_DEFER_BYTES`` (the pixel data) are skipped, not read: only their
+    lengths are checked against the bytes the part holds.
+    """
     try:
-        ds = pydicom.dcmread(BytesIO(raw))
+        ds = pydicom.dcmread(BytesIO(raw), defer_size=_DEFER_BYTES)
     except InvalidDicomError:
         raise PartRejected(CANNOT_UNDERSTAND, "not a DICOM file (no DICM preamble and file meta)") from None
     except Exception as exc:  # pydicom raises many types on damaged input
@@ -224,7 +280,7 @@ def _read_header(raw: bytes) -> dict[str, Any]:
             raise PartRejected(CANNOT_UNDERSTAND, f"{name} is missing or not a valid UID", sop_class,
                                sop_uid or meta_uid)
     transfer_syntax = str(ds.file_meta.get("TransferSyntaxUID", ""))
-    _check_pixel_data(ds, transfer_syntax, sop_class, sop_uid)
+    _check_pixel_data(ds, len(raw), transfer_syntax, sop_class, sop_uid)
     if meta_uid and meta_uid != sop_uid:
         raise PartRejected(CANNOT_UNDERSTAND, "the file meta names another SOP instance", sop_class, meta_uid)
     return {
@@ -257,7 +313,7 @@ def _ids_from_file_meta(raw: bytes) -> tuple[str, str]:
     return valid[0], valid[1]
 
 
-def _check_pixel_data(ds: Any, transfer_syntax: str, sop_class: str, sop_uid: str) -> None:
+def _check_pixel_data(ds: Any, size: int, transfer_syntax: str, sop_class: str, sop_uid: str) -> None:
     """Refuse uncompressed pixel data shorter than its rows x columns x frames say (truncated)."""
     if "PixelData" not in ds or transfer_syntax.startswith(_ENCAPSULATED_PREFIX) or transfer_syntax.endswith(".5"):
         return
@@ -268,8 +324,27 @@ def _check_pixel_data(ds: Any, transfer_syntax: str, sop_class: str, sop_uid: st
         )
     except (AttributeError, TypeError, ValueError):
         raise PartRejected(CANNOT_UNDERSTAND, "pixel data without rows, columns or bits allocated", sop_class, sop_uid) from None
-    if len(ds.PixelData) < expected:
+    if _pixel_data_length(ds, size) < expected:
         raise PartRejected(CANNOT_UNDERSTAND, "the pixel data is truncated", sop_class, sop_uid)
+
+
+def _pixel_data_length(ds: Any, size: int) -> int:
+    """The bytes of pixel data a part of ``size`` bytes holds, without reading a deferred value."""
+    element = ds.get_item(_PIXEL_DATA, keep_deferred=True)
+    if element.value is not None:
+        return len(element.value)
+    return max(0, min(element.length, size - element.value_tell))
+
+
+def _relative_path(meta: dict[str, Any]) -> Path:
+    """Where an instance is kept, below the image directory."""
+    return Path(meta["study_uid"]) / meta["series_uid"] / f"{meta['sop_uid']}.dcm"
+
+
+def _write_files(files: dict[Path, bytes]) -> dict[Path, str]:
+    """Make the files durable together; return each one's sha256 (blocking: off the event loop)."""
+    write_all_durably(files)
+    return {path: hashlib.sha256(data).hexdigest() for path, data in files.items()}
 
 
 def _int(value: Any) -> int | None:

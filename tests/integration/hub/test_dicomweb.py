@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 from PIL import Image
 from pydicom import dcmwrite
 from pydicom.dataset import Dataset
@@ -14,6 +15,7 @@ from pydicom.uid import JPEG2000Lossless, RLELossless
 from sqlalchemy import func, select
 
 from hub.persistence.models import Instance, Study
+from hub.services.images import ImageService
 from shared.multipart import build_related, parse_related
 from tests.dicomgen import compressed, make_ct_series, make_dx, make_us_cine
 from tests.integration.hub.conftest import HubHarness
@@ -69,6 +71,53 @@ def test_images_reach_the_specialist_as_an_event(hub: HubHarness) -> None:
     assert [(e["case_id"], e["received"], e["instances"]) for e in events] == [(case["id"], 2, 2)]
 
 
+def test_a_batch_stores_each_instance_once_and_the_event_counts_the_whole_study(hub: HubHarness) -> None:
+    case = hub.raise_case()
+    specialist = hub.socket(hub.login("ortho1")["Authorization"].split()[1])
+    first, second, third = (_bytes(ds) for ds in make_ct_series(3, accession_number=case["accession_number"]))
+    assert _stow(hub, [first, second]).status_code == 200
+
+    r = _stow(hub, [second, third, third])  # one already stored, one new sent twice
+
+    assert r.status_code == 200 and len(r.json["00081199"]["Value"]) == 2
+    assert _instances(hub) == 3
+    events = [e["args"][0] for e in specialist.get_received() if e["name"] == "image.received"]
+    assert [(e["received"], e["instances"]) for e in events] == [(2, 2), (1, 3)]
+
+
+def test_an_instance_stored_meanwhile_by_a_concurrent_request_is_not_stored_twice(
+    hub: HubHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = (_bytes(ds) for ds in make_ct_series(2))
+    assert _stow(hub, [first]).status_code == 200
+    # As if the other request committed between this one's look-up and its insert.
+    monkeypatch.setattr(ImageService, "_stored_classes", lambda self, sop_uids: {})
+
+    r = _stow(hub, [first, second])
+
+    assert r.status_code == 200 and len(r.json["00081199"]["Value"]) == 2
+    assert _instances(hub) == 2
+
+
+def test_a_disk_failure_refuses_the_new_parts_and_stores_none_of_them(
+    hub: HubHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stored, new = (_bytes(ds) for ds in make_ct_series(2))
+    assert _stow(hub, [stored]).status_code == 200
+
+    def full_disk(files: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("hub.services.images.write_all_durably", full_disk)
+    r = _stow(hub, [stored, new])
+
+    assert r.status_code == 202  # the one stored before is still confirmed
+    (failed,) = r.json["00081198"]["Value"]
+    assert failed["00081197"]["Value"] == [0xA700] and "No space left" in r.headers["Warning"]
+    assert _instances(hub) == 1
+    assert len(list(Path(hub.app.extensions["teleconsult"].image_dir).rglob("*.dcm"))) == 1
+
+
 def test_the_case_can_be_named_in_a_header(hub: HubHarness) -> None:
     case = hub.raise_case()
     series = make_ct_series(1, accession_number="UNRELATED")
@@ -98,6 +147,18 @@ def test_good_and_bad_parts_together_store_the_good_ones(hub: HubHarness) -> Non
     named = [f.get("00081155", {}).get("Value", [None])[0] for f in r.json["00081198"]["Value"]]
     assert named == [damaged_ds.SOPInstanceUID, None]
     assert _instances(hub) == 1
+
+
+def test_a_truncated_large_image_is_refused_though_its_pixels_are_not_read(hub: HubHarness) -> None:
+    ds = make_ct_series(1, rows=256, cols=256)[0]  # 128 KiB of pixel data: only its length is checked
+    whole = _bytes(ds)
+
+    r = _stow(hub, [whole[: len(whole) - 1000]])
+
+    assert r.status_code == 409 and "truncated" in r.headers["Warning"]
+    assert r.json["00081198"]["Value"][0]["00081155"]["Value"] == [ds.SOPInstanceUID]
+    assert _instances(hub) == 0
+    assert _stow(hub, [whole]).status_code == 200
 
 
 def test_a_dataset_without_sop_instance_uid_is_refused(hub: HubHarness) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -79,6 +80,33 @@ def test_new_instances_are_sent_when_the_forwarder_is_woken(
     wait_for(lambda: len(fake_hub.stored) == len(ct_files), timeout=5, what="instances at the hub")
     # The hub records before it answers; the spool is emptied once the answer is read.
     wait_for(lambda: spool.count() == 0, timeout=5, what="the spool emptied")
+
+
+def test_the_next_request_goes_while_the_last_one_is_settled_and_none_twice(
+    spool: Spool, fake_hub: FakeHub, ct_files: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _spool_all(spool, ct_files)
+    settled = threading.Event()
+    done = spool.done
+
+    def slow_done(path: Path) -> None:  # deleting a confirmed file waits until the test says so
+        settled.wait(10)
+        done(path)
+
+    monkeypatch.setattr(spool, "done", slow_done)
+    forwarder = Forwarder(spool, fake_hub.url, TOKEN, batch_size=1, max_in_flight=1,
+                          retry_initial_s=0.02, retry_max_s=0.1, timeout_s=5.0)
+    forwarder.start()
+    try:
+        wait_for(lambda: len(fake_hub.requests) >= 2, what="a second request while the first is settled")
+        settled.set()
+        wait_for(lambda: spool.count() == 0, what="the spool drained")
+    finally:
+        settled.set()
+        forwarder.stop()
+
+    assert len(fake_hub.requests) == len(ct_files)
+    assert sorted(fake_hub.stored_uids()) == sorted(f.stem for f in ct_files)  # each once
 
 
 def test_503_then_200_retries_without_loss_or_duplicates(

@@ -4,10 +4,12 @@ applied by the forwarder just before sending."""
 from __future__ import annotations
 
 import io
+import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
 
+import pytest
 from pydicom import dcmread
 
 from dicom_bridge.deid import Profile, new_uid
@@ -55,6 +57,15 @@ def test_the_ledger_counts_each_instance_once_per_case_and_survives_a_restart(tm
     assert again.unpushed() == {CASE_UID: Counts(2, 1, 0)}
     again.pushed(CASE_UID, Counts(2, 1, 0))
     assert again.unpushed() == {}
+
+
+def test_each_ledger_call_is_one_transaction(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "progress.sqlite")
+
+    with pytest.raises(sqlite3.ProgrammingError):  # the second row fails: the first goes with it
+        ledger.receive([("1.1", "ACC-1"), ("1.2",)])  # type: ignore[list-item]
+
+    assert ledger.known() == set()
 
 
 def test_case_directory_asks_the_spoke_again_only_after_a_while() -> None:
