@@ -438,8 +438,7 @@ class Forwarder:
                 kept += 1
         # The ledger first: a crash before the unlink re-sends, and the hub answers "have it".
         self.ledger.mark((_uid(p) for p in stored), AT_HUB)
-        for path in stored:
-            self.spool.done(path)
+        self.spool.done(*stored)
         self._count(sent=len(stored))
         if stored:
             logger.info("%d instance(s) confirmed by the hub", len(stored))

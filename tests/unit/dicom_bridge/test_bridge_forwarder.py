@@ -89,9 +89,9 @@ def test_the_next_request_goes_while_the_last_one_is_settled_and_none_twice(
     settled = threading.Event()
     done = spool.done
 
-    def slow_done(path: Path) -> None:  # deleting a confirmed file waits until the test says so
+    def slow_done(*paths: Path) -> None:  # deleting confirmed files waits until the test says so
         settled.wait(10)
-        done(path)
+        done(*paths)
 
     monkeypatch.setattr(spool, "done", slow_done)
     forwarder = Forwarder(spool, fake_hub.url, TOKEN, batch_size=1, max_in_flight=1,

@@ -1,4 +1,4 @@
-"""SQLite writers queue for the lock without blocking an eventlet hub's other green threads."""
+"""SQLite: commits are durable, and writers wait for the lock without blocking an eventlet hub."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+
+from teleconsult.db import make_engine
 
 SCRIPT = textwrap.dedent(
     """
@@ -63,3 +65,11 @@ def test_a_second_writer_waits_for_the_first_with_threads(tmp_path: Path) -> Non
 def test_a_second_writer_waits_for_the_first_under_eventlet(tmp_path: Path) -> None:
     result = _run(tmp_path, "eventlet")
     assert result.returncode == 0 and result.stdout.strip() == "2 True", result.stderr[-2000:]
+
+
+def test_sqlite_commits_reach_the_disk_before_returning(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'x.sqlite'}")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+    engine.dispose()
