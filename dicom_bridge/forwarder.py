@@ -20,10 +20,9 @@ from typing import Any
 import requests
 import requests.adapters
 from pydicom import dcmread
-from pydicom.filereader import read_partial
 
 from dicom_bridge.deid import BurnedInAnnotation, Profile, deidentify
-from dicom_bridge.linking import CaseDirectory
+from dicom_bridge.linking import CaseDirectory, accession_number
 from dicom_bridge.progress import AT_HUB, REJECTED, Ledger
 from dicom_bridge.spool import SUFFIX, Spool
 from dicom_bridge.worklist import WorklistUnavailable
@@ -37,7 +36,6 @@ FAILURE_REASON = "00081197"
 DUPLICATE_INSTANCE = 0x0111  # the hub already has it: as good as stored
 _CHUNK = 1024 * 1024
 COALESCE_S = 0.05
-ACCESSION_NUMBER = 0x00080050
 
 
 class MultipartBody:
@@ -269,7 +267,7 @@ class Forwarder:
         for path in pending:
             uid = _uid(path)
             if uid not in self._accession:
-                self._accession[uid] = _accession_of(path)
+                self._accession[uid] = accession_number(path)
                 if uid not in self._known:
                     fresh.append((uid, self._accession[uid]))
         if fresh:
@@ -486,16 +484,6 @@ def deidentified(path: Path, profile: Profile) -> tuple[bytes, str]:
     except Exception as exc:  # pydicom raises many types on damaged input
         raise DeidError(f"cannot de-identify: {exc}") from exc
     return buffer.getvalue(), str(clean.SOPInstanceUID)
-
-
-def _accession_of(path: Path) -> str:
-    """The AccessionNumber, reading only the start of the file (it is in group 0008)."""
-    try:
-        with path.open("rb") as fh:
-            ds = read_partial(fh, stop_when=lambda tag, vr, length: tag > ACCESSION_NUMBER)
-        return str(ds.get("AccessionNumber", "") or "").strip()
-    except Exception:  # an unreadable file goes unlinked; the hub will say what is wrong with it
-        return ""
 
 
 def _uid(path: Path) -> str:
