@@ -54,6 +54,7 @@ class Bridge:
             ledger=self.ledger,
             cases=CaseDirectory(self.worklist),
             profile=deid_profile(settings, self.spool),
+            keep_progress_s=float(settings.progress_keep_days) * 86400,
         )
         self.reporter = (
             ProgressReporter(self.ledger, spoke_url, settings.spoke_token, float(settings.worklist_timeout_s),

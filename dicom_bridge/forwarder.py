@@ -36,6 +36,7 @@ FAILURE_REASON = "00081197"
 DUPLICATE_INSTANCE = 0x0111  # the hub already has it: as good as stored
 _CHUNK = 1024 * 1024
 COALESCE_S = 0.05
+PRUNE_EVERY_S = 3600.0  # how often settled progress older than keep_progress_s is forgotten
 
 
 class MultipartBody:
@@ -155,6 +156,7 @@ class Forwarder:
         ledger: Ledger | None = None,
         cases: CaseDirectory | None = None,
         profile: Profile | None = None,
+        keep_progress_s: float = 7 * 86400,
     ) -> None:
         self.spool = spool
         self.url = hub_url.rstrip("/") + "/dicomweb/studies"
@@ -185,7 +187,8 @@ class Forwarder:
         self._in_flight = 0
         self._landed = False  # a request was answered since the dispatcher last looked
         self._accession: dict[str, str] = {}  # sop uid -> AccessionNumber, of every registered file
-        self._known = self.ledger.known()
+        self.keep_progress_s = float(keep_progress_s)
+        self._pruned_at = float("-inf")  # monotonic time of the last ledger pruning
         self._backoff = self.retry_initial_s
         self._not_before = 0.0
         self._sent = 0
@@ -261,21 +264,22 @@ class Forwarder:
 
     def _register(self, pending: list[Path]) -> None:
         """Count newly spooled instances as received for their accession number."""
-        fresh = []
         waiting = {_uid(p) for p in pending}
         self._accession = {u: a for u, a in self._accession.items() if u in waiting}
+        fresh = []
         for path in pending:
             uid = _uid(path)
             if uid not in self._accession:
                 self._accession[uid] = accession_number(path)
-                if uid not in self._known:
-                    fresh.append((uid, self._accession[uid]))
-        if fresh:
-            self.ledger.receive(fresh)
-            self._known.update(uid for uid, _ in fresh)
+                fresh.append((uid, self._accession[uid]))
+        if fresh and self.ledger.receive(fresh):  # after a restart the ledger knows most of them
             for accession in {a for _, a in fresh}:
                 self._link(accession)
             self._progress()
+        if time.monotonic() - self._pruned_at > PRUNE_EVERY_S:
+            self._pruned_at = time.monotonic()
+            if forgotten := self.ledger.prune(self.keep_progress_s):
+                logger.info("progress of %d settled instance(s) forgotten", forgotten)
 
     def _launch(self, pending: list[Path]) -> None:
         """Start requests for unclaimed instances while fewer than max_in_flight are running."""

@@ -3,6 +3,8 @@ refused. Kept in a small SQLite file in the spool directory, so it survives rest
 to the clinic's spoke (``PUT {spoke_url}/api/v1/cases/<uid>/images-progress``).
 
 One row per SOPInstanceUID: an instance sent twice, or re-sent after a crash, is counted once.
+A case whose instances have all been settled (at the hub or refused) for a while is forgotten
+(``prune``): the spoke keeps the last counts it was given, and the ledger stays small.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,7 +29,8 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS instances (
     sop_uid TEXT PRIMARY KEY,
     accession TEXT NOT NULL DEFAULT '',
-    state TEXT NOT NULL CHECK (state IN ('received', 'at_hub', 'rejected'))
+    state TEXT NOT NULL CHECK (state IN ('received', 'at_hub', 'rejected')),
+    settled_at REAL  -- when the hub confirmed or refused it (unix time); NULL while received
 );
 CREATE INDEX IF NOT EXISTS instances_accession ON instances (accession);
 CREATE TABLE IF NOT EXISTS links (accession TEXT PRIMARY KEY, case_uid TEXT NOT NULL);
@@ -58,6 +62,17 @@ class Ledger:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        self._add_settled_at()
+
+    def _add_settled_at(self) -> None:
+        """Ledgers written before ``settled_at`` existed get it; their settled rows count as
+        settled now."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(instances)")}
+        if "settled_at" in columns:
+            return
+        with self._transaction() as db:
+            db.execute("ALTER TABLE instances ADD COLUMN settled_at REAL")
+            db.execute("UPDATE instances SET settled_at = ? WHERE state != 'received'", (time.time(),))
 
     def close(self) -> None:
         with self._lock:
@@ -71,21 +86,33 @@ class Ledger:
             self._db.execute("BEGIN")
             yield self._db
 
-    def known(self) -> set[str]:
-        """The SOPInstanceUIDs already counted as received (whatever happened to them since)."""
-        with self._lock:
-            return {row[0] for row in self._db.execute("SELECT sop_uid FROM instances")}
-
-    def receive(self, items: Iterable[tuple[str, str]]) -> None:
-        """Count ``(sop_uid, accession)`` as received; an instance already known keeps its state."""
+    def receive(self, items: Iterable[tuple[str, str]]) -> int:
+        """Count ``(sop_uid, accession)`` as received; an instance already known keeps its state.
+        Returns how many were new."""
         with self._transaction() as db:
-            db.executemany("INSERT OR IGNORE INTO instances (sop_uid, accession, state) VALUES (?, ?, 'received')",
-                           list(items))
+            cursor = db.executemany(
+                "INSERT OR IGNORE INTO instances (sop_uid, accession, state) VALUES (?, ?, 'received')", list(items))
+            return max(cursor.rowcount, 0)
 
     def mark(self, sop_uids: Iterable[str], state: str) -> None:
         """Record what the hub said about instances (``AT_HUB`` or ``REJECTED``)."""
+        now = time.time()
         with self._transaction() as db:
-            db.executemany("UPDATE instances SET state = ? WHERE sop_uid = ?", [(state, u) for u in sop_uids])
+            db.executemany("UPDATE instances SET state = ?, settled_at = ? WHERE sop_uid = ?",
+                           [(state, now, u) for u in sop_uids])
+
+    def prune(self, older_than_s: float, now: float | None = None) -> int:
+        """Forget accession numbers whose every instance was settled more than ``older_than_s``
+        ago, with their case links and pushed counts; returns how many instances were forgotten."""
+        cutoff = (time.time() if now is None else now) - older_than_s
+        with self._transaction() as db:
+            cursor = db.execute(
+                """DELETE FROM instances WHERE accession IN (
+                       SELECT accession FROM instances GROUP BY accession
+                       HAVING SUM(state = 'received') = 0 AND MAX(settled_at) < ?)""", (cutoff,))
+            db.execute("DELETE FROM links WHERE accession NOT IN (SELECT accession FROM instances)")
+            db.execute("DELETE FROM pushed WHERE case_uid NOT IN (SELECT case_uid FROM links)")
+            return max(cursor.rowcount, 0)
 
     def link(self, accession: str, case_uid: str) -> None:
         """Remember the case an accession number belongs to."""

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from dicom_bridge.forwarder import Forwarder, MultipartBody, parse_stow_response
+from dicom_bridge.progress import AT_HUB, Ledger
 from dicom_bridge.spool import Spool
 from tests.support.waiting import wait_for
 from tests.unit.dicom_bridge.bridge_support import FakeHub, parse_multipart
@@ -224,3 +225,18 @@ def test_parse_stow_response_reads_referenced_and_failed() -> None:
     assert result.stored == {"1.2.3"}
     assert result.failed == {"1.2.4": 0xA900}
     assert parse_stow_response(None).stored == set()
+
+
+def test_the_forwarder_forgets_progress_settled_long_enough_ago(spool: Spool, fake_hub: FakeHub) -> None:
+    ledger = Ledger(spool.root / "progress.sqlite")
+    ledger.receive([("1.2.3", "ACC-DONE")])
+    ledger.link("ACC-DONE", "case-done")
+    ledger.mark(["1.2.3"], AT_HUB)
+    forwarder = Forwarder(spool, fake_hub.url, TOKEN, ledger=ledger, keep_progress_s=0.0,
+                          retry_initial_s=0.02, retry_max_s=0.1)
+    forwarder.start()
+    try:
+        wait_for(lambda: ledger.case_of("ACC-DONE") is None, timeout=5, what="the settled case forgotten")
+    finally:
+        forwarder.stop()
+    assert ledger.counts() == {}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from pydicom import dcmread
 from dicom_bridge.deid import Profile, new_uid
 from dicom_bridge.forwarder import Forwarder
 from dicom_bridge.linking import CaseDirectory
-from dicom_bridge.progress import AT_HUB, Counts, Ledger
+from dicom_bridge.progress import AT_HUB, REJECTED, Counts, Ledger
 from dicom_bridge.spool import Spool
 from dicom_bridge.worklist import WorklistUnavailable
 from tests.dicomgen import make_ct_series, make_us_cine, write_series
@@ -65,7 +66,7 @@ def test_each_ledger_call_is_one_transaction(tmp_path: Path) -> None:
     with pytest.raises(sqlite3.ProgrammingError):  # the second row fails: the first goes with it
         ledger.receive([("1.1", "ACC-1"), ("1.2",)])  # type: ignore[list-item]
 
-    assert ledger.known() == set()
+    assert ledger.receive([("1.1", "ACC-1")]) == 1  # not there before
 
 
 def test_case_directory_asks_the_spoke_again_only_after_a_while() -> None:
@@ -140,3 +141,36 @@ def test_no_more_than_max_in_flight_requests_at_once(tmp_path: Path, fake_hub: F
 
     assert fake_hub.peak == 2
     assert sorted(fake_hub.stored_uids()) == sorted(f.stem for f in files)  # each once
+
+
+def test_a_case_settled_long_ago_is_forgotten_and_an_open_one_kept(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "progress.sqlite")
+    assert ledger.receive([("1.1", "ACC-OLD"), ("1.2", "ACC-OLD"), ("2.1", "ACC-OPEN"), ("3.1", "ACC-NEW")]) == 4
+    assert ledger.receive([("1.1", "ACC-OLD")]) == 0
+    for accession, case_uid in (("ACC-OLD", "case-old"), ("ACC-OPEN", "case-open"), ("ACC-NEW", "case-new")):
+        ledger.link(accession, case_uid)
+    ledger.mark(["1.1"], AT_HUB)
+    ledger.mark(["1.2", "3.1"], REJECTED)
+    ledger.pushed("case-old", Counts(2, 1, 1))
+
+    now = time.time()
+    assert ledger.prune(older_than_s=3600, now=now) == 0  # settled just now: kept
+    assert ledger.prune(older_than_s=3600, now=now + 7200) == 3  # ACC-OLD and ACC-NEW; 2.1 still waits
+
+    assert ledger.counts() == {"case-open": Counts(received=1, at_hub=0, rejected=0)}
+    assert ledger.case_of("ACC-OLD") is None and ledger.case_of("ACC-OPEN") == "case-open"
+    assert ledger.unpushed() == {"case-open": Counts(1, 0, 0)}
+
+
+def test_a_ledger_from_before_settled_at_is_upgraded(tmp_path: Path) -> None:
+    path = tmp_path / "progress.sqlite"
+    with sqlite3.connect(path) as db:
+        db.executescript("""CREATE TABLE instances (sop_uid TEXT PRIMARY KEY, accession TEXT NOT NULL DEFAULT '',
+                                state TEXT NOT NULL);
+                            INSERT INTO instances VALUES ('1.1', 'ACC-1', 'at_hub'), ('1.2', 'ACC-2', 'received');""")
+    db.close()
+
+    ledger = Ledger(path)
+
+    assert ledger.prune(older_than_s=60, now=time.time() + 120) == 1  # the settled one, as of the upgrade
+    assert ledger.receive([("1.2", "ACC-2")]) == 0
