@@ -225,9 +225,8 @@ def _print_ingest(times: dict[str, list[float]], megabytes: float) -> None:
         print(f"{name:<15} {median:>9.2f} {megabytes / median:>8.1f} {ratio:>12}   {rounds}")
     print(f"bridge vs Orthanc: {statistics.median(times['orthanc']) / statistics.median(times['bridge']):.2f}x")
     disk = statistics.median(times["spool alone"])
-    print(f"the disk's share: spooling the {disk:.2f} s row's files with an fsync each and no network; storescp "
-          f"never fsyncs, so a receiver as fast as storescp that did would run at {base / (base + disk):.2f}x "
-          f"storescp, less any overlap")
+    print(f"spool alone: {disk:.2f} s to write and fsync the same files, no network (storescp never fsyncs); "
+          f"storescp's time plus that would be {base / (base + disk):.2f}x storescp, before any overlap")
 
 
 def _print_e2e(ours: list[float], reference: list[float], megabytes: float) -> None:
