@@ -65,6 +65,7 @@ logger = logging.getLogger(__name__)
 # PDU types (PS3.8 9.3.1).
 A_ASSOCIATE_RQ_TYPE, P_DATA_TF_TYPE, A_RELEASE_RQ_TYPE, A_ABORT_TYPE = 0x01, 0x04, 0x05, 0x07
 PDU_HEADER_SIZE = 6
+_HTTP_FIRST_BYTES = set(b"GPHDOCT")  # GET, POST, PUT, HEAD, DELETE, OPTIONS, CONNECT, TRACE
 MAX_REQUEST_PDU = 1 << 20  # an A-ASSOCIATE-RQ larger than this is not a modality's
 MAX_COMMAND = 1 << 16  # a command set is a few hundred bytes
 MAX_QUERY = 1 << 20  # a C-FIND identifier
@@ -178,7 +179,8 @@ class Association:
         if pdu_type == A_ABORT_TYPE:
             raise PeerGone()
         if pdu_type != A_ASSOCIATE_RQ_TYPE:
-            raise ProtocolError(f"expected an association request, got PDU type 0x{pdu_type:02X}",
+            raise ProtocolError(f"not a DICOM association request (first byte 0x{pdu_type:02X}; "
+                                f"{'an HTTP client?' if pdu_type in _HTTP_FIRST_BYTES else 'not a DICOM peer?'})",
                                 ABORT_UNEXPECTED_PDU)
         if length > MAX_REQUEST_PDU:
             raise ProtocolError(f"association request of {length} bytes")
@@ -191,7 +193,9 @@ class Association:
             raise ProtocolError(f"unreadable association request: {exc}") from exc
         self.calling_ae = str(request.calling_ae_title or "").strip()
         if self.config.allowed_aes and self.calling_ae not in self.config.allowed_aes:
-            logger.warning("association from AE %r at %s rejected (check allowed_aes)", self.calling_ae, self.peer)
+            logger.warning("association from AE %r at %s rejected: not in allowed_aes %s (TELECONSULT_BRIDGE_"
+                           "ALLOWED_AES; AE titles are case sensitive)", self.calling_ae, self.peer,
+                           ",".join(self.config.allowed_aes))
             self._send_reject(REJECT_CALLING_AE)
             return False
         if not self.server.admit():

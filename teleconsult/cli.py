@@ -70,10 +70,10 @@ def spoke_register(code: str, name: str, ae_titles: tuple[str, ...]) -> None:
 
 @main.command()
 def bridge() -> None:
-    """Run the clinic's DICOM bridge (C-ECHO, C-STORE, forwarding to the hub)."""
-    from dicom_bridge.app import run_bridge
+    """Run the clinic's DICOM bridge (C-ECHO, C-STORE, worklist, forwarding to the hub)."""
+    from dicom_bridge.__main__ import main as run
 
-    run_bridge(load_settings("bridge"))
+    sys.exit(run())  # the same as `python -m dicom_bridge`: logging, and a clear error for bad settings
 
 
 @main.group()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -85,3 +88,14 @@ def test_the_hub_refuses_to_start_on_an_old_schema(tmp_path: Path) -> None:
            "PATH": "/usr/bin:/bin"}
     result = subprocess.run([sys.executable, "-m", "hub"], env=env, capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode != 0 and "teleconsult db upgrade" in result.stderr
+
+
+def test_bridge_without_an_allow_list_says_what_to_set_and_stops(tmp_path: Path) -> None:
+    env = {**os.environ, "TELECONSULT_BRIDGE_ALLOWED_AES": "", "TELECONSULT_BRIDGE_ACCEPT_ANY_AE": "false",
+           "TELECONSULT_BRIDGE_SPOOL_DIR": str(tmp_path / "spool"), "TELECONSULT_BRIDGE_PORT": "0"}
+    result = subprocess.run([sys.executable, "-c", "from teleconsult.cli import main; main()", "bridge"],
+                            env=env, capture_output=True, text=True, timeout=60)
+
+    assert result.returncode == 2
+    assert "TELECONSULT_BRIDGE_ALLOWED_AES" in result.stderr
+    assert "Traceback" not in result.stderr
