@@ -22,12 +22,14 @@ from dicom_bridge.dimse import (
     SUCCESS,
     UNABLE_TO_PROCESS,
 )
+from dicom_bridge.scan import dataset_problem
 from dicom_bridge.spool import InvalidInstanceError, Spool, SpoolWriter
 from dicom_bridge.worklist import WorklistSource, WorklistUnavailable, find
 
 logger = logging.getLogger(__name__)
 
 PREAMBLE = b"\x00" * 128 + b"DICM"
+HEAD_BYTES = 16 * 1024  # the start of each data set kept in memory for the checks in finish()
 
 
 def _meta_element(element: int, vr: bytes, value: bytes, pad: bytes = b"\x00") -> bytes:
@@ -56,6 +58,10 @@ class StoredInstance:
     """One C-STORE: its data set is spooled fragment by fragment as it arrives, and ``finish()``
     makes it durable and gives the status to answer. Once something fails the rest of the data
     set is still taken (the peer is sending it) but dropped, and the failure is the answer.
+
+    The data set is never decoded; its first bytes are checked, where they can be read quickly
+    (little endian), for what would make the hub refuse it anyway: bytes that are not a data set,
+    no SOPInstanceUID, or another one than the request's. The modality hears it at once.
     """
 
     def __init__(
@@ -63,9 +69,11 @@ class StoredInstance:
         calling_ae: str, peer: str = "?", wake: threading.Event | None = None,
     ) -> None:
         self.uid = sop_instance_uid
+        self.transfer_syntax = transfer_syntax
         self.peer = peer
         self.wake = wake
         self.received = 0
+        self._head = bytearray()
         self.status: int | None = None
         self._writer: SpoolWriter | None = None
         try:
@@ -78,6 +86,8 @@ class StoredInstance:
 
     def write(self, fragment: bytes | memoryview) -> None:
         """Append a data set fragment."""
+        if len(self._head) < HEAD_BYTES:
+            self._head += fragment[: HEAD_BYTES - len(self._head)]
         self.received += len(fragment)
         if self._writer is None:
             return
@@ -93,6 +103,9 @@ class StoredInstance:
         try:
             if not self.received:
                 raise InvalidInstanceError("empty data set")
+            problem = dataset_problem(self._head, self.received, self.transfer_syntax, self.uid)
+            if problem:
+                raise InvalidInstanceError(f"instance {self.uid}: {problem}")
             path = self._writer.commit()
         except Exception as exc:
             self._fail(exc)

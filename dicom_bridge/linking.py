@@ -5,23 +5,17 @@ the case then travels beside the data, as the STOW-RS ``X-Case-UID`` header.
 
 from __future__ import annotations
 
-import struct
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 from pydicom.filereader import read_partial
 
+from dicom_bridge.scan import ACCESSION_NUMBER, IMPLICIT_LE, NotADataSet, part10_syntax, readable, text, walk
 from dicom_bridge.worklist import WorklistSource, WorklistUnavailable
 
-ACCESSION_NUMBER = 0x00080050
 HEAD_BYTES = 16 * 1024  # group 0008 of any real instance starts well within this
-_IMPLICIT_LE = "1.2.840.10008.1.2"
-_NOT_LITTLE_ENDIAN_VR = {"1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.2"}  # deflated, big endian
-# Explicit VRs whose length takes 4 bytes after 2 reserved ones (PS3.5 7.1.2).
-_LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
-_TAG = struct.Struct("<HH")
 
 
 def accession_number(path: Path) -> str:
@@ -45,40 +39,19 @@ def accession_number(path: Path) -> str:
 
 def scan_accession_number(head: bytes) -> str | None:
     """The AccessionNumber in the first bytes of a Part 10 file, "" if absent; None if unsure."""
-    if head[128:132] != b"DICM" or head[132:138] != b"\x02\x00\x00\x00UL":
+    found = part10_syntax(head)
+    if found is None or not readable(found[0]):
         return None
-    end = 144 + int.from_bytes(head[140:144], "little")
-    syntax = None
-    for tag, value in _elements(head, 144, end, explicit=True):
-        if tag == 0x00020010:
-            syntax = value.rstrip(b"\x00 ").decode("ascii", "replace")
-    if syntax is None or syntax in _NOT_LITTLE_ENDIAN_VR or not syntax.startswith(_IMPLICIT_LE):
-        return None
-    for tag, value in _elements(head, end, len(head), explicit=syntax != _IMPLICIT_LE):
-        if tag == ACCESSION_NUMBER:
-            return value.decode("ascii").rstrip("\x00").strip() if value.isascii() else None
-        if tag > ACCESSION_NUMBER:
-            return ""
+    syntax, start = found
+    try:
+        for tag, value in walk(head, start, explicit=syntax != IMPLICIT_LE):
+            if tag == ACCESSION_NUMBER:
+                return text(value)
+            if tag > ACCESSION_NUMBER:
+                return ""
+    except NotADataSet:
+        return None  # pydicom will say
     return None  # ran out of bytes or met an undefined length before (0008,0050)
-
-
-def _elements(data: bytes, offset: int, end: int, explicit: bool) -> Iterator[tuple[int, bytes]]:
-    """(tag, value) of the elements in ``data[offset:end]``, stopping where it cannot go on."""
-    while offset + 8 <= end:
-        group, element = _TAG.unpack_from(data, offset)
-        vr = data[offset + 4: offset + 6]
-        if explicit and vr in _LONG_VRS:
-            if offset + 12 > end:
-                return
-            length, header = int.from_bytes(data[offset + 8: offset + 12], "little"), 12
-        elif explicit:
-            length, header = int.from_bytes(data[offset + 6: offset + 8], "little"), 8
-        else:
-            length, header = int.from_bytes(data[offset + 4: offset + 8], "little"), 8
-        if length == 0xFFFFFFFF or offset + header + length > end:
-            return
-        yield (group << 16) | element, data[offset + header: offset + header + length]
-        offset += header + length
 
 
 class CaseDirectory:

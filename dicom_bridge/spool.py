@@ -204,12 +204,12 @@ class SpoolWriter:
 
     def discard(self) -> None:
         """Drop what was written (safe to call after commit, and more than once)."""
+        if self._tmp is not None:  # unlinked first: once the file is closed, it is gone
+            self._tmp.unlink(missing_ok=True)
+            self._tmp = None
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
-        if self._tmp is not None:
-            self._tmp.unlink(missing_ok=True)
-            self._tmp = None
 
 
 class Spool:

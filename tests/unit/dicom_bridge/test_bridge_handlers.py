@@ -3,11 +3,20 @@ and nothing half written is ever left in the spool."""
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
+import pytest
+
 from pydicom import dcmread
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
+from pydicom.uid import (
+    CTImageStorage,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
 
 from dicom_bridge.handlers import StoredInstance, part10_header
 from dicom_bridge.spool import Spool, SpoolWriter
@@ -87,12 +96,44 @@ def test_an_abandoned_instance_leaves_nothing(tmp_path: Path) -> None:
 
 
 def test_the_same_instance_twice_keeps_the_first(tmp_path: Path, ct_files: list[Path]) -> None:
-    spool = Spool(tmp_path)
+    spool, uid = Spool(tmp_path), ct_files[0].stem
     data = dataset_bytes(ct_files[0].read_bytes())
-    assert _store(spool, "1.2.3", data) == 0x0000
-    first = spool.path_for("1.2.3").read_bytes()
+    assert _store(spool, uid, data) == 0x0000
+    first = spool.path_for(uid).read_bytes()
 
-    assert _store(spool, "1.2.3", data[:-2] + b"XX") == 0x0000  # success: the modality must move on
+    assert _store(spool, uid, data[:-2] + b"XX") == 0x0000  # success: the modality must move on
 
-    assert spool.path_for("1.2.3").read_bytes() == first
+    assert spool.path_for(uid).read_bytes() == first
     assert spool.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("syntax", "data", "problem"),
+    [
+        (ExplicitVRLittleEndian, os.urandom(4096), "not a DICOM data set"),
+        (ImplicitVRLittleEndian, b"\x10\x00\x10\x00\xff\xff\xff\x7f" + bytes(100), "runs past the end"),
+        (ExplicitVRLittleEndian, b"\x08\x00\x16\x00UI\x02\x001\x00\x08\x00\x05\x00CS\x00\x00", "out of order"),
+        (ExplicitVRLittleEndian, b"\x10\x00\x10\x00PN\x04\x00A^B ", "no SOPInstanceUID"),
+        (ExplicitVRLittleEndian, b"\x08\x00\x18\x00UI\x06\x009.9.9\x00", "not the one in the request"),
+    ],
+    ids=["random bytes", "length past the end", "out of order", "no SOPInstanceUID", "another SOPInstanceUID"],
+)
+def test_what_the_hub_would_refuse_is_refused_at_once(
+    tmp_path: Path, syntax: str, data: bytes, problem: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    spool = Spool(tmp_path)
+    instance = StoredInstance(spool, CTImageStorage, "1.2.3", syntax, "MODALITY")
+    instance.write(data)
+
+    assert instance.finish() == 0xC210
+    assert problem in caplog.text
+    assert spool.count() == 0
+
+
+def test_what_cannot_be_read_quickly_is_left_to_the_hub(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    for syntax in (DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian):
+        instance = StoredInstance(spool, CTImageStorage, f"1.2.{len(syntax)}", syntax, "MODALITY")
+        instance.write(os.urandom(256))
+        assert instance.finish() == 0x0000
+    assert spool.count() == 2

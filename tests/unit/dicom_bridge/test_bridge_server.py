@@ -521,6 +521,20 @@ def test_c_store_the_bridge_cannot_file_is_answered_c210_and_not_spooled(
     assert_nothing_spooled(scp.spool)
 
 
+@pytest.mark.parametrize("content", ["random bytes", "another instance's data set"])
+def test_c_store_of_what_the_hub_would_refuse_is_answered_c210_at_once(
+    scp: RunningScp, ct_file: Path, content: str
+) -> None:
+    data = os.urandom(8192) if content == "random bytes" else dataset_bytes(ct_file.read_bytes())
+    with raw_peer(scp.port) as peer:
+        peer.associate()
+        peer.send_message(CT_CX, c_store_rq("1.2.3.4", message_id=22), data, 4096)
+
+        assert peer.response()[0x0900] == 0xC210
+        assert peer.echo() == 0x0000
+    assert_nothing_spooled(scp.spool)
+
+
 def test_c_store_on_a_context_negotiated_for_another_sop_class_is_refused(
     scp: RunningScp, ct_file: Path
 ) -> None:
