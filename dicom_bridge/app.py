@@ -99,7 +99,9 @@ class Bridge:
             self.server = None
         self.spool.close()
         self._stop_workers()
-        logger.info("DICOM bridge stopped (%s)", self.forwarder.status())
+        status = self.forwarder.status()
+        logger.info("DICOM bridge stopped: %d instance(s) sent to the hub, %d refused, %d still waiting in "
+                    "the spool (sent on the next start)", status["sent"], status["rejected"], status["pending"])
 
     def _stop_workers(self) -> None:
         if self._workers_stopped:

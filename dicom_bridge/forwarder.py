@@ -443,7 +443,8 @@ class Forwarder:
         self.spool.done(*stored)
         self._count(sent=len(stored))
         if stored:
-            logger.info("%d instance(s) confirmed by the hub", len(stored))
+            logger.info("%d instance(s) of accession %r confirmed by the hub%s", len(stored), out.accession,
+                        f" for case {out.case_uid}" if out.case_uid else "")
         if kept:
             raise RetryLater(f"hub did not store {kept} of {len(out.sent_uid)} instance(s)")
         with self._lock:

@@ -155,10 +155,12 @@ def _first_step(query: Dataset) -> Dataset | None:
 
 
 def _created(case: dict[str, Any]) -> datetime:
+    """When the case was raised, on the clinic's clock (a modality asks for "today" there)."""
     try:
-        return datetime.fromisoformat(str(case.get("created_at")))
+        created = datetime.fromisoformat(str(case.get("created_at")))
     except ValueError:
         return datetime.now()
+    return created.astimezone() if created.tzinfo is not None else created
 
 
 def _line(text: Any) -> str:
