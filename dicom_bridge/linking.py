@@ -12,7 +12,15 @@ from pathlib import Path
 
 from pydicom.filereader import read_partial
 
-from dicom_bridge.scan import ACCESSION_NUMBER, IMPLICIT_LE, NotADataSet, part10_syntax, readable, text, walk
+from dicom_bridge.scan import (
+    ACCESSION_NUMBER,
+    IMPLICIT_LE,
+    NotADataSet,
+    part10_syntax,
+    readable,
+    text,
+    walk,
+)
 from dicom_bridge.worklist import WorklistSource, WorklistUnavailable
 
 HEAD_BYTES = 16 * 1024  # group 0008 of any real instance starts well within this

@@ -21,9 +21,9 @@ import socket
 import socketserver
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from pydicom.uid import ImplicitVRLittleEndian
+from pydicom.uid import UID, ImplicitVRLittleEndian
 from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION
 from pynetdicom._globals import APPLICATION_CONTEXT_NAME
 from pynetdicom.dsutils import decode, encode
@@ -124,7 +124,7 @@ class Association:
         self.config = config
         self.services = services
         self.server = server
-        self.rfile = sock.makefile("rb", buffering=1 << 16)
+        self.rfile = cast(io.BufferedReader, sock.makefile("rb", buffering=1 << 16))
         self.calling_ae = ""
         self.admitted = False  # counted against max_associations
         self.accepted: dict[int, PresentationContext] = {}
@@ -204,12 +204,12 @@ class Association:
             self._send_reject(REJECT_BUSY)
             return False
         self.admitted = True
-        roles: dict[str, tuple[bool | None, bool | None]] = {}
+        roles: dict[UID, tuple[bool | None, bool | None]] = {}
         for item in request.user_information:
             if isinstance(item, MaximumLengthNotification):
                 self.peer_max_pdu = int(item.maximum_length_received or 0)
             elif isinstance(item, SCP_SCU_RoleSelectionNegotiation) and item.sop_class_uid:
-                roles[str(item.sop_class_uid)] = (item.scu_role, item.scp_role)
+                roles[UID(str(item.sop_class_uid))] = (item.scu_role, item.scp_role)
         results, role_items = negotiate_as_acceptor(
             request.presentation_context_definition_list, self.config.contexts, roles or None)
         self.accepted = {int(cx.context_id): cx for cx in results if cx.result == 0x00 and cx.context_id}

@@ -28,8 +28,8 @@ def write_all_durably(files: Mapping[Path, bytes]) -> None:
     try:
         for path, data in files.items():
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-            staged.append((fd, Path(tmp), path))
+            fd, name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+            staged.append((fd, Path(name), path))
             with open(fd, "wb", closefd=False) as out:
                 out.write(data)
             start_writeback(fd)

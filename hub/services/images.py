@@ -333,12 +333,12 @@ def _pixel_data_length(ds: Any, size: int) -> int:
     element = ds.get_item(_PIXEL_DATA, keep_deferred=True)
     if element.value is not None:
         return len(element.value)
-    return max(0, min(element.length, size - element.value_tell))
+    return max(0, min(int(element.length), size - int(element.value_tell)))
 
 
 def _relative_path(meta: dict[str, Any]) -> Path:
     """Where an instance is kept, below the image directory."""
-    return Path(meta["study_uid"]) / meta["series_uid"] / f"{meta['sop_uid']}.dcm"
+    return Path(str(meta["study_uid"])) / str(meta["series_uid"]) / f"{meta['sop_uid']}.dcm"
 
 
 def _write_files(files: dict[Path, bytes]) -> dict[Path, str]:

@@ -8,7 +8,6 @@ import threading
 from pathlib import Path
 
 import pytest
-
 from pydicom import dcmread
 from pydicom.uid import (
     CTImageStorage,

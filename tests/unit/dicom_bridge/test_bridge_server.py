@@ -22,10 +22,10 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import (
+    MPEG2MPML,
     CTImageStorage,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
-    MPEG2MPML,
     MRImageStorage,
 )
 from pynetdicom import AE, build_role
@@ -46,7 +46,12 @@ from dicom_bridge.worklist import WorklistUnavailable
 from tests.conftest import need_tool
 from tests.dicomgen import make_ct_series, write_series
 from tests.support.waiting import wait_for
-from tests.unit.dicom_bridge.bridge_support import BRIDGE_AET, MODALITY_AET, RunningScp, dataset_bytes
+from tests.unit.dicom_bridge.bridge_support import (
+    BRIDGE_AET,
+    MODALITY_AET,
+    RunningScp,
+    dataset_bytes,
+)
 
 # What the hand-driven peer proposes: context ID -> (abstract syntax, transfer syntax).
 CT_CX, ECHO_CX, MWL_CX, UNSUPPORTED_CX = 1, 3, 5, 7
