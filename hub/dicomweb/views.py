@@ -79,9 +79,12 @@ def _body() -> bytes:
 
 @bp.post("/studies")
 def stow() -> ResponseReturnValue:
-    # The body before the first query: on SQLite, that query holds the write lock until the answer.
+    principal = current_principal()  # who is calling, before a byte of the body is read
+    # End the authentication's transaction: on SQLite it would hold the write lock while the
+    # body arrives, and every other request of the hub would wait for the network.
+    db_session().commit()
     parts = _dicom_parts()
-    result = _images().store(current_principal(), parts, request.headers.get("X-Case-UID") or None)
+    result = _images().store(principal, parts, request.headers.get("X-Case-UID") or None)
     status = 200 if not result.failed else (202 if result.referenced else 409)
     response = jsonify(_stow_response(result))
     response.content_type = "application/dicom+json"

@@ -173,6 +173,8 @@ def test_wrong_content_type_gets_415_and_no_token_gets_401(hub: HubHarness) -> N
     assert r.status_code == 415 and r.json["error"]["code"] == "unsupported_media_type"
     body, content_type = build_related([_bytes(make_ct_series(1)[0])])
     assert hub.client.post("/dicomweb/studies", data=body, headers={"Content-Type": content_type}).status_code == 401
+    # The caller is known before the body is read: a stranger gets 401 whatever they send.
+    assert hub.client.post("/dicomweb/studies", data=b"x", headers={"Content-Type": "text/plain"}).status_code == 401
 
 
 def test_an_oversized_upload_gets_413(hub: HubHarness) -> None:

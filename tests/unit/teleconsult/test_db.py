@@ -19,11 +19,13 @@ SCRIPT = textwrap.dedent(
     import teleconsult.db as tdb
     from teleconsult.db import Database
 
-    # The second writer found the lock taken and waits in Python: the holder may let go then.
+    # The second writer found the lock taken and backs off in Python (the code's own pause, passed
+    # through): the holder may let go then.
     contended = threading.Event()
+    backoff = time.sleep
     def waiting(seconds):
         contended.set()
-        time.sleep(seconds)
+        backoff(seconds)
     tdb.time = types.SimpleNamespace(sleep=waiting, monotonic=time.monotonic)
 
     url = f"sqlite:///{sys.argv[1]}"
