@@ -25,7 +25,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from teleconsult.files import fsync_dir, start_writeback
+from teleconsult.files import fsync_dir, start_writeback, write_durably
 
 logger = logging.getLogger(__name__)
 
@@ -80,15 +80,14 @@ def read_or_create_key(path: Path) -> bytes:
     return path.read_bytes().strip()
 
 
-def _write_durably(directory: Path, prefix: str, data: bytes, sync: bool = True) -> Path:
+def _write_durably(directory: Path, prefix: str, data: bytes) -> Path:
     """Write ``data`` to a new unique file in ``directory`` and fsync it; return its path."""
     fd, name = tempfile.mkstemp(dir=directory, prefix=prefix, suffix=".part")
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
-            if sync:
-                os.fsync(fh.fileno())
+            os.fsync(fh.fileno())
     except BaseException:
         Path(name).unlink(missing_ok=True)
         raise
@@ -343,8 +342,7 @@ class Spool:
         reason_file = self.rejected_dir / (path.name[: -len(SUFFIX)] + REASON_SUFFIX)
         with self._lock:
             # Reason first: a crash in between leaves the instance in incoming/, so it is retried.
-            tmp = _write_durably(self.tmp_dir, "reason.", (reason.rstrip() + "\n").encode())
-            os.replace(tmp, reason_file)
+            write_durably(reason_file, (reason.rstrip() + "\n").encode())
             os.replace(path, target)
         fsync_dir(self.rejected_dir)
         fsync_dir(self.incoming_dir)
