@@ -48,7 +48,9 @@ def storescu(port: int, called: str, folder: Path) -> float:
     began = time.perf_counter()
     subprocess.run(
         [STORESCU, "-aet", CALLING, "-aec", called, "127.0.0.1", str(port), "+sd", str(folder)],
-        env=DCMTK_ENV, check=True, capture_output=True,
+        env=DCMTK_ENV,
+        check=True,
+        capture_output=True,
     )
     return time.perf_counter() - began
 
@@ -60,8 +62,13 @@ def storescp(tmp: Path) -> Iterator[int]:
     out.mkdir(parents=True, exist_ok=True)
     log = tmp / "storescp.log"
     with log.open("wb") as fh:
-        popen = subprocess.Popen([STORESCP, "-aet", "STORESCP", "-od", str(out), str(port)],
-                                 env=DCMTK_ENV, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+        popen = subprocess.Popen(
+            [STORESCP, "-aet", "STORESCP", "-od", str(out), str(port)],
+            env=DCMTK_ENV,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     with running(Process("storescp", popen, log)):
         wait_for(lambda: _listening(port), 15, what="storescp")
         yield port
@@ -79,11 +86,16 @@ def _listening(port: int) -> bool:
 
 def bridge_env(tmp: Path, port: int, hub_url: str, token: str) -> dict[str, str]:
     return {
-        "TELECONSULT_BRIDGE_HOST": "127.0.0.1", "TELECONSULT_BRIDGE_PORT": str(port),
-        "TELECONSULT_BRIDGE_AE_TITLE": "SPOKE1", "TELECONSULT_BRIDGE_ALLOWED_AES": CALLING,
-        "TELECONSULT_BRIDGE_HUB_URL": hub_url, "TELECONSULT_BRIDGE_SPOKE_TOKEN": token,
-        "TELECONSULT_BRIDGE_SPOKE_URL": "", "TELECONSULT_BRIDGE_SPOOL_DIR": str(tmp / "spool"),
-        "TELECONSULT_BRIDGE_RETRY_INITIAL_S": "0.2", "TELECONSULT_BRIDGE_LOG_LEVEL": "WARNING",
+        "TELECONSULT_BRIDGE_HOST": "127.0.0.1",
+        "TELECONSULT_BRIDGE_PORT": str(port),
+        "TELECONSULT_BRIDGE_AE_TITLE": "SPOKE1",
+        "TELECONSULT_BRIDGE_ALLOWED_AES": CALLING,
+        "TELECONSULT_BRIDGE_HUB_URL": hub_url,
+        "TELECONSULT_BRIDGE_SPOKE_TOKEN": token,
+        "TELECONSULT_BRIDGE_SPOKE_URL": "",
+        "TELECONSULT_BRIDGE_SPOOL_DIR": str(tmp / "spool"),
+        "TELECONSULT_BRIDGE_RETRY_INITIAL_S": "0.2",
+        "TELECONSULT_BRIDGE_LOG_LEVEL": "WARNING",
     }
 
 
@@ -107,14 +119,18 @@ def bridge(
 def rounds_of_ingest(
     folder: Path, tmp: Path, rounds: int, profile: Path | None, no_fsync_row: bool = False
 ) -> dict[str, list[float]]:
-    targets = ["storescp", "orthanc", "bridge", "spool alone"] + (["bridge-nofsync"] if no_fsync_row else [])
+    targets = ["storescp", "orthanc", "bridge", "spool alone"] + (
+        ["bridge-nofsync"] if no_fsync_row else []
+    )
     times: dict[str, list[float]] = {name: [] for name in targets}
     for n in range(rounds):
         order = targets if n % 2 == 0 else targets[::-1]
         for target in order:
             where = tmp / f"round{n}-{target}"
             where.mkdir(parents=True)
-            times[target].append(_one_ingest(target, folder, where, profile if n == rounds - 1 else None))
+            times[target].append(
+                _one_ingest(target, folder, where, profile if n == rounds - 1 else None)
+            )
             shutil.rmtree(where, ignore_errors=True)
     return times
 
@@ -154,8 +170,11 @@ def spool_alone(folder: Path, where: Path) -> float:
 def py_spy(process: Process, svg: Path) -> Iterator[None]:
     svg.parent.mkdir(parents=True, exist_ok=True)
     spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy"
-    recorder = subprocess.Popen([spy, "record", "-o", str(svg), "--pid", str(process.popen.pid), "--threads"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    recorder = subprocess.Popen(
+        [spy, "record", "-o", str(svg), "--pid", str(process.popen.pid), "--threads"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         yield
     finally:
@@ -163,7 +182,9 @@ def py_spy(process: Process, svg: Path) -> Iterator[None]:
         recorder.wait(60)
 
 
-def end_to_end(folder: Path, tmp: Path, n_files: int, rounds: int) -> tuple[list[float], list[float]]:
+def end_to_end(
+    folder: Path, tmp: Path, n_files: int, rounds: int
+) -> tuple[list[float], list[float]]:
     """Seconds from storescu's start until the hub lists all instances; and storescu->storescp."""
     ours, reference = [], []
     for n in range(rounds):
@@ -175,7 +196,12 @@ def end_to_end(folder: Path, tmp: Path, n_files: int, rounds: int) -> tuple[list
             port, _ = stack.enter_context(bridge(tmp / f"e2e-bridge{n}", hub.url, token))
             began = time.perf_counter()
             storescu(port, "SPOKE1", folder)
-            wait_for(_hub_has(hub.url, token, n_files), 600, interval=0.05, what="all instances at the hub")
+            wait_for(
+                _hub_has(hub.url, token, n_files),
+                600,
+                interval=0.05,
+                what="all instances at the hub",
+            )
             ours.append(time.perf_counter() - began)
     return ours, reference
 
@@ -198,16 +224,22 @@ def main() -> int:
     parser.add_argument("--profile", type=Path, default=None)
     parser.add_argument("--skip-e2e", action="store_true")
     parser.add_argument("--skip-ingest", action="store_true", help="only the end-to-end rows")
-    parser.add_argument("--no-fsync-row", action="store_true", help="also time the bridge without fsync")
+    parser.add_argument(
+        "--no-fsync-row", action="store_true", help="also time the bridge without fsync"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="dicom-ingest-") as raw:
         tmp = Path(raw)
         folder = tmp / "ct"
         files = write_series(make_ct_series(args.slices, rows=args.size, cols=args.size), folder)
         megabytes = sum(f.stat().st_size for f in files) / 1e6
-        print(f"CT series: {len(files)} files, {megabytes:.1f} MB; {args.rounds} rounds, alternating order")
+        print(
+            f"CT series: {len(files)} files, {megabytes:.1f} MB; {args.rounds} rounds, alternating order"
+        )
         if not args.skip_ingest:
-            times = rounds_of_ingest(folder, tmp / "ingest", args.rounds, args.profile, args.no_fsync_row)
+            times = rounds_of_ingest(
+                folder, tmp / "ingest", args.rounds, args.profile, args.no_fsync_row
+            )
             _print_ingest(times, megabytes)
         if not args.skip_e2e:
             ours, reference = end_to_end(folder, tmp / "e2e", len(files), args.rounds)
@@ -223,17 +255,27 @@ def _print_ingest(times: dict[str, list[float]], megabytes: float) -> None:
         rounds = " ".join(f"{v:.2f}" for v in values)
         ratio = "(no network)" if name == "spool alone" else f"{base / median:.2f}x"
         print(f"{name:<15} {median:>9.2f} {megabytes / median:>8.1f} {ratio:>12}   {rounds}")
-    print(f"bridge vs Orthanc: {statistics.median(times['orthanc']) / statistics.median(times['bridge']):.2f}x")
+    print(
+        f"bridge vs Orthanc: {statistics.median(times['orthanc']) / statistics.median(times['bridge']):.2f}x"
+    )
     disk = statistics.median(times["spool alone"])
-    print(f"spool alone: {disk:.2f} s to write and fsync the same files, no network (storescp never fsyncs); "
-          f"storescp's time plus that would be {base / (base + disk):.2f}x storescp, before any overlap")
+    print(
+        f"spool alone: {disk:.2f} s to write and fsync the same files, no network (storescp never fsyncs); "
+        f"storescp's time plus that would be {base / (base + disk):.2f}x storescp, before any overlap"
+    )
 
 
 def _print_e2e(ours: list[float], reference: list[float], megabytes: float) -> None:
     mine, ref = statistics.median(ours), statistics.median(reference)
     print(f"\n{'end to end':<34} {'median s':>9} {'MB/s':>8}   rounds (s)")
-    print(f"{'storescu -> storescp':<34} {ref:>9.2f} {megabytes / ref:>8.1f}   " + " ".join(f"{v:.2f}" for v in reference))
-    print(f"{'storescu -> bridge -> hub (QIDO)':<34} {mine:>9.2f} {megabytes / mine:>8.1f}   " + " ".join(f"{v:.2f}" for v in ours))
+    print(
+        f"{'storescu -> storescp':<34} {ref:>9.2f} {megabytes / ref:>8.1f}   "
+        + " ".join(f"{v:.2f}" for v in reference)
+    )
+    print(
+        f"{'storescu -> bridge -> hub (QIDO)':<34} {mine:>9.2f} {megabytes / mine:>8.1f}   "
+        + " ".join(f"{v:.2f}" for v in ours)
+    )
     print(f"end to end / storescp alone: {mine / ref:.2f}x (goal <= 1.5x)")
 
 

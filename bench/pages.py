@@ -31,8 +31,15 @@ from tests.support.processes import running  # noqa: E402
 from tests.support.slice import start_spoke  # noqa: E402
 
 SPECIALTIES = ["ortho", "radio", "med", "ent", "eye"]
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+]
 
 
 def seed(hub_url: str, tokens: dict[str, str], n: int) -> int:
@@ -41,26 +48,59 @@ def seed(hub_url: str, tokens: dict[str, str], n: int) -> int:
     s = requests.Session()
     specialists = {}
     for code in SPECIALTIES:
-        r = s.post(f"{hub_url}/api/v1/auth/token", json={"username": f"{code}1", "password": "demo"}, timeout=30)
+        r = s.post(
+            f"{hub_url}/api/v1/auth/token",
+            json={"username": f"{code}1", "password": "demo"},
+            timeout=30,
+        )
         specialists[code] = {"Authorization": "Bearer " + r.json()["access_token"]}
     advised = 0
     for i in range(n):
         spoke = "PHC-1" if i % 3 else "PHC-2"
         specialty = rnd.choice(SPECIALTIES)
-        body = {"patient": {"pseudonym": f"BENCH-{i:04d}", "age": rnd.randint(1, 90), "sex": rnd.choice(["male", "female"])},
-                "complaint": "Pain and swelling " * rnd.randint(1, 6), "history": "History " * 20,
-                "vitals": {"pulse": rnd.randint(60, 120)}, "question": "Manage here or refer?",
-                "specialty": specialty, "priority": rnd.choice(["emergency"] + ["urgent"] * 3 + ["routine"] * 6)}
-        r = s.post(f"{hub_url}/api/v1/cases", json=body, headers={"Authorization": "Bearer " + tokens[spoke]}, timeout=30)
+        body = {
+            "patient": {
+                "pseudonym": f"BENCH-{i:04d}",
+                "age": rnd.randint(1, 90),
+                "sex": rnd.choice(["male", "female"]),
+            },
+            "complaint": "Pain and swelling " * rnd.randint(1, 6),
+            "history": "History " * 20,
+            "vitals": {"pulse": rnd.randint(60, 120)},
+            "question": "Manage here or refer?",
+            "specialty": specialty,
+            "priority": rnd.choice(["emergency"] + ["urgent"] * 3 + ["routine"] * 6),
+        }
+        r = s.post(
+            f"{hub_url}/api/v1/cases",
+            json=body,
+            headers={"Authorization": "Bearer " + tokens[spoke]},
+            timeout=30,
+        )
         r.raise_for_status()
         case = r.json()
         if i % 5 == 0:
             h = specialists[specialty]
             if s.post(f"{hub_url}/api/v1/cases/{case['id']}/claim", headers=h, timeout=30).ok:
-                a = s.post(f"{hub_url}/api/v1/cases/{case['id']}/advice", headers=h, timeout=30, json={
-                    "assessment": "Assessment", "recommendations": "Rest", "disposition": "manage_locally",
-                    "prescriptions": [{"drug": "Paracetamol", "dose": "1 tablet", "route": "oral",
-                                       "frequency": "tds", "duration": "3 days"}]})
+                a = s.post(
+                    f"{hub_url}/api/v1/cases/{case['id']}/advice",
+                    headers=h,
+                    timeout=30,
+                    json={
+                        "assessment": "Assessment",
+                        "recommendations": "Rest",
+                        "disposition": "manage_locally",
+                        "prescriptions": [
+                            {
+                                "drug": "Paracetamol",
+                                "dose": "1 tablet",
+                                "route": "oral",
+                                "frequency": "tds",
+                                "duration": "3 days",
+                            }
+                        ],
+                    },
+                )
                 if a.ok and specialty == "ortho":
                     advised = advised or case["id"]
     return advised
@@ -84,11 +124,18 @@ def measure(page, url: str) -> tuple[float, float, float, int]:  # type: ignore[
     dcl, load = [], []
     for _ in range(3):
         page.goto(url, wait_until="load")
-        timing = page.evaluate("() => { const n = performance.getEntriesByType('navigation')[0];"
-                               " return [n.domContentLoadedEventEnd, n.loadEventEnd]; }")
+        timing = page.evaluate(
+            "() => { const n = performance.getEntriesByType('navigation')[0];"
+            " return [n.domContentLoadedEventEnd, n.loadEventEnd]; }"
+        )
         dcl.append(timing[0])
         load.append(timing[1])
-    return statistics.median(server), statistics.median(dcl), statistics.median(load), len(r.content)
+    return (
+        statistics.median(server),
+        statistics.median(dcl),
+        statistics.median(load),
+        len(r.content),
+    )
 
 
 def main() -> None:
@@ -106,8 +153,10 @@ def main() -> None:
         stack.enter_context(running(spoke))
         t0 = time.perf_counter()
         case_id = seed(hub.url, hub.spoke_tokens, args.cases)
-        print(f"seeded {args.cases} cases in {time.perf_counter() - t0:.1f} s "
-              f"({'SQLite' if args.sqlite else 'PostgreSQL'}, hub under eventlet)")
+        print(
+            f"seeded {args.cases} cases in {time.perf_counter() - t0:.1f} s "
+            f"({'SQLite' if args.sqlite else 'PostgreSQL'}, hub under eventlet)"
+        )
         rows = []
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
@@ -121,10 +170,21 @@ def main() -> None:
                 sign_in(page, base, form, user)
                 for path in paths:
                     server, dcl, load, size = measure(page, base + path)
-                    rows.append((("spoke " if base == spoke_url else "hub ") + path, user, server, dcl, load, size))
+                    rows.append(
+                        (
+                            ("spoke " if base == spoke_url else "hub ") + path,
+                            user,
+                            server,
+                            dcl,
+                            load,
+                            size,
+                        )
+                    )
                 page.context.close()
             browser.close()
-    print("\n| page | user | server ms (p50) | DOMContentLoaded ms | load ms | HTML KiB |\n|---|---|---:|---:|---:|---:|")
+    print(
+        "\n| page | user | server ms (p50) | DOMContentLoaded ms | load ms | HTML KiB |\n|---|---|---:|---:|---:|---:|"
+    )
     for name, user, server, dcl, load, size in rows:
         print(f"| {name} | {user} | {server:.0f} | {dcl:.0f} | {load:.0f} | {size / 1024:.0f} |")
 

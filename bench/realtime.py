@@ -40,7 +40,11 @@ from tests.support.databases import REDIS_URL, fresh_postgres  # noqa: E402
 from tests.support.hub import prepare_hub_db, start_hub  # noqa: E402
 from tests.support.processes import Process, running  # noqa: E402
 
-ADVICE = {"assessment": "Stable angina.", "recommendations": "Aspirin; refer if worse.", "disposition": "manage_locally"}
+ADVICE = {
+    "assessment": "Stable angina.",
+    "recommendations": "Aspirin; refer if worse.",
+    "disposition": "manage_locally",
+}
 
 
 @dataclass
@@ -72,13 +76,30 @@ def _prepare(url: str, n: int) -> tuple[list[str], list[int]]:
         for i in range(n):
             spoke, token = register_spoke(s, f"BENCH-{i:04d}", f"Bench clinic {i}")
             tokens.append(token)
-            cases.append(Case(
-                uid=str(uuid.uuid4()), token=f"MED-{i:04d}", accession_number=f"BENCH{i:06d}", spoke_id=spoke.id,
-                specialty_id=med.id, priority="urgent", status="in_review", patient_pseudonym=f"B-{i}", patient_age=40,
-                patient_sex="male", complaint="Chest pain", question="ECG?", assigned_to_id=med1.id, assigned_at=now,
-                started_at=now, idempotency_key=f"bench-{i}", request_digest="-", created_at=now, submitted_at=now,
-                updated_at=now,
-            ))
+            cases.append(
+                Case(
+                    uid=str(uuid.uuid4()),
+                    token=f"MED-{i:04d}",
+                    accession_number=f"BENCH{i:06d}",
+                    spoke_id=spoke.id,
+                    specialty_id=med.id,
+                    priority="urgent",
+                    status="in_review",
+                    patient_pseudonym=f"B-{i}",
+                    patient_age=40,
+                    patient_sex="male",
+                    complaint="Chest pain",
+                    question="ECG?",
+                    assigned_to_id=med1.id,
+                    assigned_at=now,
+                    started_at=now,
+                    idempotency_key=f"bench-{i}",
+                    request_digest="-",
+                    created_at=now,
+                    submitted_at=now,
+                    updated_at=now,
+                )
+            )
         s.add_all(cases)
         s.flush()
         case_ids = [c.id for c in cases]
@@ -88,19 +109,29 @@ def _prepare(url: str, n: int) -> tuple[list[str], list[int]]:
 
 @contextmanager
 def _hubs(tmp: Path, url: str, processes: int) -> Iterator[list[tuple[Process, str]]]:
-    extra = {"TELECONSULT_HUB_MESSAGE_QUEUE": REDIS_URL,
-             "TELECONSULT_HUB_SOCKETIO_CHANNEL": f"bench-{time.time_ns()}"} if processes > 1 else {}
+    extra = (
+        {
+            "TELECONSULT_HUB_MESSAGE_QUEUE": REDIS_URL,
+            "TELECONSULT_HUB_SOCKETIO_CHANNEL": f"bench-{time.time_ns()}",
+        }
+        if processes > 1
+        else {}
+    )
     extra["TELECONSULT_HUB_LOG_LEVEL"] = "WARNING"
     with ExitStack() as stack:
         hubs = []
         for i in range(processes):
-            process, port = start_hub(tmp, url, name=f"hub{i}", async_mode="eventlet", extra_env=extra)
+            process, port = start_hub(
+                tmp, url, name=f"hub{i}", async_mode="eventlet", extra_env=extra
+            )
             stack.enter_context(running(process))
             hubs.append((process, f"http://127.0.0.1:{port}"))
         yield hubs
 
 
-async def _measure(urls: list[str], tokens: list[str], case_ids: list[int], advice: int, headers: dict[str, str]) -> tuple[int, float, list[float]]:
+async def _measure(
+    urls: list[str], tokens: list[str], case_ids: list[int], advice: int, headers: dict[str, str]
+) -> tuple[int, float, list[float]]:
     latencies: list[float] = []
     expected: dict[int, asyncio.Future[None]] = {}
     loop = asyncio.get_running_loop()
@@ -114,16 +145,24 @@ async def _measure(urls: list[str], tokens: list[str], case_ids: list[int], advi
             future = expected.get(case_id)
             if future and not future.done():
                 future.set_result(None)
+
         return on_advice
 
     started = time.monotonic()
     for batch in range(0, len(tokens), 50):
         chunk = []
-        for i, token in enumerate(tokens[batch:batch + 50], start=batch):
+        for i, token in enumerate(tokens[batch : batch + 50], start=batch):
             client = socketio.AsyncClient(reconnection=False)
             client.on("advice.issued", handler_for(case_ids[i]))
             clients.append(client)
-            chunk.append(client.connect(urls[i % len(urls)], auth={"token": token}, transports=["websocket"], wait_timeout=30))
+            chunk.append(
+                client.connect(
+                    urls[i % len(urls)],
+                    auth={"token": token},
+                    transports=["websocket"],
+                    wait_timeout=30,
+                )
+            )
         await asyncio.gather(*chunk)
     connect_s = time.monotonic() - started
     connected = sum(1 for c in clients if c.connected)
@@ -132,7 +171,13 @@ async def _measure(urls: list[str], tokens: list[str], case_ids: list[int], advi
         i = random.randrange(len(case_ids))
         expected[case_ids[i]] = loop.create_future()
         url = urls[random.randrange(len(urls))]
-        r = await asyncio.to_thread(session.post, f"{url}/api/v1/cases/{case_ids[i]}/advice", json=ADVICE, headers=headers, timeout=30)
+        r = await asyncio.to_thread(
+            session.post,
+            f"{url}/api/v1/cases/{case_ids[i]}/advice",
+            json=ADVICE,
+            headers=headers,
+            timeout=30,
+        )
         r.raise_for_status()
         await asyncio.wait_for(expected[case_ids[i]], 10)
     await asyncio.gather(*(c.disconnect() for c in clients))
@@ -141,37 +186,57 @@ async def _measure(urls: list[str], tokens: list[str], case_ids: list[int], advi
 
 def run(n: int, processes: int, advice: int) -> Result:
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
-        url = stack.enter_context(fresh_postgres()) if processes > 1 else f"sqlite:///{tmp}/hub.sqlite"
+        url = (
+            stack.enter_context(fresh_postgres())
+            if processes > 1
+            else f"sqlite:///{tmp}/hub.sqlite"
+        )
         tokens, case_ids = _prepare(url, n)
         hubs = stack.enter_context(_hubs(Path(tmp), url, processes))
         urls = [u for _, u in hubs]
         session = requests.Session()
-        login = session.post(f"{urls[0]}/api/v1/auth/token", json={"username": "med1", "password": "demo"}, timeout=30)
+        login = session.post(
+            f"{urls[0]}/api/v1/auth/token",
+            json={"username": "med1", "password": "demo"},
+            timeout=30,
+        )
         headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
-        connected, connect_s, latencies = asyncio.run(_measure(urls, tokens, case_ids, advice, headers))
+        connected, connect_s, latencies = asyncio.run(
+            _measure(urls, tokens, case_ids, advice, headers)
+        )
         rss = [psutil.Process(p.popen.pid).memory_info().rss / 2**20 for p, _ in hubs]
         return Result(n, processes, connected, connect_s, latencies, rss)
 
 
 def _pct(values: list[float], q: float) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1] if len(values) > 1 else values[0]
+    return (
+        statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+        if len(values) > 1
+        else values[0]
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--clients", type=int, nargs="+", default=[100, 500, 1000])
     parser.add_argument("--processes", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--advice", type=int, default=200, help="advice issued per run")
     args = parser.parse_args()
     _raise_fd_limit()
-    print(f"{'clients':>7} {'procs':>5} {'held':>6} {'connect s':>9} {'advice':>6} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'hub RSS MB':>12}")
+    print(
+        f"{'clients':>7} {'procs':>5} {'held':>6} {'connect s':>9} {'advice':>6} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'hub RSS MB':>12}"
+    )
     for processes in args.processes:
         for n in args.clients:
             r = run(n, processes, args.advice)
             lat = r.latencies_ms
-            print(f"{r.clients:>7} {r.processes:>5} {r.connected:>6} {r.connect_s:>9.2f} {len(lat):>6} "
-                  f"{_pct(lat, 50):>7.1f} {_pct(lat, 99):>7.1f} {max(lat):>7.1f} {'/'.join(f'{m:.0f}' for m in r.rss_mb):>12}",
-                  flush=True)
+            print(
+                f"{r.clients:>7} {r.processes:>5} {r.connected:>6} {r.connect_s:>9.2f} {len(lat):>6} "
+                f"{_pct(lat, 50):>7.1f} {_pct(lat, 99):>7.1f} {max(lat):>7.1f} {'/'.join(f'{m:.0f}' for m in r.rss_mb):>12}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -59,15 +59,25 @@ def waiting_10k(rng: random.Random) -> list[Row]:
         queue.remove(key)
 
     churn = timed(add_remove, 2000)
-    loads = [SpecialistLoad(i, i % 7 != 0, rng.randrange(0, 10), 10, T0 + timedelta(seconds=i)) for i in range(200)]
+    loads = [
+        SpecialistLoad(i, i % 7 != 0, rng.randrange(0, 10), 10, T0 + timedelta(seconds=i))
+        for i in range(200)
+    ]
     route = timed(lambda: choose_specialist(loads, supervisor_id=rng.randrange(200)), 2000)
 
-    floor = Floor(specialists={i: FloorSpecialist(i, frozenset({"ortho"}), max_active=10) for i in range(50)})
+    floor = Floor(
+        specialists={i: FloorSpecialist(i, frozenset({"ortho"}), max_active=10) for i in range(50)}
+    )
     for i in range(10_500):  # 500 fill the specialists, 10,000 wait in the pool
-        floor.submit(FloorCase(i, "ortho", rng.choice(PRIORITIES), T0 + timedelta(seconds=i), None), T0)
+        floor.submit(
+            FloorCase(i, "ortho", rng.choice(PRIORITIES), T0 + timedelta(seconds=i), None), T0
+        )
     counter = iter(range(20_000, 30_000))
     submit = timed(
-        lambda: floor.submit(FloorCase(next(counter), "ortho", "urgent", T0 + timedelta(hours=4), None), T0), 1000
+        lambda: floor.submit(
+            FloorCase(next(counter), "ortho", "urgent", T0 + timedelta(hours=4), None), T0
+        ),
+        1000,
     )
     waiting = len(floor.pools["ortho"])
     ids = [k[2] for k in floor.pools["ortho"].keys()]  # noqa: SIM118 (a queue, not a dict)
@@ -83,7 +93,9 @@ def waiting_10k(rng: random.Random) -> list[Row]:
     ]
 
 
-def simulated_day(rng: random.Random, cases: int, specialties: int, per_specialty: int, handling_s: float) -> list[Row]:
+def simulated_day(
+    rng: random.Random, cases: int, specialties: int, per_specialty: int, handling_s: float
+) -> list[Row]:
     """Poisson arrivals over 24 h; each specialist reviews one case at a time (exponential
     handling time), from their own queue first, else from the specialty's pool."""
     codes = [f"s{k:02d}" for k in range(specialties)]
@@ -94,9 +106,15 @@ def simulated_day(rng: random.Random, cases: int, specialties: int, per_specialt
             floor.specialists[sid] = FloorSpecialist(sid, frozenset({code}), max_active=10)
             sid += 1
     doctors = 4 * per_specialty  # the 1:4 ratio: every clinic doctor supervised in every specialty
-    floor.supervisors = {(code, d): k * per_specialty + d // 4 for k, code in enumerate(codes) for d in range(doctors)}
+    floor.supervisors = {
+        (code, d): k * per_specialty + d // 4
+        for k, code in enumerate(codes)
+        for d in range(doctors)
+    }
     busy: set[int] = set()
-    events: list[tuple[float, int, int, int]] = []  # (time s, kind 0=arrival 1=done, case, specialist)
+    events: list[
+        tuple[float, int, int, int]
+    ] = []  # (time s, kind 0=arrival 1=done, case, specialist)
     t = 0.0
     mean_gap = 86_400 / cases
     for n in range(cases):
@@ -132,13 +150,22 @@ def simulated_day(rng: random.Random, cases: int, specialties: int, per_specialt
         if kind == 0:
             code = codes[case_id % specialties]
             submitted[case_id] = now_s
-            floor.submit(FloorCase(case_id, code, rng.choice(PRIORITIES), now, rng.randrange(doctors)), now)
+            floor.submit(
+                FloorCase(case_id, code, rng.choice(PRIORITIES), now, rng.randrange(doctors)), now
+            )
             routed += 1
             holder = floor.cases[case_id].assigned_to
             if holder is not None and holder not in busy:
                 start_next(holder, now_s)
             elif holder is None:
-                idle = next((s.specialist_id for s in floor._staff.get(code, []) if s.specialist_id not in busy), None)
+                idle = next(
+                    (
+                        s.specialist_id
+                        for s in floor._staff.get(code, [])
+                        if s.specialist_id not in busy
+                    ),
+                    None,
+                )
                 if idle is not None:
                     start_next(idle, now_s)
             max_pool = max(max_pool, len(floor.pools.get(code, ())))
@@ -151,17 +178,34 @@ def simulated_day(rng: random.Random, cases: int, specialties: int, per_specialt
     open_left = sum(1 for c in floor.cases.values() if c.status is not CaseStatus.ADVISED)
     waits.sort()
     return [
-        (f"day: {cases:,} cases, {sid:,} specialists in {specialties} specialties", "1", f"{elapsed:.1f} s wall"),
-        ("day: routing decisions per second", f"{floor.decisions:,}", f"{floor.decisions / elapsed:,.0f} /s"),
-        ("day: domain time per case (route+claim+finish)", f"{routed:,}", f"{elapsed / routed * 1e6:.1f} µs"),
-        ("day: wait to first response p50 / p90 (simulated)", f"{done:,}",
-         f"{waits[len(waits) // 2] / 60:.1f} / {waits[int(len(waits) * 0.9)] / 60:.1f} min"),
+        (
+            f"day: {cases:,} cases, {sid:,} specialists in {specialties} specialties",
+            "1",
+            f"{elapsed:.1f} s wall",
+        ),
+        (
+            "day: routing decisions per second",
+            f"{floor.decisions:,}",
+            f"{floor.decisions / elapsed:,.0f} /s",
+        ),
+        (
+            "day: domain time per case (route+claim+finish)",
+            f"{routed:,}",
+            f"{elapsed / routed * 1e6:.1f} µs",
+        ),
+        (
+            "day: wait to first response p50 / p90 (simulated)",
+            f"{done:,}",
+            f"{waits[len(waits) // 2] / 60:.1f} / {waits[int(len(waits) * 0.9)] / 60:.1f} min",
+        ),
         ("day: largest pool / cases left open at the end", "-", f"{max_pool:,} / {open_left:,}"),
     ]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--cases", type=int, default=500_000)
     parser.add_argument("--specialties", type=int, default=20)
     parser.add_argument("--per-specialty", type=int, default=100)
@@ -169,7 +213,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()
     rng = random.Random(args.seed)
-    rows = waiting_10k(rng) + simulated_day(rng, args.cases, args.specialties, args.per_specialty, args.handling_s)
+    rows = waiting_10k(rng) + simulated_day(
+        rng, args.cases, args.specialties, args.per_specialty, args.handling_s
+    )
     widths = [max(len(r[i]) for r in rows + [("what", "n", "time")]) for i in range(3)]
     line = "  ".join("-" * w for w in widths)
     print("  ".join(h.ljust(w) for h, w in zip(("what", "n", "time"), widths, strict=True)))

@@ -28,8 +28,13 @@ from hub.persistence.models import Case, Specialty, Spoke, User  # noqa: E402
 from shared.clock import FrozenClock  # noqa: E402
 from tests.support.hub import prepare_hub_db  # noqa: E402
 
-BODY = {"patient": {"pseudonym": "P", "age": 30, "sex": "female"}, "complaint": "Red eye",
-        "question": "Conjunctivitis?", "specialty": "eye", "raised_by": "clinic1"}
+BODY = {
+    "patient": {"pseudonym": "P", "age": 30, "sex": "female"},
+    "complaint": "Red eye",
+    "question": "Conjunctivitis?",
+    "specialty": "eye",
+    "raised_by": "clinic1",
+}
 
 
 def seed_pool(app, waiting: int) -> None:  # type: ignore[no-untyped-def]
@@ -41,11 +46,26 @@ def seed_pool(app, waiting: int) -> None:  # type: ignore[no-untyped-def]
         spoke = s.scalars(select(Spoke).where(Spoke.code == "PHC-1")).one()
         now = hub.clock.now()
         s.add_all(
-            Case(uid=str(uuid.uuid4()), token=f"EYE-{i:05d}", accession_number=f"B{i:010d}", spoke_id=spoke.id,
-                 specialty_id=eye.id, priority="routine", status="queued", patient_pseudonym=f"P{i}", patient_age=30,
-                 patient_sex="female", complaint="x", question="y", idempotency_key=f"seed-{i}", request_digest="-",
-                 created_at=now - timedelta(seconds=waiting - i), submitted_at=now - timedelta(seconds=waiting - i),
-                 updated_at=now, queue_position=i + 1)
+            Case(
+                uid=str(uuid.uuid4()),
+                token=f"EYE-{i:05d}",
+                accession_number=f"B{i:010d}",
+                spoke_id=spoke.id,
+                specialty_id=eye.id,
+                priority="routine",
+                status="queued",
+                patient_pseudonym=f"P{i}",
+                patient_age=30,
+                patient_sex="female",
+                complaint="x",
+                question="y",
+                idempotency_key=f"seed-{i}",
+                request_digest="-",
+                created_at=now - timedelta(seconds=waiting - i),
+                submitted_at=now - timedelta(seconds=waiting - i),
+                updated_at=now,
+                queue_position=i + 1,
+            )
             for i in range(waiting)
         )
 
@@ -56,15 +76,19 @@ def ms(samples: list[float]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--waiting", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=10)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{tmp}/hub.sqlite"
         tokens = prepare_hub_db(url)
-        app = create_app(test_config={"async_mode": "threading", "data_dir": tmp, "database_url": url},
-                         clock=FrozenClock())
+        app = create_app(
+            test_config={"async_mode": "threading", "data_dir": tmp, "database_url": url},
+            clock=FrozenClock(),
+        )
         seed_pool(app, args.waiting)
         client = app.test_client()
         spoke = {"Authorization": f"Bearer {tokens['PHC-1']}"}
@@ -76,16 +100,33 @@ def main() -> None:
 
         last = raise_case("routine")
         rows = [
-            (f"raise a routine case behind {args.waiting:,} waiting", timed(lambda: raise_case("routine"), args.repeat)),
-            (f"raise an emergency ahead of {args.waiting:,} waiting", timed(lambda: raise_case("emergency"), args.repeat)),
-            ("read a waiting case with its live position", timed(lambda: client.get(f"/api/v1/cases/{last}", headers=spoke), args.repeat * 5)),
-            ("list the pool, 50 per page", timed(lambda: client.get("/api/v1/cases?specialty=eye&per_page=50", headers=spoke), args.repeat * 5)),
+            (
+                f"raise a routine case behind {args.waiting:,} waiting",
+                timed(lambda: raise_case("routine"), args.repeat),
+            ),
+            (
+                f"raise an emergency ahead of {args.waiting:,} waiting",
+                timed(lambda: raise_case("emergency"), args.repeat),
+            ),
+            (
+                "read a waiting case with its live position",
+                timed(lambda: client.get(f"/api/v1/cases/{last}", headers=spoke), args.repeat * 5),
+            ),
+            (
+                "list the pool, 50 per page",
+                timed(
+                    lambda: client.get("/api/v1/cases?specialty=eye&per_page=50", headers=spoke),
+                    args.repeat * 5,
+                ),
+            ),
         ]
         print(f"{'what (SQLite, in process)':<52} {'median':>11} {'':>18}")
         for what, samples in rows:
             print(f"{what:<52} {ms(samples)}")
         position = client.get(f"/api/v1/cases/{last}", headers=spoke).json["queue_position"]
-        print(f"(the first routine case raised is at position {position:,} after {args.repeat} emergencies)")
+        print(
+            f"(the first routine case raised is at position {position:,} after {args.repeat} emergencies)"
+        )
 
 
 if __name__ == "__main__":

@@ -97,7 +97,7 @@ def load_settings(
     if file:
         layers.append(_read_toml(Path(file)))
     from_env = {
-        key[len(prefix):].lower(): raw
+        key[len(prefix) :].lower(): raw
         for key, raw in env.items()
         if key.startswith(prefix) and key != prefix + "CONFIG"
     }

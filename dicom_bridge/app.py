@@ -39,7 +39,9 @@ class Bridge:
         self.spool = Spool(settings.spool_dir, fsync=not settings.unsafe_skip_fsync)
         spoke_url = str(getattr(settings, "spoke_url", "") or "")
         self.worklist = (
-            SpokeWorklist(spoke_url, settings.spoke_token, float(settings.worklist_timeout_s)) if spoke_url else None
+            SpokeWorklist(spoke_url, settings.spoke_token, float(settings.worklist_timeout_s))
+            if spoke_url
+            else None
         )
         self.ledger = Ledger(self.spool.root / "progress.sqlite")
         self.forwarder = Forwarder(
@@ -57,9 +59,15 @@ class Bridge:
             keep_progress_s=float(settings.progress_keep_days) * 86400,
         )
         self.reporter = (
-            ProgressReporter(self.ledger, spoke_url, settings.spoke_token, float(settings.worklist_timeout_s),
-                             float(settings.retry_initial_s))
-            if spoke_url else None
+            ProgressReporter(
+                self.ledger,
+                spoke_url,
+                settings.spoke_token,
+                float(settings.worklist_timeout_s),
+                float(settings.retry_initial_s),
+            )
+            if spoke_url
+            else None
         )
         if self.reporter is not None:
             self.forwarder.progress_changed = self.reporter.changed
@@ -83,9 +91,7 @@ class Bridge:
             self.reporter.start()
         self.forwarder.start()
         try:
-            self.server = start_scp(
-                self.settings, self.spool, self.forwarder.wake, self.worklist
-            )
+            self.server = start_scp(self.settings, self.spool, self.forwarder.wake, self.worklist)
         except BaseException:
             self._stop_workers()
             raise
@@ -100,8 +106,13 @@ class Bridge:
         self.spool.close()
         self._stop_workers()
         status = self.forwarder.status()
-        logger.info("DICOM bridge stopped: %d instance(s) sent to the hub, %d refused, %d still waiting in "
-                    "the spool (sent on the next start)", status["sent"], status["rejected"], status["pending"])
+        logger.info(
+            "DICOM bridge stopped: %d instance(s) sent to the hub, %d refused, %d still waiting in "
+            "the spool (sent on the next start)",
+            status["sent"],
+            status["rejected"],
+            status["pending"],
+        )
 
     def _stop_workers(self) -> None:
         if self._workers_stopped:
@@ -123,8 +134,11 @@ def deid_profile(settings: Any, spool: Spool) -> Profile | None:
     if not settings.deidentify:
         return None
     key = str(settings.deid_key or "").encode() or read_or_create_key(spool.root / "deid.key")
-    return Profile(key=key, shift_dates=bool(settings.deid_shift_dates),
-                   allow_burned_in=bool(settings.deid_allow_burned_in))
+    return Profile(
+        key=key,
+        shift_dates=bool(settings.deid_shift_dates),
+        allow_burned_in=bool(settings.deid_allow_burned_in),
+    )
 
 
 def run_bridge(settings: Any, stop_event: threading.Event | None = None) -> None:

@@ -28,9 +28,17 @@ BASIC_PROFILE_CODE = ("113100", "Basic Application Confidentiality Profile")
 MODIFIED_DATES_CODE = ("113107", "Retain Longitudinal Temporal Information Modified Dates Option")
 # Well-known UIDs (SOP classes, transfer syntaxes, coding schemes) are the standard's, not the patient's.
 _STANDARD_UID_ROOT = "1.2.840.10008."
-_KEEP_UIDS = {"SOPClassUID", "ReferencedSOPClassUID", "MediaStorageSOPClassUID", "TransferSyntaxUID",
-              "ImplementationClassUID", "CodingSchemeUID", "ReferencedSOPClassUIDInFile",
-              "ReferencedTransferSyntaxUIDInFile", "ContextGroupExtensionCreatorUID"}
+_KEEP_UIDS = {
+    "SOPClassUID",
+    "ReferencedSOPClassUID",
+    "MediaStorageSOPClassUID",
+    "TransferSyntaxUID",
+    "ImplementationClassUID",
+    "CodingSchemeUID",
+    "ReferencedSOPClassUIDInFile",
+    "ReferencedTransferSyntaxUIDInFile",
+    "ContextGroupExtensionCreatorUID",
+}
 
 
 def _words(text: str) -> frozenset[str]:
@@ -92,19 +100,25 @@ class Profile:
 
 def new_uid(key: bytes, uid: str) -> str:
     """The replacement of ``uid``: ``2.25.`` and 128 bits of HMAC-SHA256 (PS3.5 B.2), stable per key."""
-    digest = hmac.new(key, uid.strip().rstrip("\x00").encode("ascii", "replace"), hashlib.sha256).digest()
+    digest = hmac.new(
+        key, uid.strip().rstrip("\x00").encode("ascii", "replace"), hashlib.sha256
+    ).digest()
     return f"2.25.{int.from_bytes(digest[:16], 'big')}"
 
 
 def pseudonym(key: bytes, patient_id: str) -> str:
     """A dummy PatientID that is the same for the same patient and says nothing about them."""
-    digest = hmac.new(key, b"patient:" + patient_id.encode("utf-8", "replace"), hashlib.sha256).hexdigest()
+    digest = hmac.new(
+        key, b"patient:" + patient_id.encode("utf-8", "replace"), hashlib.sha256
+    ).hexdigest()
     return f"ANON-{digest[:12].upper()}"
 
 
 def date_offset(key: bytes, patient_id: str) -> timedelta:
     """A per-patient shift of 1 to 365 days into the past: intervals between studies survive."""
-    digest = hmac.new(key, b"dates:" + patient_id.encode("utf-8", "replace"), hashlib.sha256).digest()
+    digest = hmac.new(
+        key, b"dates:" + patient_id.encode("utf-8", "replace"), hashlib.sha256
+    ).digest()
     return timedelta(days=1 + int.from_bytes(digest[:4], "big") % 365)
 
 
@@ -135,7 +149,9 @@ def deidentify(ds: Dataset, profile: Profile) -> Dataset:
     out.PatientIdentityRemoved = "YES"
     out.DeidentificationMethod = METHOD
     codes = [BASIC_PROFILE_CODE] + ([MODIFIED_DATES_CODE] if shift is not None else [])
-    out.DeidentificationMethodCodeSequence = Sequence([_code(value, meaning) for value, meaning in codes])
+    out.DeidentificationMethodCodeSequence = Sequence(
+        [_code(value, meaning) for value, meaning in codes]
+    )
     out.LongitudinalTemporalInformationModified = "MODIFIED" if shift is not None else "REMOVED"
     meta = getattr(ds, "file_meta", None)
     if meta is not None:
@@ -185,23 +201,32 @@ def _is_curve_or_overlay_text(group: int, element: int) -> bool:
     return 0x6000 <= group <= 0x60FF and group % 2 == 0 and element in (0x4000, 0x1500)
 
 
-def _remove(ds: Dataset, tag: BaseTag, element: DataElement, profile: Profile, shift: timedelta | None) -> None:
+def _remove(
+    ds: Dataset, tag: BaseTag, element: DataElement, profile: Profile, shift: timedelta | None
+) -> None:
     del ds[tag]
 
 
-def _empty(ds: Dataset, tag: BaseTag, element: DataElement, profile: Profile, shift: timedelta | None) -> None:
+def _empty(
+    ds: Dataset, tag: BaseTag, element: DataElement, profile: Profile, shift: timedelta | None
+) -> None:
     ds[tag] = DataElement(tag, element.VR, Sequence() if element.VR == "SQ" else "")
 
 
-def _replace_uid(ds: Dataset, tag: BaseTag, element: DataElement, profile: Profile, shift: timedelta | None) -> None:
+def _replace_uid(
+    ds: Dataset, tag: BaseTag, element: DataElement, profile: Profile, shift: timedelta | None
+) -> None:
     values = element.value if element.VM > 1 else [element.value]
     fresh = [
-        str(v) if not v or str(v).startswith(_STANDARD_UID_ROOT) else new_uid(profile.key, str(v)) for v in values
+        str(v) if not v or str(v).startswith(_STANDARD_UID_ROOT) else new_uid(profile.key, str(v))
+        for v in values
     ]
     ds[tag].value = fresh if element.VM > 1 else fresh[0]
 
 
-def _shift(ds: Dataset, tag: BaseTag, element: DataElement, profile: Profile, shift: timedelta | None) -> None:
+def _shift(
+    ds: Dataset, tag: BaseTag, element: DataElement, profile: Profile, shift: timedelta | None
+) -> None:
     assert shift is not None
     text = str(element.value or "")
     if len(text) < 8 or not text[:8].isdigit():

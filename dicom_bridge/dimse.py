@@ -41,8 +41,15 @@ COMMAND_DATASET_TYPE = 0x0800
 STATUS = 0x0900
 AFFECTED_SOP_INSTANCE_UID = 0x1000
 
-_US = {COMMAND_FIELD, MESSAGE_ID, MESSAGE_ID_BEING_RESPONDED_TO, COMMAND_DATASET_TYPE, STATUS,
-       0x0700, 0x1031}  # Priority, Move Originator Message ID
+_US = {
+    COMMAND_FIELD,
+    MESSAGE_ID,
+    MESSAGE_ID_BEING_RESPONDED_TO,
+    COMMAND_DATASET_TYPE,
+    STATUS,
+    0x0700,
+    0x1031,
+}  # Priority, Move Originator Message ID
 _UI = {AFFECTED_SOP_CLASS_UID, AFFECTED_SOP_INSTANCE_UID, 0x0003, 0x1001}
 
 _HEADER = struct.Struct("<HHI")  # group, element, value length (Implicit VR)
@@ -91,7 +98,7 @@ def decode_command(data: bytes) -> Command:
             raise CommandError(f"element ({group:04X},{element:04X}) outside the command group")
         if length > end - offset:
             raise CommandError(f"element (0000,{element:04X}) runs past the end of the command")
-        value = bytes(view[offset: offset + length])
+        value = bytes(view[offset : offset + length])
         offset += length
         if element in _US and length == 2:
             command[element] = int.from_bytes(value, "little")
@@ -128,7 +135,9 @@ def encode_response(
         _element(STATUS, _us(status)),
     ]
     if with_instance and request.sop_instance_uid:
-        elements.append(_element(AFFECTED_SOP_INSTANCE_UID, request.sop_instance_uid.encode("ascii")))
+        elements.append(
+            _element(AFFECTED_SOP_INSTANCE_UID, request.sop_instance_uid.encode("ascii"))
+        )
     body = b"".join(elements)
     return _element(0x0000, len(body).to_bytes(4, "little")) + body
 
@@ -139,7 +148,7 @@ def p_data_tf(context_id: int, data: bytes, command: bool, max_pdu: int) -> Iter
     view = memoryview(data)
     offset = 0
     while True:
-        fragment = view[offset: offset + room]
+        fragment = view[offset : offset + room]
         offset += len(fragment)
         last = offset >= len(data)
         control = (0x01 if command else 0x00) | (0x02 if last else 0x00)

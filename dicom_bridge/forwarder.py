@@ -290,7 +290,9 @@ class Forwarder:
             free = [p for p in pending if p not in self._claimed and p not in self._finished]
             while free and self._in_flight < self.max_in_flight:
                 accession = self._accession.get(_uid(free[0]), "")
-                batch = [p for p in free if self._accession.get(_uid(p), "") == accession][: self._batch_now]
+                batch = [p for p in free if self._accession.get(_uid(p), "") == accession][
+                    : self._batch_now
+                ]
                 free = [p for p in free if p not in batch]
                 self._claimed.update(batch)
                 self._in_flight += 1
@@ -328,7 +330,10 @@ class Forwarder:
 
     def _retry_later(self, error: RetryLater | None) -> None:
         with self._lock:
-            delay = min(self.retry_max_s, max(self._backoff, (error.retry_after_s if error else None) or 0.0))
+            delay = min(
+                self.retry_max_s,
+                max(self._backoff, (error.retry_after_s if error else None) or 0.0),
+            )
             self._not_before = time.monotonic() + delay
             self._backoff = min(self.retry_max_s, self._backoff * 2)
         logger.warning("%s; retrying in %.1f s", error or "forwarder error", delay)
@@ -342,7 +347,9 @@ class Forwarder:
         if not pending:
             return False
         accession = self._accession.get(_uid(pending[0]), "")
-        batch = [p for p in pending if self._accession.get(_uid(p), "") == accession][: self._batch_now]
+        batch = [p for p in pending if self._accession.get(_uid(p), "") == accession][
+            : self._batch_now
+        ]
         self.forward(batch, accession)
         return True
 
@@ -363,7 +370,9 @@ class Forwarder:
             return out
         try:
             out.case_uid = self._link(accession)
-        except WorklistUnavailable as exc:  # without the case the de-identified study would be orphaned
+        except (
+            WorklistUnavailable
+        ) as exc:  # without the case the de-identified study would be orphaned
             raise RetryLater(f"cannot link accession {accession!r} to a case: {exc}") from exc
         for path in batch:
             try:
@@ -416,9 +425,7 @@ class Forwarder:
             if len(uids) == 1:
                 return StowResult(failed={uids[0]: "too large for the hub (HTTP 413)"})
             self._batch_now = 1
-            raise RetryLater(
-                f"hub refused a batch of {len(uids)} as too large; sending one by one"
-            )
+            raise RetryLater(f"hub refused a batch of {len(uids)} as too large; sending one by one")
         raise RetryLater(
             f"hub answered HTTP {code} to STOW-RS: {response.text[:200]!r}",
             _retry_after(response),
@@ -443,8 +450,12 @@ class Forwarder:
         self.spool.done(*stored)
         self._count(sent=len(stored))
         if stored:
-            logger.info("%d instance(s) of accession %r confirmed by the hub%s", len(stored), out.accession,
-                        f" for case {out.case_uid}" if out.case_uid else "")
+            logger.info(
+                "%d instance(s) of accession %r confirmed by the hub%s",
+                len(stored),
+                out.accession,
+                f" for case {out.case_uid}" if out.case_uid else "",
+            )
         if kept:
             raise RetryLater(f"hub did not store {kept} of {len(out.sent_uid)} instance(s)")
         with self._lock:

@@ -40,17 +40,25 @@ def _meta_element(element: int, vr: bytes, value: bytes, pad: bytes = b"\x00") -
     return struct.pack("<HH2sH", 0x0002, element, vr, len(value)) + value
 
 
-def part10_header(sop_class_uid: str, sop_instance_uid: str, transfer_syntax: str, source_ae: str) -> bytes:
+def part10_header(
+    sop_class_uid: str, sop_instance_uid: str, transfer_syntax: str, source_ae: str
+) -> bytes:
     """The preamble and File Meta Information (PS3.10 7.1) of an instance received over the network."""
-    body = b"".join([
-        _meta_element(0x0001, b"OB", b"\x00\x01"),
-        _meta_element(0x0002, b"UI", sop_class_uid.encode("ascii")),
-        _meta_element(0x0003, b"UI", sop_instance_uid.encode("ascii")),
-        _meta_element(0x0010, b"UI", transfer_syntax.encode("ascii")),
-        _meta_element(0x0012, b"UI", PYNETDICOM_IMPLEMENTATION_UID.encode("ascii")),
-        _meta_element(0x0013, b"SH", PYNETDICOM_IMPLEMENTATION_VERSION.encode("ascii"), b" "),
-        *([_meta_element(0x0016, b"AE", source_ae.strip().encode("ascii", "replace"), b" ")] if source_ae.strip() else []),
-    ])
+    body = b"".join(
+        [
+            _meta_element(0x0001, b"OB", b"\x00\x01"),
+            _meta_element(0x0002, b"UI", sop_class_uid.encode("ascii")),
+            _meta_element(0x0003, b"UI", sop_instance_uid.encode("ascii")),
+            _meta_element(0x0010, b"UI", transfer_syntax.encode("ascii")),
+            _meta_element(0x0012, b"UI", PYNETDICOM_IMPLEMENTATION_UID.encode("ascii")),
+            _meta_element(0x0013, b"SH", PYNETDICOM_IMPLEMENTATION_VERSION.encode("ascii"), b" "),
+            *(
+                [_meta_element(0x0016, b"AE", source_ae.strip().encode("ascii", "replace"), b" ")]
+                if source_ae.strip()
+                else []
+            ),
+        ]
+    )
     return PREAMBLE + _meta_element(0x0000, b"UL", len(body).to_bytes(4, "little")) + body
 
 
@@ -65,8 +73,14 @@ class StoredInstance:
     """
 
     def __init__(
-        self, spool: Spool, sop_class_uid: str, sop_instance_uid: str, transfer_syntax: str,
-        calling_ae: str, peer: str = "?", wake: threading.Event | None = None,
+        self,
+        spool: Spool,
+        sop_class_uid: str,
+        sop_instance_uid: str,
+        transfer_syntax: str,
+        calling_ae: str,
+        peer: str = "?",
+        wake: threading.Event | None = None,
     ) -> None:
         self.uid = sop_instance_uid
         self.transfer_syntax = transfer_syntax
@@ -80,7 +94,9 @@ class StoredInstance:
             if not sop_instance_uid:  # never decode the data set to find it: the request carries it
                 raise InvalidInstanceError("the C-STORE request has no Affected SOP Instance UID")
             self._writer = spool.begin(sop_instance_uid)
-            self._writer.write(part10_header(sop_class_uid, sop_instance_uid, transfer_syntax, calling_ae))
+            self._writer.write(
+                part10_header(sop_class_uid, sop_instance_uid, transfer_syntax, calling_ae)
+            )
         except Exception as exc:
             self._fail(exc)
 
@@ -131,7 +147,9 @@ class StoredInstance:
             logger.error("C-STORE %s: cannot write to the spool: %s", self.uid, exc)
             self.status = OUT_OF_RESOURCES
         else:
-            logger.error("C-STORE %s from %s failed unexpectedly", self.uid, self.peer, exc_info=exc)
+            logger.error(
+                "C-STORE %s from %s failed unexpectedly", self.uid, self.peer, exc_info=exc
+            )
             self.status = PROCESSING_FAILURE
         self.abandon()
 

@@ -65,8 +65,12 @@ def scan_accession_number(head: bytes) -> str | None:
 class CaseDirectory:
     """AccessionNumber -> case uid, from the worklist; asks the spoke again on a miss (rate limited)."""
 
-    def __init__(self, source: WorklistSource | None, refresh_s: float = 5.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        source: WorklistSource | None,
+        refresh_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.source = source
         self.refresh_s = refresh_s
         self.clock = clock

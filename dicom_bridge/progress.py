@@ -72,7 +72,9 @@ class Ledger:
             return
         with self._transaction() as db:
             db.execute("ALTER TABLE instances ADD COLUMN settled_at REAL")
-            db.execute("UPDATE instances SET settled_at = ? WHERE state != 'received'", (time.time(),))
+            db.execute(
+                "UPDATE instances SET settled_at = ? WHERE state != 'received'", (time.time(),)
+            )
 
     def close(self) -> None:
         with self._lock:
@@ -91,15 +93,19 @@ class Ledger:
         Returns how many were new."""
         with self._transaction() as db:
             cursor = db.executemany(
-                "INSERT OR IGNORE INTO instances (sop_uid, accession, state) VALUES (?, ?, 'received')", list(items))
+                "INSERT OR IGNORE INTO instances (sop_uid, accession, state) VALUES (?, ?, 'received')",
+                list(items),
+            )
             return max(cursor.rowcount, 0)
 
     def mark(self, sop_uids: Iterable[str], state: str) -> None:
         """Record what the hub said about instances (``AT_HUB`` or ``REJECTED``)."""
         now = time.time()
         with self._transaction() as db:
-            db.executemany("UPDATE instances SET state = ?, settled_at = ? WHERE sop_uid = ?",
-                           [(state, now, u) for u in sop_uids])
+            db.executemany(
+                "UPDATE instances SET state = ?, settled_at = ? WHERE sop_uid = ?",
+                [(state, now, u) for u in sop_uids],
+            )
 
     def prune(self, older_than_s: float, now: float | None = None) -> int:
         """Forget accession numbers whose every instance was settled more than ``older_than_s``
@@ -109,7 +115,9 @@ class Ledger:
             cursor = db.execute(
                 """DELETE FROM instances WHERE accession IN (
                        SELECT accession FROM instances GROUP BY accession
-                       HAVING SUM(state = 'received') = 0 AND MAX(settled_at) < ?)""", (cutoff,))
+                       HAVING SUM(state = 'received') = 0 AND MAX(settled_at) < ?)""",
+                (cutoff,),
+            )
             db.execute("DELETE FROM links WHERE accession NOT IN (SELECT accession FROM instances)")
             db.execute("DELETE FROM pushed WHERE case_uid NOT IN (SELECT case_uid FROM links)")
             return max(cursor.rowcount, 0)
@@ -117,11 +125,16 @@ class Ledger:
     def link(self, accession: str, case_uid: str) -> None:
         """Remember the case an accession number belongs to."""
         with self._transaction() as db:
-            db.execute("INSERT OR REPLACE INTO links (accession, case_uid) VALUES (?, ?)", (accession, case_uid))
+            db.execute(
+                "INSERT OR REPLACE INTO links (accession, case_uid) VALUES (?, ?)",
+                (accession, case_uid),
+            )
 
     def case_of(self, accession: str) -> str | None:
         with self._lock:
-            row = self._db.execute("SELECT case_uid FROM links WHERE accession = ?", (accession,)).fetchone()
+            row = self._db.execute(
+                "SELECT case_uid FROM links WHERE accession = ?", (accession,)
+            ).fetchone()
         return str(row[0]) if row else None
 
     def counts(self) -> dict[str, Counts]:
@@ -140,15 +153,23 @@ class Ledger:
 
     def pushed(self, case_uid: str, counts: Counts) -> None:
         with self._transaction() as db:
-            db.execute("INSERT OR REPLACE INTO pushed VALUES (?, ?, ?, ?)",
-                             (case_uid, counts.received, counts.at_hub, counts.rejected))
+            db.execute(
+                "INSERT OR REPLACE INTO pushed VALUES (?, ?, ?, ?)",
+                (case_uid, counts.received, counts.at_hub, counts.rejected),
+            )
 
 
 class ProgressReporter:
     """Background thread pushing changed counts to the spoke; retries while the spoke is away."""
 
-    def __init__(self, ledger: Ledger, spoke_url: str, token: str, timeout_s: float = 5.0,
-                 retry_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        spoke_url: str,
+        token: str,
+        timeout_s: float = 5.0,
+        retry_s: float = 5.0,
+    ) -> None:
         self.ledger = ledger
         self.base = spoke_url.rstrip("/") + "/api/v1/cases/"
         self.token = token
@@ -189,16 +210,24 @@ class ProgressReporter:
     def _put(self, case_uid: str, counts: Counts) -> bool:
         headers: dict[str, Any] = {"Authorization": f"Bearer {self.token}"}
         try:
-            response = self._session.put(f"{self.base}{case_uid}/images-progress", json=counts.as_json(),
-                                         headers=headers, timeout=self.timeout_s)
+            response = self._session.put(
+                f"{self.base}{case_uid}/images-progress",
+                json=counts.as_json(),
+                headers=headers,
+                timeout=self.timeout_s,
+            )
         except requests.RequestException as exc:
             logger.info("progress of case %s not pushed: %s", case_uid, type(exc).__name__)
             return False
-        if response.status_code == 404:  # not (yet) a case of this clinic's spoke: nothing to show it on
+        if (
+            response.status_code == 404
+        ):  # not (yet) a case of this clinic's spoke: nothing to show it on
             self.ledger.pushed(case_uid, counts)
             return True
         if response.status_code >= 300:
-            logger.warning("spoke refused progress of case %s: HTTP %d", case_uid, response.status_code)
+            logger.warning(
+                "spoke refused progress of case %s: HTTP %d", case_uid, response.status_code
+            )
             return False
         self.ledger.pushed(case_uid, counts)
         return True

@@ -13,7 +13,21 @@ from collections.abc import Iterator
 IMPLICIT_LE = "1.2.840.10008.1.2"
 _NOT_READ = {"1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.2"}  # deflated, big endian
 # Explicit VRs whose length takes 4 bytes after 2 reserved ones (PS3.5 7.1.2).
-_LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
+_LONG_VRS = {
+    b"OB",
+    b"OD",
+    b"OF",
+    b"OL",
+    b"OV",
+    b"OW",
+    b"SQ",
+    b"SV",
+    b"UC",
+    b"UN",
+    b"UR",
+    b"UT",
+    b"UV",
+}
 _TAG = struct.Struct("<HH")
 SOP_INSTANCE_UID = 0x00080018
 ACCESSION_NUMBER = 0x00080050
@@ -28,8 +42,9 @@ def readable(transfer_syntax: str) -> bool:
     return transfer_syntax.startswith(IMPLICIT_LE) and transfer_syntax not in _NOT_READ
 
 
-def walk(data: bytes | bytearray | memoryview, offset: int, explicit: bool,
-         total: int | None = None) -> Iterator[tuple[int, bytes]]:
+def walk(
+    data: bytes | bytearray | memoryview, offset: int, explicit: bool, total: int | None = None
+) -> Iterator[tuple[int, bytes]]:
     """``(tag, value)`` of the elements from ``offset`` while ``data`` holds them whole.
 
     ``total``: the data set's full length when known (``data`` may be its first part only); an
@@ -44,24 +59,28 @@ def walk(data: bytes | bytearray | memoryview, offset: int, explicit: bool,
             raise NotADataSet(f"element ({group:04X},{element:04X}) out of order")
         previous = tag
         if explicit:
-            vr = bytes(data[offset + 4: offset + 6])
+            vr = bytes(data[offset + 4 : offset + 6])
             if not (vr.isalpha() and vr.isupper()):
-                raise NotADataSet(f"element ({group:04X},{element:04X}) has no value representation")
+                raise NotADataSet(
+                    f"element ({group:04X},{element:04X}) has no value representation"
+                )
             if vr in _LONG_VRS:
                 if offset + 12 > end:
                     return
-                length, header = int.from_bytes(data[offset + 8: offset + 12], "little"), 12
+                length, header = int.from_bytes(data[offset + 8 : offset + 12], "little"), 12
             else:
-                length, header = int.from_bytes(data[offset + 6: offset + 8], "little"), 8
+                length, header = int.from_bytes(data[offset + 6 : offset + 8], "little"), 8
         else:
-            length, header = int.from_bytes(data[offset + 4: offset + 8], "little"), 8
+            length, header = int.from_bytes(data[offset + 4 : offset + 8], "little"), 8
         if length == 0xFFFFFFFF:
             return
         if total is not None and offset + header + length > total:
-            raise NotADataSet(f"element ({group:04X},{element:04X}) runs past the end of the data set")
+            raise NotADataSet(
+                f"element ({group:04X},{element:04X}) runs past the end of the data set"
+            )
         if offset + header + length > end:
             return
-        yield tag, bytes(data[offset + header: offset + header + length])
+        yield tag, bytes(data[offset + header : offset + header + length])
         offset += header + length
 
 
@@ -84,7 +103,9 @@ def part10_syntax(head: bytes) -> tuple[str, int] | None:
     return None
 
 
-def dataset_problem(head: bytes | bytearray, total: int, transfer_syntax: str, sop_instance_uid: str) -> str | None:
+def dataset_problem(
+    head: bytes | bytearray, total: int, transfer_syntax: str, sop_instance_uid: str
+) -> str | None:
     """What is surely wrong with a received data set, judged by its first bytes ``head`` (of
     ``total``); None when nothing is, or nothing can be told (the hub reads it whole later)."""
     if not readable(transfer_syntax):

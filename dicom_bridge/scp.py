@@ -62,10 +62,15 @@ def calling_aet_allow_list(settings: Any) -> list[str]:
 
 def supported_contexts() -> list[PresentationContext]:
     """The presentation contexts the bridge accepts (as SCP)."""
-    contexts = [build_context(Verification, QUERY_TRANSFER_SYNTAXES),
-                build_context(ModalityWorklistInformationFind, QUERY_TRANSFER_SYNTAXES)]
-    contexts += [build_context(context.abstract_syntax, TRANSFER_SYNTAXES)
-                 for context in AllStoragePresentationContexts if context.abstract_syntax is not None]
+    contexts = [
+        build_context(Verification, QUERY_TRANSFER_SYNTAXES),
+        build_context(ModalityWorklistInformationFind, QUERY_TRANSFER_SYNTAXES),
+    ]
+    contexts += [
+        build_context(context.abstract_syntax, TRANSFER_SYNTAXES)
+        for context in AllStoragePresentationContexts
+        if context.abstract_syntax is not None
+    ]
     return contexts
 
 
@@ -83,11 +88,16 @@ def server_config(settings: Any) -> ServerConfig:
 
 
 def start_scp(
-    settings: Any, spool: Spool, wake: threading.Event | None = None, worklist: WorklistSource | None = None
+    settings: Any,
+    spool: Spool,
+    wake: threading.Event | None = None,
+    worklist: WorklistSource | None = None,
 ) -> DicomServer:
     """Start the bridge's DICOM server in the background on ``(settings.host, settings.port)``.
 
     ``server.server_address`` has the bound port (useful with port 0); ``server.shutdown()`` stops it.
     """
     config = server_config(settings)
-    return DicomServer(str(settings.host), int(settings.port), config, Services(spool, wake, worklist)).start()
+    return DicomServer(
+        str(settings.host), int(settings.port), config, Services(spool, wake, worklist)
+    ).start()

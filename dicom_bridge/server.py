@@ -117,8 +117,14 @@ class Services:
 class Association:
     """One accepted connection, from A-ASSOCIATE-RQ to release or abort, in its own thread."""
 
-    def __init__(self, sock: socket.socket, address: tuple[str, int], config: ServerConfig,
-                 services: Services, server: DicomServer) -> None:
+    def __init__(
+        self,
+        sock: socket.socket,
+        address: tuple[str, int],
+        config: ServerConfig,
+        services: Services,
+        server: DicomServer,
+    ) -> None:
         self.sock = sock
         self.peer = f"{address[0]}:{address[1]}"
         self.config = config
@@ -153,7 +159,9 @@ class Association:
             logger.warning("association from %s aborted: %s", self.peer, exc)
             self._send_abort(exc.reason)
         except PeerGone:
-            logger.info("association from AE %r at %s ended by the peer", self.calling_ae, self.peer)
+            logger.info(
+                "association from AE %r at %s ended by the peer", self.calling_ae, self.peer
+            )
         except TimeoutError:
             logger.warning("association from %s aborted: silent for too long", self.peer)
             self._send_abort(0x00)
@@ -164,12 +172,21 @@ class Association:
             self._send_abort(0x00)
         finally:
             if self._instance is not None:  # an instance never answered is never kept
-                logger.warning("association from AE %r at %s ended during instance %s: dropped, the "
-                               "modality must send it again", self.calling_ae, self.peer, self._instance.uid)
+                logger.warning(
+                    "association from AE %r at %s ended during instance %s: dropped, the "
+                    "modality must send it again",
+                    self.calling_ae,
+                    self.peer,
+                    self._instance.uid,
+                )
                 self._instance.abandon()
             if self.stored:
-                logger.info("association from AE %r at %s ended: %d instance(s) spooled",
-                            self.calling_ae, self.peer, self.stored)
+                logger.info(
+                    "association from AE %r at %s ended: %d instance(s) spooled",
+                    self.calling_ae,
+                    self.peer,
+                    self.stored,
+                )
             with contextlib.suppress(OSError):
                 self.rfile.close()
 
@@ -179,9 +196,11 @@ class Association:
         if pdu_type == A_ABORT_TYPE:
             raise PeerGone()
         if pdu_type != A_ASSOCIATE_RQ_TYPE:
-            raise ProtocolError(f"not a DICOM association request (first byte 0x{pdu_type:02X}; "
-                                f"{'an HTTP client?' if pdu_type in _HTTP_FIRST_BYTES else 'not a DICOM peer?'})",
-                                ABORT_UNEXPECTED_PDU)
+            raise ProtocolError(
+                f"not a DICOM association request (first byte 0x{pdu_type:02X}; "
+                f"{'an HTTP client?' if pdu_type in _HTTP_FIRST_BYTES else 'not a DICOM peer?'})",
+                ABORT_UNEXPECTED_PDU,
+            )
         if length > MAX_REQUEST_PDU:
             raise ProtocolError(f"association request of {length} bytes")
         raw = self._read(length)
@@ -193,14 +212,22 @@ class Association:
             raise ProtocolError(f"unreadable association request: {exc}") from exc
         self.calling_ae = str(request.calling_ae_title or "").strip()
         if self.config.allowed_aes and self.calling_ae not in self.config.allowed_aes:
-            logger.warning("association from AE %r at %s rejected: not in allowed_aes %s (TELECONSULT_BRIDGE_"
-                           "ALLOWED_AES; AE titles are case sensitive)", self.calling_ae, self.peer,
-                           ",".join(self.config.allowed_aes))
+            logger.warning(
+                "association from AE %r at %s rejected: not in allowed_aes %s (TELECONSULT_BRIDGE_"
+                "ALLOWED_AES; AE titles are case sensitive)",
+                self.calling_ae,
+                self.peer,
+                ",".join(self.config.allowed_aes),
+            )
             self._send_reject(REJECT_CALLING_AE)
             return False
         if not self.server.admit():
-            logger.warning("association from AE %r at %s rejected: %d associations already open",
-                           self.calling_ae, self.peer, self.config.max_associations)
+            logger.warning(
+                "association from AE %r at %s rejected: %d associations already open",
+                self.calling_ae,
+                self.peer,
+                self.config.max_associations,
+            )
             self._send_reject(REJECT_BUSY)
             return False
         self.admitted = True
@@ -211,12 +238,19 @@ class Association:
             elif isinstance(item, SCP_SCU_RoleSelectionNegotiation) and item.sop_class_uid:
                 roles[UID(str(item.sop_class_uid))] = (item.scu_role, item.scp_role)
         results, role_items = negotiate_as_acceptor(
-            request.presentation_context_definition_list, self.config.contexts, roles or None)
-        self.accepted = {int(cx.context_id): cx for cx in results if cx.result == 0x00 and cx.context_id}
+            request.presentation_context_definition_list, self.config.contexts, roles or None
+        )
+        self.accepted = {
+            int(cx.context_id): cx for cx in results if cx.result == 0x00 and cx.context_id
+        }
         self._send_accept(request, results, role_items)
         self.services.spool.prepare()
-        logger.debug("association from AE %r at %s accepted, %d context(s)", self.calling_ae, self.peer,
-                     len(self.accepted))
+        logger.debug(
+            "association from AE %r at %s accepted, %d context(s)",
+            self.calling_ae,
+            self.peer,
+            len(self.accepted),
+        )
         return True
 
     def _serve(self) -> None:
@@ -248,7 +282,9 @@ class Association:
             if remaining < 0:
                 raise ProtocolError("PDV item runs past the end of its P-DATA-TF")
             if context_id not in self.accepted:
-                raise ProtocolError(f"data on presentation context {context_id}, which was not accepted")
+                raise ProtocolError(
+                    f"data on presentation context {context_id}, which was not accepted"
+                )
             if is_command:
                 self._command_fragment(context_id, size, last)
             else:
@@ -274,13 +310,22 @@ class Association:
         self._request = request
         context = self.accepted[context_id]
         if request.field == C_STORE_RQ and request.sop_class_uid != context.abstract_syntax:
-            logger.warning("C-STORE of SOP class %s from %s on a context for %s: refused", request.sop_class_uid,
-                           self.peer, context.abstract_syntax)  # its data set is read and dropped
+            logger.warning(
+                "C-STORE of SOP class %s from %s on a context for %s: refused",
+                request.sop_class_uid,
+                self.peer,
+                context.abstract_syntax,
+            )  # its data set is read and dropped
         elif request.field == C_STORE_RQ:
             self._instance = StoredInstance(
-                self.services.spool, request.sop_class_uid, request.sop_instance_uid,
-                str(context.transfer_syntax[0]), self.calling_ae, self.peer,
-                self.services.wake)
+                self.services.spool,
+                request.sop_class_uid,
+                request.sop_instance_uid,
+                str(context.transfer_syntax[0]),
+                self.calling_ae,
+                self.peer,
+                self.services.wake,
+            )
         elif request.has_dataset:
             self._dataset = bytearray()
         if not request.has_dataset:
@@ -334,13 +379,22 @@ class Association:
         elif request.field == C_CANCEL_RQ:
             pass  # C-FIND answers are sent as they are made: nothing is left to cancel
         else:
-            logger.warning("%s from %s: operation 0x%04X not supported", self.calling_ae, self.peer, request.field)
+            logger.warning(
+                "%s from %s: operation 0x%04X not supported",
+                self.calling_ae,
+                self.peer,
+                request.field,
+            )
             self._respond(request, context_id, UNRECOGNISED_OPERATION)
 
     def _find(self, request: Command, context_id: int, dataset: bytearray | None) -> None:
         context = self.accepted[context_id]
         worklist = self.services.worklist
-        if worklist is None or context.abstract_syntax != ModalityWorklistInformationFind or not dataset:
+        if (
+            worklist is None
+            or context.abstract_syntax != ModalityWorklistInformationFind
+            or not dataset
+        ):
             self._respond(request, context_id, UNABLE_TO_PROCESS)
             return
         implicit = context.transfer_syntax[0] == ImplicitVRLittleEndian
@@ -359,16 +413,29 @@ class Association:
 
     # -- sending ---------------------------------------------------------------------------------
 
-    def _respond(self, request: Command, context_id: int, status: int, *, identifier: bytes | None = None,
-                 with_instance: bool = False) -> None:
-        command = encode_response(request, status, dataset=identifier is not None, with_instance=with_instance)
+    def _respond(
+        self,
+        request: Command,
+        context_id: int,
+        status: int,
+        *,
+        identifier: bytes | None = None,
+        with_instance: bool = False,
+    ) -> None:
+        command = encode_response(
+            request, status, dataset=identifier is not None, with_instance=with_instance
+        )
         pdus = list(p_data_tf(context_id, command, True, self.peer_max_pdu))
         if identifier is not None:
             pdus += p_data_tf(context_id, identifier, False, self.peer_max_pdu)
         self.sock.sendall(b"".join(pdus))
 
-    def _send_accept(self, request: A_ASSOCIATE, results: list[PresentationContext],
-                     role_items: list[SCP_SCU_RoleSelectionNegotiation]) -> None:
+    def _send_accept(
+        self,
+        request: A_ASSOCIATE,
+        results: list[PresentationContext],
+        role_items: list[SCP_SCU_RoleSelectionNegotiation],
+    ) -> None:
         primitive = A_ASSOCIATE()
         primitive.application_context_name = APPLICATION_CONTEXT_NAME
         primitive.calling_ae_title = request.calling_ae_title
@@ -443,7 +510,9 @@ class _Handler(socketserver.BaseRequestHandler):
 
     def handle(self) -> None:
         owner = self.server.owner
-        association = Association(self.request, self.client_address, owner.config, owner.services, owner)
+        association = Association(
+            self.request, self.client_address, owner.config, owner.services, owner
+        )
         owner.opened(self.request, association)
         try:
             association.run()
@@ -461,8 +530,12 @@ class DicomServer:
         self._admitted = 0
         self._lock = threading.Lock()
         self._tcp = _TCPServer((host, port), self)
-        self._thread = threading.Thread(target=self._tcp.serve_forever, kwargs={"poll_interval": 0.2},
-                                        name="dicom-server", daemon=True)
+        self._thread = threading.Thread(
+            target=self._tcp.serve_forever,
+            kwargs={"poll_interval": 0.2},
+            name="dicom-server",
+            daemon=True,
+        )
 
     @property
     def server_address(self) -> tuple[Any, ...]:

@@ -45,7 +45,9 @@ def is_valid_uid(uid: str) -> bool:
 
 
 # O_TMPFILE + linkat needs Linux, a file system that has it, and /proc to name the open file.
-_HAVE_TMPFILE = sys.platform.startswith("linux") and hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")
+_HAVE_TMPFILE = (
+    sys.platform.startswith("linux") and hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")
+)
 _NO_TMPFILE = {errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOENT}
 _NO_LINK = {errno.EXDEV, errno.EPERM, errno.ENOENT}
 _MAX_SPARES = 8  # about one per association that is receiving at once
@@ -157,7 +159,12 @@ class SpoolWriter:
     def _link(self) -> None:
         dir_fd = os.open(self.spool.incoming_dir, os.O_RDONLY | os.O_DIRECTORY)
         try:  # a dir fd makes CPython call linkat(AT_SYMLINK_FOLLOW), not link()
-            os.link(f"/proc/self/fd/{self._fd}", self.final.name, dst_dir_fd=dir_fd, follow_symlinks=True)
+            os.link(
+                f"/proc/self/fd/{self._fd}",
+                self.final.name,
+                dst_dir_fd=dir_fd,
+                follow_symlinks=True,
+            )
         except FileExistsError:
             return self._duplicate()  # the same instance, spooled by another association meanwhile
         except OSError as exc:
@@ -199,7 +206,9 @@ class SpoolWriter:
         else:
             logger.warning(
                 "instance %s arrived again with different content: the first is kept "
-                "(a corrected image needs a new SOPInstanceUID)", self.uid)
+                "(a corrected image needs a new SOPInstanceUID)",
+                self.uid,
+            )
 
     def discard(self) -> None:
         """Drop what was written (safe to call after commit, and more than once)."""
@@ -222,7 +231,9 @@ class Spool:
         self.incoming_dir = self.root / "incoming"
         self.rejected_dir = self.root / "rejected"
         self._lock = threading.Lock()
-        self._spares: list[int] = []  # nameless files opened ahead of the instances that will fill them
+        self._spares: list[
+            int
+        ] = []  # nameless files opened ahead of the instances that will fill them
         for directory in (self.tmp_dir, self.incoming_dir, self.rejected_dir):
             directory.mkdir(parents=True, exist_ok=True)
         self._clean_tmp()
@@ -271,7 +282,9 @@ class Spool:
         """Return where the instance ``sop_instance_uid`` waits in ``incoming/``."""
         return self.incoming_dir / f"{sop_instance_uid}{SUFFIX}"
 
-    def put(self, data: bytes | Sequence[bytes | memoryview], sop_instance_uid: str | None = None) -> Path:
+    def put(
+        self, data: bytes | Sequence[bytes | memoryview], sop_instance_uid: str | None = None
+    ) -> Path:
         """Spool one encoded instance durably; a second put of the same UID is a no-op success.
 
         ``data`` is the Part 10 bytes, or its pieces in order (written without joining them).

@@ -44,13 +44,17 @@ class SpokeWorklist:
 
     def open_cases(self) -> list[dict[str, Any]]:
         try:
-            response = requests.get(self.url, headers={"Authorization": f"Bearer {self.token}"}, timeout=self.timeout_s)
+            response = requests.get(
+                self.url, headers={"Authorization": f"Bearer {self.token}"}, timeout=self.timeout_s
+            )
             response.raise_for_status()
             items = list(response.json()["items"])
         except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
             with self._lock:
                 if self._last is None:
-                    raise WorklistUnavailable(f"the spoke's worklist at {self.url} did not answer: {exc}") from exc
+                    raise WorklistUnavailable(
+                        f"the spoke's worklist at {self.url} did not answer: {exc}"
+                    ) from exc
                 logger.warning("worklist: spoke did not answer (%s); using the last list", exc)
                 return list(self._last)
         with self._lock:
@@ -99,7 +103,9 @@ def find(query: Dataset, cases: list[dict[str, Any]]) -> Iterator[Dataset]:
     """Yield the worklist items matching ``query``, holding only the attributes it asked for."""
     step_query = _first_step(query)
     modality = str(step_query.get("Modality", "") or "") if step_query is not None else ""
-    station = str(step_query.get("ScheduledStationAETitle", "") or "") if step_query is not None else ""
+    station = (
+        str(step_query.get("ScheduledStationAETitle", "") or "") if step_query is not None else ""
+    )
     for case in cases:
         item = worklist_item(case, modality, station)
         if _matches(query, item):
@@ -107,7 +113,13 @@ def find(query: Dataset, cases: list[dict[str, Any]]) -> Iterator[Dataset]:
 
 
 def _matches(query: Dataset, item: Dataset) -> bool:
-    for keyword in ("PatientName", "PatientID", "AccessionNumber", "RequestedProcedureID", "StudyInstanceUID"):
+    for keyword in (
+        "PatientName",
+        "PatientID",
+        "AccessionNumber",
+        "RequestedProcedureID",
+        "StudyInstanceUID",
+    ):
         if not _match_text(query.get(keyword), item.get(keyword)):
             return False
     step_query, step = _first_step(query), item.ScheduledProcedureStepSequence[0]
@@ -143,7 +155,9 @@ def _restrict(query: Dataset, item: Dataset) -> Dataset:
             continue
         if keyword == "ScheduledProcedureStepSequence":
             step_query = _first_step(query) or Dataset()
-            out.ScheduledProcedureStepSequence = Sequence([_restrict(step_query, item.ScheduledProcedureStepSequence[0])])
+            out.ScheduledProcedureStepSequence = Sequence(
+                [_restrict(step_query, item.ScheduledProcedureStepSequence[0])]
+            )
             continue
         out[element.tag] = item.get(element.tag, element)
     return out

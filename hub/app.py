@@ -24,7 +24,9 @@ log = logging.getLogger(__name__)
 
 
 def create_app(
-    settings: Settings | None = None, test_config: dict[str, Any] | None = None, clock: Clock | None = None
+    settings: Settings | None = None,
+    test_config: dict[str, Any] | None = None,
+    clock: Clock | None = None,
 ) -> Flask:
     settings = settings or load_settings("hub", overrides=test_config)
     app = Flask(__name__)
@@ -70,4 +72,3 @@ def create_app(
     app.extensions["teleconsult.socketio"] = socketio
     EventPublisher(lambda event, msg, rooms: socketio.emit(event, msg, to=rooms)).bind(db.sessions)
     return app
-

@@ -76,7 +76,9 @@ def check_csrf() -> None:
     try:
         validate_csrf(sent)
     except ValidationError:
-        raise Forbidden("This page is out of date (CSRF check failed): reload it and try again.") from None
+        raise Forbidden(
+            "This page is out of date (CSRF check failed): reload it and try again."
+        ) from None
 
 
 def current_principal() -> Principal:

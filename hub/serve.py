@@ -23,7 +23,9 @@ def schema_is_current(url: str) -> bool:
     engine = make_engine(url)
     try:
         with engine.connect() as conn:
-            return set(MigrationContext.configure(conn).get_current_heads()) == set(script.get_heads())
+            return set(MigrationContext.configure(conn).get_current_heads()) == set(
+                script.get_heads()
+            )
     finally:
         engine.dispose()
 
@@ -43,10 +45,17 @@ def main(argv: list[str] | None = None) -> None:
     url = default_url(settings)
     _green_postgres(settings, url)
     if not schema_is_current(url):
-        sys.exit("The hub database is not at the newest schema: run `teleconsult db upgrade` first.")
+        sys.exit(
+            "The hub database is not at the newest schema: run `teleconsult db upgrade` first."
+        )
     app = create_app(settings)
     socketio = app.extensions["teleconsult.socketio"]
-    log.info("Teleconsult hub listening on http://%s:%s (%s)", settings.host, settings.port, settings.async_mode)
+    log.info(
+        "Teleconsult hub listening on http://%s:%s (%s)",
+        settings.host,
+        settings.port,
+        settings.async_mode,
+    )
     start_periodic_jobs(app, settings.socket_check_s, extra=[lambda: workflow_tick(app)])
     kwargs: dict[str, object] = {"log_output": False}
     if settings.async_mode == "eventlet":

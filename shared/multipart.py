@@ -16,7 +16,9 @@ def new_boundary() -> str:
     return "tc-" + secrets.token_hex(16)
 
 
-def build_related(parts: Iterable[bytes], part_type: str = "application/dicom") -> tuple[bytes, str]:
+def build_related(
+    parts: Iterable[bytes], part_type: str = "application/dicom"
+) -> tuple[bytes, str]:
     """Return ``(body, content_type)`` for ``parts``, each with ``Content-Type: part_type``."""
     boundary = new_boundary()
     delimiter = b"--" + boundary.encode()

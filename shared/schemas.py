@@ -171,7 +171,6 @@ class SpecialistQuerySchema(Schema):
     specialty = fields.String()
 
 
-
 def load_or_raise(schema: Schema, data: Any) -> dict[str, Any]:
     """Load ``data`` with ``schema``; a missing or non-object body counts as invalid input."""
     from shared.errors import InvalidInput
@@ -181,7 +180,9 @@ def load_or_raise(schema: Schema, data: Any) -> dict[str, Any]:
     try:
         result: dict[str, Any] = schema.load(data)
     except ValidationError as exc:
-        raise InvalidInput("Some fields are missing or invalid.", fields=_flatten(exc.messages)) from None
+        raise InvalidInput(
+            "Some fields are missing or invalid.", fields=_flatten(exc.messages)
+        ) from None
     return result
 
 

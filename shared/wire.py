@@ -77,8 +77,12 @@ class CaseSchema(Schema):
     question = fields.String()
     raised_by = fields.Nested(UserRefSchema, allow_none=True)
     assigned_to = fields.Nested(UserRefSchema, allow_none=True)
-    queue_position = fields.Integer(allow_none=True, metadata={"description": "1-based; null once review started"})
-    eta = fields.DateTime(allow_none=True, metadata={"description": "when the case is expected to be seen"})
+    queue_position = fields.Integer(
+        allow_none=True, metadata={"description": "1-based; null once review started"}
+    )
+    eta = fields.DateTime(
+        allow_none=True, metadata={"description": "when the case is expected to be seen"}
+    )
     sla_due_at = fields.DateTime(allow_none=True)
     sla_breached = fields.Boolean()
     first_response_at = fields.DateTime(allow_none=True)
@@ -184,8 +188,11 @@ class DashboardSummarySchema(Schema):
     sla_breaches = fields.Integer(metadata={"description": "breaches today"})
     sla_breaches_open = fields.Integer()
     specialists = fields.List(fields.Nested(DashboardSpecialistSchema))
-    shortfall = fields.Dict(keys=fields.String(), values=fields.Integer(),
-                            metadata={"description": "specialty code -> specialists missing"})
+    shortfall = fields.Dict(
+        keys=fields.String(),
+        values=fields.Integer(),
+        metadata={"description": "specialty code -> specialists missing"},
+    )
     spokes = fields.List(fields.Nested(SpokeTodaySchema))
 
 

@@ -113,14 +113,23 @@ class Accounts:
         now = self.clock.now()
         with self.db.session() as session:
             user = self._user(session, doctor.username)
-            session.add(LocalToken(token_hash=digest(raw), user_id=user.id, created_at=now, expires_at=now + TOKEN_TTL))
+            session.add(
+                LocalToken(
+                    token_hash=digest(raw),
+                    user_id=user.id,
+                    created_at=now,
+                    expires_at=now + TOKEN_TTL,
+                )
+            )
         return raw, int(TOKEN_TTL.total_seconds())
 
     def authenticate(self, raw_token: str) -> ClinicDoctor:
         if not raw_token:
             raise NotAuthenticated("Sign in first: send 'Authorization: Bearer <token>'.")
         with self.db.session() as session:
-            token = session.scalar(select(LocalToken).where(LocalToken.token_hash == digest(raw_token)))
+            token = session.scalar(
+                select(LocalToken).where(LocalToken.token_hash == digest(raw_token))
+            )
             if token is None or token.revoked_at is not None:
                 raise NotAuthenticated("The token is not valid.")
             if token.expires_at <= self.clock.now():
@@ -132,7 +141,11 @@ class Accounts:
         """The cached clinic doctor ``username`` (for a page session), if still allowed here."""
         with self.db.session() as session:
             row = session.scalar(select(LocalUser).where(LocalUser.username == username))
-            if row is None or row.role != Role.SPOKE_DOCTOR.value or row.spoke_code != self.spoke_code:
+            if (
+                row is None
+                or row.role != Role.SPOKE_DOCTOR.value
+                or row.spoke_code != self.spoke_code
+            ):
                 return None
             return ClinicDoctor(row.username, row.name)
 

@@ -72,7 +72,9 @@ def attach(study_uid: str) -> ResponseReturnValue:
     bearer_doctor()
     case_uid = str((_json() or {}).get("case_uid") or "").strip()
     if not case_uid:
-        raise InvalidInput("Name the case to attach the study to.", fields={"case_uid": ["required"]})
+        raise InvalidInput(
+            "Name the case to attach the study to.", fields={"case_uid": ["required"]}
+        )
     s = spoke()
     s.store.get_case(case_uid)  # 404 unless the case is this clinic's
     return jsonify(Inbox(s.hub_api).attach(study_uid, case_uid))

@@ -38,17 +38,31 @@ def build_spoke(settings: Settings, clock: Clock | None = None) -> Spoke:
     hub_api = HubApi(settings.hub_url, settings.spoke_token, settings.hub_timeout_s)
     store = CaseStore(db, clock, settings.spoke_code)
     return Spoke(
-        settings=settings, db=db, clock=clock, hub_api=hub_api, store=store,
+        settings=settings,
+        db=db,
+        clock=clock,
+        hub_api=hub_api,
+        store=store,
         accounts=Accounts(db, hub_api, clock, settings.spoke_code),
         outbox=OutboxWorker(store, hub_api, settings.sync_interval_s),
-        hub_client=HubClient(settings.hub_url, settings.spoke_token, store, hub_api, settings.hub_timeout_s),
-        uploads=build_worker(settings.data_dir, store, settings.hub_url, settings.spoke_token,
-                             settings.hub_timeout_s, settings.sync_interval_s),
+        hub_client=HubClient(
+            settings.hub_url, settings.spoke_token, store, hub_api, settings.hub_timeout_s
+        ),
+        uploads=build_worker(
+            settings.data_dir,
+            store,
+            settings.hub_url,
+            settings.spoke_token,
+            settings.hub_timeout_s,
+            settings.sync_interval_s,
+        ),
     )
 
 
 def create_app(
-    settings: Settings | None = None, test_config: dict[str, Any] | None = None, clock: Clock | None = None
+    settings: Settings | None = None,
+    test_config: dict[str, Any] | None = None,
+    clock: Clock | None = None,
 ) -> Flask:
     """A spoke app; ``app.extensions["spoke"].start()`` starts the outbox and the hub client."""
     settings = settings or load_settings("spoke", overrides=test_config)
@@ -83,8 +97,10 @@ def create_app(
 
 
 # Scripts, styles and images of the spoke itself only: no inline code, no CDN.
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-       "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+)
 
 
 def _security_headers(response: Response) -> Response:
@@ -97,7 +113,9 @@ def _security_headers(response: Response) -> Response:
 
 def _healthz() -> ResponseReturnValue:
     s = spoke()
-    return jsonify(status="ok", hub_reachable=s.outbox.hub_reachable, outbox_pending=s.store.count_pending())
+    return jsonify(
+        status="ok", hub_reachable=s.outbox.hub_reachable, outbox_pending=s.store.count_pending()
+    )
 
 
 def _wants_json() -> bool:
@@ -113,7 +131,9 @@ def _register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(CSRFError)
     def _csrf_error(exc: CSRFError) -> ResponseReturnValue:
-        message = gettext("This form has expired or did not come from this page: go back, reload and try again.")
+        message = gettext(
+            "This form has expired or did not come from this page: go back, reload and try again."
+        )
         return render_template("error.html", message=message), 400
 
     @app.errorhandler(HTTPException)

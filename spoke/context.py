@@ -65,5 +65,9 @@ def bearer_service() -> None:
     """Check the caller is this clinic's own bridge: it holds the spoke's service token."""
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     expected = str(spoke().settings.spoke_token or "")
-    if scheme.lower() != "bearer" or not expected or not hmac.compare_digest(token.strip(), expected):
+    if (
+        scheme.lower() != "bearer"
+        or not expected
+        or not hmac.compare_digest(token.strip(), expected)
+    ):
         raise NotAuthenticated("Send the spoke's service token: 'Authorization: Bearer <token>'.")

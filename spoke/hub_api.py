@@ -18,7 +18,9 @@ class HubUnavailable(Exception):
 class HubRefused(Exception):
     """The hub answered with a 4xx: ``status``, the hub's error ``code``, ``message``, ``fields``."""
 
-    def __init__(self, status: int, code: str, message: str, fields: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, fields: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(f"{status} {code}: {message}")
         self.status = status
         self.code = code
@@ -47,7 +49,9 @@ class HubApi:
         return result
 
     def list_cases(self, page: int, per_page: int = 100) -> dict[str, Any]:
-        result: dict[str, Any] = self._request("GET", "/api/v1/cases", params={"page": page, "per_page": per_page})
+        result: dict[str, Any] = self._request(
+            "GET", "/api/v1/cases", params={"page": page, "per_page": per_page}
+        )
         return result
 
     def advice_for(self, case_id: int) -> list[dict[str, Any]]:
@@ -60,21 +64,29 @@ class HubApi:
 
     def unlinked_studies(self) -> list[dict[str, Any]]:
         """QIDO-RS: this spoke's studies at the hub that matched no case (the inbox)."""
-        result: list[dict[str, Any]] = self._request("GET", "/dicomweb/studies", params={"linked": "false"})
+        result: list[dict[str, Any]] = self._request(
+            "GET", "/dicomweb/studies", params={"linked": "false"}
+        )
         return result
 
     def attach_study(self, study_uid: str, case_uid: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._request("PUT", f"/dicomweb/studies/{study_uid}/case", json={"case_uid": case_uid})
+        result: dict[str, Any] = self._request(
+            "PUT", f"/dicomweb/studies/{study_uid}/case", json={"case_uid": case_uid}
+        )
         return result
 
     def post_message(self, case_id: int, text: str) -> dict[str, Any]:
         """Write in the case's thread at the hub (the clinic's pages; online only)."""
-        result: dict[str, Any] = self._request("POST", f"/api/v1/cases/{case_id}/messages", json={"text": text})
+        result: dict[str, Any] = self._request(
+            "POST", f"/api/v1/cases/{case_id}/messages", json={"text": text}
+        )
         return result
 
     def provide_info(self, case_id: int, text: str) -> dict[str, Any]:
         """Answer the specialist's request for information; the case goes back to them."""
-        result: dict[str, Any] = self._request("POST", f"/api/v1/cases/{case_id}/provide-info", json={"text": text})
+        result: dict[str, Any] = self._request(
+            "POST", f"/api/v1/cases/{case_id}/provide-info", json={"text": text}
+        )
         return result
 
     def close_case(self, case_id: int) -> dict[str, Any]:
@@ -91,7 +103,9 @@ class HubApi:
         if auth:
             headers["Authorization"] = f"Bearer {self.spoke_token}"
         try:
-            response = requests.request(method, self.base + path, headers=headers, timeout=self.timeout_s, **kwargs)
+            response = requests.request(
+                method, self.base + path, headers=headers, timeout=self.timeout_s, **kwargs
+            )
         except requests.RequestException as exc:
             raise HubUnavailable(f"{method} {path}: {exc.__class__.__name__}: {exc}") from exc
         if response.status_code >= 500:

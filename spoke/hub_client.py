@@ -33,7 +33,12 @@ class HubClient:
     """A reconnecting Socket.IO connection to the hub with ``start()`` / ``stop()``."""
 
     def __init__(
-        self, hub_url: str, spoke_token: str, store: CaseStore, hub_api: HubApi, call_timeout_s: float = 10.0,
+        self,
+        hub_url: str,
+        spoke_token: str,
+        store: CaseStore,
+        hub_api: HubApi,
+        call_timeout_s: float = 10.0,
         max_delay_s: float = 30.0,
     ) -> None:
         self.hub_url = hub_url
@@ -43,7 +48,10 @@ class HubClient:
         self.call_timeout_s = call_timeout_s
         self.max_delay_s = max_delay_s
         self.sio = socketio.Client(
-            reconnection=True, reconnection_delay=1, reconnection_delay_max=max_delay_s, handle_sigint=False
+            reconnection=True,
+            reconnection_delay=1,
+            reconnection_delay_max=max_delay_s,
+            handle_sigint=False,
         )
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -69,9 +77,13 @@ class HubClient:
         if self._thread is not None:
             return
         self._stop.clear()
-        self._worker = threading.Thread(target=self._store_events, name="spoke-hub-events", daemon=True)
+        self._worker = threading.Thread(
+            target=self._store_events, name="spoke-hub-events", daemon=True
+        )
         self._worker.start()
-        self._thread = threading.Thread(target=self._connect_loop, name="spoke-hub-client", daemon=True)
+        self._thread = threading.Thread(
+            target=self._connect_loop, name="spoke-hub-client", daemon=True
+        )
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -97,10 +109,14 @@ class HubClient:
         delay = 1.0
         while not self._stop.is_set():
             try:
-                self.sio.connect(self.hub_url, auth={"token": self.spoke_token}, wait_timeout=self.call_timeout_s)
+                self.sio.connect(
+                    self.hub_url, auth={"token": self.spoke_token}, wait_timeout=self.call_timeout_s
+                )
                 break
             except (socketio.exceptions.ConnectionError, ValueError) as exc:
-                log.warning("cannot connect to the hub at %s (%s): retry in %.0fs", self.hub_url, exc, delay)
+                log.warning(
+                    "cannot connect to the hub at %s (%s): retry in %.0fs", self.hub_url, exc, delay
+                )
             self._stop.wait(delay)
             delay = min(self.max_delay_s, delay * 2)
         if self._stop.is_set() and self.sio.connected:
@@ -121,7 +137,9 @@ class HubClient:
     def catch_up(self) -> None:
         """Ask for missed events, then mirror every case of this spoke and missing advice."""
         try:
-            answer = self.sio.call(protocol.RESUME, {"after_seq": self.store.last_seq()}, timeout=self.call_timeout_s)
+            answer = self.sio.call(
+                protocol.RESUME, {"after_seq": self.store.last_seq()}, timeout=self.call_timeout_s
+            )
             log.info("resume: %s", answer)
             self.mirror()
             for advice_id in self.store.unacked_advice():
@@ -155,7 +173,9 @@ class HubClient:
             if advice is not None:
                 self._ack(advice)
         except Exception:
-            log.exception("could not store hub event %s", data.get("seq") if isinstance(data, dict) else data)
+            log.exception(
+                "could not store hub event %s", data.get("seq") if isinstance(data, dict) else data
+            )
 
     def _ack(self, advice: dict[str, Any]) -> None:
         answer = self.sio.call(ADVICE_ACK, {"advice_id": advice["id"]}, timeout=self.call_timeout_s)

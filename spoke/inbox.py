@@ -46,7 +46,9 @@ class Inbox:
         try:
             return [study_summary(item) for item in self.hub_api.unlinked_studies()]
         except HubUnavailable as exc:
-            raise InboxUnavailable("The hub cannot be reached now: the inbox is shown when the link is back.") from exc
+            raise InboxUnavailable(
+                "The hub cannot be reached now: the inbox is shown when the link is back."
+            ) from exc
         except HubRefused as exc:
             raise InboxUnavailable(f"The hub refused to list the inbox: {exc.message}") from exc
 
@@ -54,7 +56,9 @@ class Inbox:
         try:
             return self.hub_api.attach_study(study_uid, case_uid)
         except HubUnavailable as exc:
-            raise InboxUnavailable("The hub cannot be reached now: try again when the link is back.") from exc
+            raise InboxUnavailable(
+                "The hub cannot be reached now: try again when the link is back."
+            ) from exc
         except HubRefused as exc:
             if exc.status == 404:
                 raise NotFound(exc.message) from exc

@@ -73,8 +73,14 @@ class OutboxWorker(Worker):
     def _refused(self, uid: str, exc: HubRefused) -> bool:
         self.hub_reachable = True
         if exc.status in CONFIGURATION:
-            log.error("THE HUB REFUSED THIS SPOKE (%s): check spoke_code and spoke_token; case %s kept", exc, uid)
-            self.store.record_failure(uid, f"The hub refused this clinic's credentials: {exc.message}")
+            log.error(
+                "THE HUB REFUSED THIS SPOKE (%s): check spoke_code and spoke_token; case %s kept",
+                exc,
+                uid,
+            )
+            self.store.record_failure(
+                uid, f"The hub refused this clinic's credentials: {exc.message}"
+            )
             return False
         if exc.status in PERMANENT:
             log.warning("hub rejected case %s: %s", uid, exc)

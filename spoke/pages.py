@@ -39,9 +39,13 @@ bp = Blueprint("pages", __name__)
 
 F = TypeVar("F", bound=Callable[..., ResponseReturnValue])
 VITALS = (
-    ("bp_systolic", _l("BP systolic (mmHg)")), ("bp_diastolic", _l("BP diastolic (mmHg)")),
-    ("pulse", _l("Pulse (/min)")), ("resp_rate", _l("Respiratory rate (/min)")),
-    ("temperature_c", _l("Temperature (°C)")), ("spo2", _l("SpO₂ (%)")), ("weight_kg", _l("Weight (kg)")),
+    ("bp_systolic", _l("BP systolic (mmHg)")),
+    ("bp_diastolic", _l("BP diastolic (mmHg)")),
+    ("pulse", _l("Pulse (/min)")),
+    ("resp_rate", _l("Respiratory rate (/min)")),
+    ("temperature_c", _l("Temperature (°C)")),
+    ("spo2", _l("SpO₂ (%)")),
+    ("weight_kg", _l("Weight (kg)")),
 )
 
 
@@ -63,10 +67,15 @@ def signed_in(view: F) -> F:
 @bp.app_context_processor
 def _banner() -> dict[str, Any]:
     s = spoke()
-    return {"hub_reachable": s.outbox.hub_reachable, "outbox_pending": s.store.count_pending(),
-            "spoke_code": s.settings.spoke_code, "doctor": g.get("doctor"),
-            "live_version": live_version if g.get("doctor") else None,
-            "specialty_name": _specialty_name, "doctor_name": _doctor_name}
+    return {
+        "hub_reachable": s.outbox.hub_reachable,
+        "outbox_pending": s.store.count_pending(),
+        "spoke_code": s.settings.spoke_code,
+        "doctor": g.get("doctor"),
+        "live_version": live_version if g.get("doctor") else None,
+        "specialty_name": _specialty_name,
+        "doctor_name": _doctor_name,
+    }
 
 
 def _specialty_name(code: str) -> str:
@@ -133,7 +142,11 @@ def language() -> ResponseReturnValue:
     if lang in LANGUAGES:
         session[SESSION_KEY] = lang
     target = request.form.get("next", "")
-    return redirect(target if target.startswith("/") and not target.startswith("//") else url_for("pages.case_list"))
+    return redirect(
+        target
+        if target.startswith("/") and not target.startswith("//")
+        else url_for("pages.case_list")
+    )
 
 
 @bp.get("/")
@@ -154,18 +167,26 @@ def case_rows() -> ResponseReturnValue:
 def live() -> ResponseReturnValue:
     """What the pages poll (a few bytes): a fingerprint of the local store, the link, the outbox."""
     s = spoke()
-    return jsonify(version=live_version(), hub_reachable=s.outbox.hub_reachable, pending=s.store.count_pending(),
-                   banner=render_template("_banner.html"))
+    return jsonify(
+        version=live_version(),
+        hub_reachable=s.outbox.hub_reachable,
+        pending=s.store.count_pending(),
+        banner=render_template("_banner.html"),
+    )
 
 
 def live_version() -> str:
     """Changes whenever anything a page shows may have changed."""
     s = spoke()
     with s.store.db.session() as db:
-        count, stamp = db.execute(select(func.count(LocalCase.id), func.max(LocalCase.updated_at))).one()
+        count, stamp = db.execute(
+            select(func.count(LocalCase.id), func.max(LocalCase.updated_at))
+        ).one()
     uploads = s.uploads.queue.changes if s.uploads is not None else 0
-    return (f"{s.store.last_seq()}:{s.store.count_pending()}:{s.outbox.hub_reachable}:{count}:{stamp}"
-            f":{uploads}:{progress_version()}")
+    return (
+        f"{s.store.last_seq()}:{s.store.count_pending()}:{s.outbox.hub_reachable}:{count}:{stamp}"
+        f":{uploads}:{progress_version()}"
+    )
 
 
 @bp.route("/cases/new", methods=["GET", "POST"])
@@ -184,20 +205,34 @@ def new_case() -> ResponseReturnValue:
             spoke().outbox.wake()
             return redirect(url_for("pages.case_page", uid=case["uid"]))
     return render_template(
-        "new_case.html", form=form, error=error, fields=fields, vitals=VITALS,
-        specialties=spoke().store.specialties(), priorities=[p.value for p in Priority], sexes=[s.value for s in Sex],
+        "new_case.html",
+        form=form,
+        error=error,
+        fields=fields,
+        vitals=VITALS,
+        specialties=spoke().store.specialties(),
+        priorities=[p.value for p in Priority],
+        sexes=[s.value for s in Sex],
     ), 400 if error else 200
 
 
 def case_from_form(form: dict[str, str]) -> dict[str, Any]:
     """The JSON body of a case from the form's strings; numbers the schema checks."""
-    vitals = {key: _number(form.get(key, "")) for key, _label in VITALS if form.get(key, "").strip()}
+    vitals = {
+        key: _number(form.get(key, "")) for key, _label in VITALS if form.get(key, "").strip()
+    }
     return {
-        "patient": {"pseudonym": form.get("pseudonym", "").strip(), "age": _number(form.get("age", "")),
-                    "sex": form.get("sex", "")},
-        "complaint": form.get("complaint", "").strip(), "history": form.get("history", "").strip(),
-        "vitals": vitals, "question": form.get("question", "").strip(),
-        "specialty": form.get("specialty", ""), "priority": form.get("priority", Priority.ROUTINE.value),
+        "patient": {
+            "pseudonym": form.get("pseudonym", "").strip(),
+            "age": _number(form.get("age", "")),
+            "sex": form.get("sex", ""),
+        },
+        "complaint": form.get("complaint", "").strip(),
+        "history": form.get("history", "").strip(),
+        "vitals": vitals,
+        "question": form.get("question", "").strip(),
+        "specialty": form.get("specialty", ""),
+        "priority": form.get("priority", Priority.ROUTINE.value),
     }
 
 
@@ -248,15 +283,27 @@ def post_message(uid: str) -> ResponseReturnValue:
     case = spoke().store.get_case(uid)
     text = request.form.get("text", "").strip()
     if not text or not case.get("hub_id"):
-        flash(_("Write a message first.") if not text else _("The case has not reached the hub yet: try again shortly."))
+        flash(
+            _("Write a message first.")
+            if not text
+            else _("The case has not reached the hub yet: try again shortly.")
+        )
         return redirect(url_for("pages.case_page", uid=uid))
     api = spoke().hub_api
     if request.form.get("answer") and case["status"] == "needs_info":
-        _at_hub(lambda: api.provide_info(case["hub_id"], f"{g.doctor.name}: {text}"),
-                _("The hub cannot be reached now: your message was not sent. Try again when the link is back."))
+        _at_hub(
+            lambda: api.provide_info(case["hub_id"], f"{g.doctor.name}: {text}"),
+            _(
+                "The hub cannot be reached now: your message was not sent. Try again when the link is back."
+            ),
+        )
     else:
-        _at_hub(lambda: api.post_message(case["hub_id"], f"{g.doctor.name}: {text}"),
-                _("The hub cannot be reached now: your message was not sent. Try again when the link is back."))
+        _at_hub(
+            lambda: api.post_message(case["hub_id"], f"{g.doctor.name}: {text}"),
+            _(
+                "The hub cannot be reached now: your message was not sent. Try again when the link is back."
+            ),
+        )
     return redirect(url_for("pages.case_page", uid=uid))
 
 
@@ -278,8 +325,12 @@ def close_case(uid: str) -> ResponseReturnValue:
     if not case.get("hub_id"):
         flash(_("The case has not reached the hub yet: try again shortly."))
     else:
-        _at_hub(lambda: spoke().hub_api.close_case(case["hub_id"]),
-                _("The hub cannot be reached now: the case was not closed. Try again when the link is back."))
+        _at_hub(
+            lambda: spoke().hub_api.close_case(case["hub_id"]),
+            _(
+                "The hub cannot be reached now: the case was not closed. Try again when the link is back."
+            ),
+        )
     return redirect(url_for("pages.case_page", uid=uid))
 
 
@@ -292,9 +343,18 @@ def inbox() -> ResponseReturnValue:
         studies = Inbox(spoke().hub_api).studies()
     except TeleconsultError as exc:
         error = exc.message
-    cases = [c for c in spoke().store.list_cases() if c["hub_id"] and c["status"] not in ("closed", "cancelled")]
-    return render_template("inbox.html", studies=studies, cases=cases, error=error,
-                           selected=request.args.get("case", ""))
+    cases = [
+        c
+        for c in spoke().store.list_cases()
+        if c["hub_id"] and c["status"] not in ("closed", "cancelled")
+    ]
+    return render_template(
+        "inbox.html",
+        studies=studies,
+        cases=cases,
+        error=error,
+        selected=request.args.get("case", ""),
+    )
 
 
 @bp.post("/inbox/<study_uid>/attach")

@@ -49,7 +49,7 @@ def images_of(uids: list[str]) -> dict[str, dict[str, int]]:
     with spoke().db.session() as session:
         rows = session.scalars(select(State).where(State.key.in_([_KEY + uid for uid in uids])))
         for row in rows:
-            found[row.key[len(_KEY):]] = json.loads(row.value)
+            found[row.key[len(_KEY) :]] = json.loads(row.value)
     return found
 
 
@@ -61,9 +61,12 @@ def with_images(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _counts(body: Any) -> dict[str, int]:
     if not isinstance(body, dict):
-        raise InvalidInput("Send {\"received\": n, \"at_hub\": n, \"rejected\": n}.")
-    bad = {name: ["a whole number, 0 or more"] for name in FIELDS
-           if not isinstance(body.get(name), int) or isinstance(body.get(name), bool) or body[name] < 0}
+        raise InvalidInput('Send {"received": n, "at_hub": n, "rejected": n}.')
+    bad = {
+        name: ["a whole number, 0 or more"]
+        for name in FIELDS
+        if not isinstance(body.get(name), int) or isinstance(body.get(name), bool) or body[name] < 0
+    }
     if bad:
         raise InvalidInput("The counts must be whole numbers, 0 or more.", fields=bad)
     return {name: int(body[name]) for name in FIELDS}

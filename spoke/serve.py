@@ -23,8 +23,10 @@ def _stop_serving(signum: int, _frame: FrameType | None) -> None:
 def main(argv: list[str] | None = None) -> None:
     settings = settings_from_argv("spoke", argv)
     if not settings.spoke_token:
-        log.error("spoke_token is empty: cases will wait in the outbox until it is set "
-                  "(`teleconsult spoke register` prints it)")
+        log.error(
+            "spoke_token is empty: cases will wait in the outbox until it is set "
+            "(`teleconsult spoke register` prints it)"
+        )
 
     from waitress import create_server
 
@@ -41,8 +43,13 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGINT, _stop_serving)
     try:
         services.start()
-        log.info("Teleconsult spoke %s listening on http://%s:%s (hub %s)",
-                 settings.spoke_code, settings.host, server.effective_port, settings.hub_url)  # type: ignore[union-attr]
+        log.info(
+            "Teleconsult spoke %s listening on http://%s:%s (hub %s)",
+            settings.spoke_code,
+            settings.host,
+            server.effective_port,
+            settings.hub_url,
+        )  # type: ignore[union-attr]
         server.run()
     finally:
         server.close()

@@ -35,8 +35,12 @@ log = logging.getLogger(__name__)
 LAST_SEQ = "last_seq"
 # A case is on the modality worklist from when it is raised until it is advised or ends.
 WORKLIST_STATUSES = [
-    CaseStatus.DRAFT.value, CaseStatus.SUBMITTED.value, CaseStatus.QUEUED.value, CaseStatus.ASSIGNED.value,
-    CaseStatus.IN_REVIEW.value, CaseStatus.NEEDS_INFO.value,
+    CaseStatus.DRAFT.value,
+    CaseStatus.SUBMITTED.value,
+    CaseStatus.QUEUED.value,
+    CaseStatus.ASSIGNED.value,
+    CaseStatus.IN_REVIEW.value,
+    CaseStatus.NEEDS_INFO.value,
 ]
 
 
@@ -64,7 +68,11 @@ def case_dict(case: LocalCase) -> dict[str, Any]:
         "status": case.status,
         "priority": case.priority,
         "specialty": case.specialty,
-        "patient": {"pseudonym": case.patient_pseudonym, "age": case.patient_age, "sex": case.patient_sex},
+        "patient": {
+            "pseudonym": case.patient_pseudonym,
+            "age": case.patient_age,
+            "sex": case.patient_sex,
+        },
         "complaint": case.complaint,
         "history": case.history,
         "vitals": case.vitals,
@@ -87,7 +95,11 @@ def hub_body(case: LocalCase) -> dict[str, Any]:
     resend under the same idempotency key carries the same body)."""
     return {
         "uid": case.uid,
-        "patient": {"pseudonym": case.patient_pseudonym, "age": case.patient_age, "sex": case.patient_sex},
+        "patient": {
+            "pseudonym": case.patient_pseudonym,
+            "age": case.patient_age,
+            "sex": case.patient_sex,
+        },
         "complaint": case.complaint,
         "history": case.history,
         "vitals": dict(case.vitals),
@@ -120,7 +132,10 @@ class CaseStore:
                 return case_dict(existing)
             accession = data.get("accession_number") or self._new_accession(session, now)
             if session.scalar(select(LocalCase.id).where(LocalCase.accession_number == accession)):
-                raise Conflict("This accession number belongs to another case.", fields={"accession_number": [accession]})
+                raise Conflict(
+                    "This accession number belongs to another case.",
+                    fields={"accession_number": [accession]},
+                )
             case = self._new_case(data, uid, accession, raised_by, now)
             session.add(case)
             session.flush()
@@ -132,35 +147,55 @@ class CaseStore:
     ) -> LocalCase:
         patient = data["patient"]
         return LocalCase(
-            uid=uid, accession_number=accession, status=CaseStatus.SUBMITTED.value,
-            priority=data["priority"], specialty=data["specialty"],
-            patient_pseudonym=patient["pseudonym"], patient_age=patient["age"], patient_sex=patient["sex"],
-            complaint=data["complaint"], history=data.get("history") or "",
+            uid=uid,
+            accession_number=accession,
+            status=CaseStatus.SUBMITTED.value,
+            priority=data["priority"],
+            specialty=data["specialty"],
+            patient_pseudonym=patient["pseudonym"],
+            patient_age=patient["age"],
+            patient_sex=patient["sex"],
+            complaint=data["complaint"],
+            history=data.get("history") or "",
             vitals={k: v for k, v in (data.get("vitals") or {}).items() if v is not None},
-            question=data["question"], raised_by=raised_by, sync_state=SyncState.PENDING,
-            attempts=0, created_at=now, updated_at=now,
+            question=data["question"],
+            raised_by=raised_by,
+            sync_state=SyncState.PENDING,
+            attempts=0,
+            created_at=now,
+            updated_at=now,
         )
 
     def _new_accession(self, session: Session, now: datetime) -> str:
         while True:
             candidate = make_accession_number(self.spoke_code, now.date())
-            if session.scalar(select(LocalCase.id).where(LocalCase.accession_number == candidate)) is None:
+            if (
+                session.scalar(select(LocalCase.id).where(LocalCase.accession_number == candidate))
+                is None
+            ):
                 return candidate
 
     def pending(self, limit: int = 20) -> list[dict[str, Any]]:
         """Bodies of the cases waiting to be sent, oldest first."""
         with self.db.session() as session:
             rows = session.scalars(
-                select(LocalCase).where(LocalCase.sync_state == SyncState.PENDING)
-                .order_by(LocalCase.created_at, LocalCase.id).limit(limit)
+                select(LocalCase)
+                .where(LocalCase.sync_state == SyncState.PENDING)
+                .order_by(LocalCase.created_at, LocalCase.id)
+                .limit(limit)
             )
             return [hub_body(c) for c in rows]
 
     def count_pending(self) -> int:
         with self.db.session() as session:
-            return int(session.scalar(
-                select(func.count(LocalCase.id)).where(LocalCase.sync_state == SyncState.PENDING)
-            ) or 0)
+            return int(
+                session.scalar(
+                    select(func.count(LocalCase.id)).where(
+                        LocalCase.sync_state == SyncState.PENDING
+                    )
+                )
+                or 0
+            )
 
     def mark_synced(self, uid: str, hub_case: dict[str, Any]) -> None:
         """The hub has the case: keep its id, token, status and queue place."""
@@ -190,7 +225,11 @@ class CaseStore:
     # -- reading ------------------------------------------------------------------------------
     def list_cases(self, limit: int = 500) -> list[dict[str, Any]]:
         with self.db.session() as session:
-            rows = session.scalars(select(LocalCase).order_by(LocalCase.created_at.desc(), LocalCase.id.desc()).limit(limit))
+            rows = session.scalars(
+                select(LocalCase)
+                .order_by(LocalCase.created_at.desc(), LocalCase.id.desc())
+                .limit(limit)
+            )
             return [case_dict(c) for c in rows]
 
     def get_case(self, uid: str) -> dict[str, Any]:
@@ -198,16 +237,28 @@ class CaseStore:
         with self.db.session() as session:
             case = self._get(session, uid)
             advice = session.scalars(
-                select(LocalAdvice).where(LocalAdvice.case_uid == uid).order_by(LocalAdvice.version.desc())
+                select(LocalAdvice)
+                .where(LocalAdvice.case_uid == uid)
+                .order_by(LocalAdvice.version.desc())
             )
             messages = session.scalars(
-                select(LocalMessage).where(LocalMessage.case_uid == uid).order_by(LocalMessage.hub_id)
+                select(LocalMessage)
+                .where(LocalMessage.case_uid == uid)
+                .order_by(LocalMessage.hub_id)
             )
             return {
                 **case_dict(case),
-                "advice": [{**a.payload, "received_at": _iso(a.received_at), "acked_at": _iso(a.acked_at)} for a in advice],
+                "advice": [
+                    {**a.payload, "received_at": _iso(a.received_at), "acked_at": _iso(a.acked_at)}
+                    for a in advice
+                ],
                 "messages": [
-                    {"id": m.hub_id, "author": m.author_name, "text": m.text, "created_at": _iso(m.created_at)}
+                    {
+                        "id": m.hub_id,
+                        "author": m.author_name,
+                        "text": m.text,
+                        "created_at": _iso(m.created_at),
+                    }
                     for m in messages
                 ],
             }
@@ -216,8 +267,13 @@ class CaseStore:
         """Cases still waiting for images or advice: the modality worklist, oldest first."""
         with self.db.session() as session:
             rows = session.scalars(
-                select(LocalCase).where(LocalCase.status.in_(WORKLIST_STATUSES), LocalCase.sync_state != SyncState.REJECTED)
-                .order_by(LocalCase.created_at, LocalCase.id).limit(limit)
+                select(LocalCase)
+                .where(
+                    LocalCase.status.in_(WORKLIST_STATUSES),
+                    LocalCase.sync_state != SyncState.REJECTED,
+                )
+                .order_by(LocalCase.created_at, LocalCase.id)
+                .limit(limit)
             )
             return [case_dict(c) for c in rows]
 
@@ -253,16 +309,23 @@ class CaseStore:
         raiser = hub_case.get("raised_by")
         now = self.clock.now()
         return LocalCase(
-            uid=str(hub_case["uid"]), accession_number=hub_case["accession_number"],
+            uid=str(hub_case["uid"]),
+            accession_number=hub_case["accession_number"],
             status=hub_case.get("status") or CaseStatus.SUBMITTED.value,
-            priority=hub_case.get("priority") or "routine", specialty=hub_case.get("specialty") or "",
-            patient_pseudonym=patient.get("pseudonym") or "", patient_age=int(patient.get("age") or 0),
-            patient_sex=patient.get("sex") or "unknown", complaint=hub_case.get("complaint") or "",
-            history=hub_case.get("history") or "", vitals=hub_case.get("vitals") or {},
+            priority=hub_case.get("priority") or "routine",
+            specialty=hub_case.get("specialty") or "",
+            patient_pseudonym=patient.get("pseudonym") or "",
+            patient_age=int(patient.get("age") or 0),
+            patient_sex=patient.get("sex") or "unknown",
+            complaint=hub_case.get("complaint") or "",
+            history=hub_case.get("history") or "",
+            vitals=hub_case.get("vitals") or {},
             question=hub_case.get("question") or "",
             raised_by=raiser.get("username") if isinstance(raiser, dict) else None,
-            sync_state=SyncState.SYNCED, attempts=0,
-            created_at=_parse_time(hub_case.get("created_at")) or now, updated_at=now,
+            sync_state=SyncState.SYNCED,
+            attempts=0,
+            created_at=_parse_time(hub_case.get("created_at")) or now,
+            updated_at=now,
         )
 
     def _mirror_into(self, case: LocalCase, hub_case: dict[str, Any]) -> None:
@@ -291,7 +354,11 @@ class CaseStore:
         with self._event_lock, self.db.session() as session:
             if session.get(ReceivedEvent, seq) is not None:
                 return _advice_to_ack(event)  # already stored: ack again, the first ack may be lost
-            case = self._mirror(session, event["case"]) if isinstance(event.get("case"), dict) else None
+            case = (
+                self._mirror(session, event["case"])
+                if isinstance(event.get("case"), dict)
+                else None
+            )
             advice = event.get("advice")
             if event.get("type") == protocol.ADVICE_ISSUED and isinstance(advice, dict) and case:
                 self._store_advice(session, case.uid, advice)
@@ -299,7 +366,14 @@ class CaseStore:
             if event.get("type") == protocol.MESSAGE_POSTED and isinstance(message, dict) and case:
                 self._store_message(session, case.uid, message)
             now = self.clock.now()
-            session.add(ReceivedEvent(seq=seq, type=str(event.get("type")), case_uid=case.uid if case else None, received_at=now))
+            session.add(
+                ReceivedEvent(
+                    seq=seq,
+                    type=str(event.get("type")),
+                    case_uid=case.uid if case else None,
+                    received_at=now,
+                )
+            )
             self._advance_seq(session, seq)
         return _advice_to_ack(event)
 
@@ -310,24 +384,44 @@ class CaseStore:
                 self._store_advice(session, case_uid, item)
 
     def _store_advice(self, session: Session, case_uid: str, advice: dict[str, Any]) -> None:
-        if session.scalar(select(LocalAdvice.id).where(LocalAdvice.hub_id == advice["id"])) is not None:
+        if (
+            session.scalar(select(LocalAdvice.id).where(LocalAdvice.hub_id == advice["id"]))
+            is not None
+        ):
             return
-        session.add(LocalAdvice(
-            hub_id=advice["id"], uid=str(advice["uid"]), case_uid=case_uid, version=int(advice.get("version") or 1),
-            payload=advice, issued_at=_parse_time(advice.get("issued_at")), received_at=self.clock.now(),
-        ))
+        session.add(
+            LocalAdvice(
+                hub_id=advice["id"],
+                uid=str(advice["uid"]),
+                case_uid=case_uid,
+                version=int(advice.get("version") or 1),
+                payload=advice,
+                issued_at=_parse_time(advice.get("issued_at")),
+                received_at=self.clock.now(),
+            )
+        )
         session.flush()
-        log.info("advice %s (v%s) for case %s stored", advice["id"], advice.get("version"), case_uid)
+        log.info(
+            "advice %s (v%s) for case %s stored", advice["id"], advice.get("version"), case_uid
+        )
 
     def _store_message(self, session: Session, case_uid: str, message: dict[str, Any]) -> None:
-        if session.scalar(select(LocalMessage.id).where(LocalMessage.hub_id == message["id"])) is not None:
+        if (
+            session.scalar(select(LocalMessage.id).where(LocalMessage.hub_id == message["id"]))
+            is not None
+        ):
             return
         author = message.get("author") or {}
-        session.add(LocalMessage(
-            hub_id=message["id"], case_uid=case_uid, author_name=str(author.get("name") or author.get("username") or ""),
-            text=str(message.get("text") or ""), created_at=_parse_time(message.get("created_at")),
-            received_at=self.clock.now(),
-        ))
+        session.add(
+            LocalMessage(
+                hub_id=message["id"],
+                case_uid=case_uid,
+                author_name=str(author.get("name") or author.get("username") or ""),
+                text=str(message.get("text") or ""),
+                created_at=_parse_time(message.get("created_at")),
+                received_at=self.clock.now(),
+            )
+        )
         session.flush()
 
     def mark_acked(self, advice_hub_id: int) -> None:
@@ -339,7 +433,12 @@ class CaseStore:
     def unacked_advice(self) -> list[int]:
         """Hub ids of stored advice whose ack the hub has not confirmed (e.g. the link broke)."""
         with self.db.session() as session:
-            return [int(i) for i in session.scalars(select(LocalAdvice.hub_id).where(LocalAdvice.acked_at.is_(None)))]
+            return [
+                int(i)
+                for i in session.scalars(
+                    select(LocalAdvice.hub_id).where(LocalAdvice.acked_at.is_(None))
+                )
+            ]
 
     def cases_missing_advice(self) -> list[tuple[str, int]]:
         """(uid, hub id) of advised cases without any local advice: to fetch over REST."""
@@ -348,7 +447,9 @@ class CaseStore:
             have = select(LocalAdvice.case_uid)
             rows = session.execute(
                 select(LocalCase.uid, LocalCase.hub_id).where(
-                    LocalCase.status.in_(done), LocalCase.hub_id.is_not(None), LocalCase.uid.not_in(have)
+                    LocalCase.status.in_(done),
+                    LocalCase.hub_id.is_not(None),
+                    LocalCase.uid.not_in(have),
                 )
             ).all()
             return [(uid, int(hub_id)) for uid, hub_id in rows]

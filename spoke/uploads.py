@@ -109,11 +109,15 @@ def convert(name: str, data: bytes, batch: Batch) -> Instance:
     if not data:
         raise UploadRefused(f"{name}: the file is empty.")
     if len(data) > MAX_FILE_BYTES:
-        raise UploadRefused(f"{name}: the file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB.")
+        raise UploadRefused(
+            f"{name}: the file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB."
+        )
     kind = sniff(data[:1024])
     if kind is None:
-        raise UploadRefused(f"{name}: not a DICOM file, JPEG or PNG photo, or PDF report "
-                            "(the content was checked, not only the name).")
+        raise UploadRefused(
+            f"{name}: not a DICOM file, JPEG or PNG photo, or PDF report "
+            "(the content was checked, not only the name)."
+        )
     batch.number += 1
     if kind == "dicom":
         return _dicom(name, data)
@@ -126,7 +130,9 @@ def _dicom(name: str, data: bytes) -> Instance:
     try:
         ds = pydicom.dcmread(BytesIO(data), stop_before_pixels=True)
     except Exception as exc:  # InvalidDicomError, and pydicom raises many types on damaged input
-        raise UploadRefused(f"{name}: not a readable DICOM file ({exc.__class__.__name__}).") from None
+        raise UploadRefused(
+            f"{name}: not a readable DICOM file ({exc.__class__.__name__})."
+        ) from None
     sop_uid = str(ds.get("SOPInstanceUID", "") or "")
     if not sop_uid:
         raise UploadRefused(f"{name}: the DICOM file has no SOPInstanceUID.")
@@ -144,13 +150,23 @@ def _photo(name: str, data: bytes, batch: Batch) -> Instance:
             if opened.format not in ("JPEG", "PNG"):
                 raise UploadRefused(f"{name}: only JPEG and PNG photos are taken.")
             if opened.width * opened.height > MAX_PHOTO_PIXELS:
-                raise UploadRefused(f"{name}: the photo has more than {MAX_PHOTO_PIXELS // 1_000_000} megapixels; "
-                                    "send a smaller one.")
+                raise UploadRefused(
+                    f"{name}: the photo has more than {MAX_PHOTO_PIXELS // 1_000_000} megapixels; "
+                    "send a smaller one."
+                )
             image = ImageOps.exif_transpose(opened).convert("RGB")
     except UploadRefused:
         raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise UploadRefused(f"{name}: the photo cannot be read ({exc.__class__.__name__}).") from None
+    except (
+        UnidentifiedImageError,
+        OSError,
+        SyntaxError,
+        ValueError,
+        Image.DecompressionBombError,
+    ) as exc:
+        raise UploadRefused(
+            f"{name}: the photo cannot be read ({exc.__class__.__name__})."
+        ) from None
     ds = _base(batch, SECONDARY_CAPTURE, batch.photo_series, "XC")
     ds.ConversionType = "DI"
     ds.ImageComments = f"Uploaded file: {name}"
@@ -239,9 +255,17 @@ class UploadQueue:
     def add(self, case_uid: str, instance: Instance, now: datetime) -> None:
         folder = self._case_dir(case_uid)
         write_durably(folder / f"{instance.sop_uid}.dcm", instance.data)
-        record = {"sop_uid": instance.sop_uid, "sop_class": instance.sop_class, "kind": instance.kind,
-                  "name": instance.name, "state": WAITING, "reason": None, "attempts": 0,
-                  "added_at": now.isoformat(), "done_at": None}
+        record = {
+            "sop_uid": instance.sop_uid,
+            "sop_class": instance.sop_class,
+            "kind": instance.kind,
+            "name": instance.name,
+            "state": WAITING,
+            "reason": None,
+            "attempts": 0,
+            "added_at": now.isoformat(),
+            "done_at": None,
+        }
         self._save(folder, record)
 
     def records(self, case_uid: str) -> list[dict[str, Any]]:
@@ -288,7 +312,9 @@ class UploadQueue:
         if source.exists():
             os.replace(source, aside / source.name)
             fsync_dir(aside)
-        self._save(folder, {**record, "state": REFUSED, "reason": reason, "done_at": now.isoformat()})
+        self._save(
+            folder, {**record, "state": REFUSED, "reason": reason, "done_at": now.isoformat()}
+        )
 
     def failed_attempt(self, case_uid: str, record: dict[str, Any], reason: str) -> None:
         record.update(attempts=int(record.get("attempts") or 0) + 1, last_error=reason)
@@ -312,8 +338,16 @@ class UploadWorker(Worker):
 
     name = "spoke-uploads"
 
-    def __init__(self, queue: UploadQueue, store: CaseStore, hub_url: str, spoke_token: str,
-                 timeout_s: float, interval_s: float, max_backoff_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        queue: UploadQueue,
+        store: CaseStore,
+        hub_url: str,
+        spoke_token: str,
+        timeout_s: float,
+        interval_s: float,
+        max_backoff_s: float = 60.0,
+    ) -> None:
         super().__init__(interval_s, max_backoff_s)
         self.queue = queue
         self.store = store
@@ -332,7 +366,9 @@ class UploadWorker(Worker):
                 case = self.store.get_case(case_uid)
             except TeleconsultError:
                 for record in records:
-                    self.queue.refused(case_uid, record, "The case is not known at this clinic.", now())
+                    self.queue.refused(
+                        case_uid, record, "The case is not known at this clinic.", now()
+                    )
                 continue
             if case.get("sync_state") == "rejected":
                 for record in records:
@@ -347,7 +383,9 @@ class UploadWorker(Worker):
                     self._send(case_uid, record)
                 except HubDown as exc:
                     self.queue.failed_attempt(case_uid, record, str(exc))
-                    log.warning("upload %s of case %s not sent: %s", record["sop_uid"], case_uid, exc)
+                    log.warning(
+                        "upload %s of case %s not sent: %s", record["sop_uid"], case_uid, exc
+                    )
                     return False
         return True
 
@@ -356,11 +394,17 @@ class UploadWorker(Worker):
         try:
             data = self.queue.data(case_uid, record)
         except OSError:
-            self.queue.refused(case_uid, record, "The file was lost at the clinic before it was sent.", now())
+            self.queue.refused(
+                case_uid, record, "The file was lost at the clinic before it was sent.", now()
+            )
             return
         body, content_type = build_related([data])
-        headers = {"Authorization": f"Bearer {self.spoke_token}", "Content-Type": content_type,
-                   "Accept": "application/dicom+json", "X-Case-UID": case_uid}
+        headers = {
+            "Authorization": f"Bearer {self.spoke_token}",
+            "Content-Type": content_type,
+            "Accept": "application/dicom+json",
+            "X-Case-UID": case_uid,
+        }
         try:
             answer = requests.post(self.url, data=body, headers=headers, timeout=self.timeout_s)
         except requests.RequestException as exc:
@@ -372,9 +416,13 @@ class UploadWorker(Worker):
             self.queue.confirmed(case_uid, record, now())
             log.info("upload %s of case %s is at the hub", record["sop_uid"], case_uid)
         elif answer.status_code in (200, 202, 409) or answer.status_code in PERMANENT:
-            reason = failed or _error_message(answer) or f"The hub refused it ({answer.status_code})."
+            reason = (
+                failed or _error_message(answer) or f"The hub refused it ({answer.status_code})."
+            )
             self.queue.refused(case_uid, record, reason, now())
-            log.warning("upload %s of case %s refused by the hub: %s", record["sop_uid"], case_uid, reason)
+            log.warning(
+                "upload %s of case %s refused by the hub: %s", record["sop_uid"], case_uid, reason
+            )
         else:  # 401/403 (this spoke's credentials), 429...: an operator or time must fix it
             raise HubDown(f"the hub answered {answer.status_code}: {_error_message(answer)}")
 
@@ -388,7 +436,8 @@ def _stow_result(answer: requests.Response) -> tuple[set[str], str]:
     if not isinstance(body, dict):
         body = {}
     referenced = {
-        str(v) for item in (body.get("00081199") or {}).get("Value", []) or []
+        str(v)
+        for item in (body.get("00081199") or {}).get("Value", []) or []
         for v in (item.get("00081155") or {}).get("Value", []) or []
     }
     warnings = answer.raw.headers.getlist("Warning") if answer.raw is not None else []
@@ -434,7 +483,11 @@ def _upload_helpers() -> dict[str, Any]:
         uploads = spoke().uploads
         return uploads.queue.records(case_uid) if uploads is not None else []
 
-    return {"uploads_of": uploads_of, "upload_kinds": KINDS, "upload_max_mb": MAX_FILE_BYTES // (1024 * 1024)}
+    return {
+        "uploads_of": uploads_of,
+        "upload_kinds": KINDS,
+        "upload_max_mb": MAX_FILE_BYTES // (1024 * 1024),
+    }
 
 
 @bp.post("/cases/<uid>/uploads")
@@ -450,7 +503,9 @@ def upload(uid: str) -> ResponseReturnValue:
         flash("Choose one or more files to upload first.")
         return redirect(url_for("pages.case_page", uid=uid))
     if len(files) > MAX_FILES:
-        return _refused_page(uid, f"Nothing was uploaded: choose at most {MAX_FILES} files at a time.")
+        return _refused_page(
+            uid, f"Nothing was uploaded: choose at most {MAX_FILES} files at a time."
+        )
     now = spoke().clock.now()
     batch = new_batch(case, now)
     try:
@@ -463,7 +518,9 @@ def upload(uid: str) -> ResponseReturnValue:
     uploads.wake()
     n = len(instances)
     where = "sent to the hub" if case.get("hub_id") else "sent to the hub once the case is there"
-    flash(f"{n} file{'' if n == 1 else 's'} kept at the clinic; {'it' if n == 1 else 'they'} will be {where}.")
+    flash(
+        f"{n} file{'' if n == 1 else 's'} kept at the clinic; {'it' if n == 1 else 'they'} will be {where}."
+    )
     return redirect(url_for("pages.case_page", uid=uid))
 
 
@@ -476,7 +533,9 @@ def _refused_page(uid: str, message: str) -> ResponseReturnValue:
 def _read(file: FileStorage) -> bytes:
     data = file.stream.read(MAX_FILE_BYTES + 1)
     if len(data) > MAX_FILE_BYTES:
-        raise UploadRefused(f"{_display_name(file)}: the file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB.")
+        raise UploadRefused(
+            f"{_display_name(file)}: the file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB."
+        )
     return data
 
 
@@ -485,7 +544,14 @@ def _display_name(file: FileStorage) -> str:
     return _SAFE_NAME.sub("_", name)[:120] or "file"
 
 
-def build_worker(data_dir: str | Path, store: CaseStore, hub_url: str, spoke_token: str,
-                 timeout_s: float, interval_s: float) -> UploadWorker:
-    return UploadWorker(UploadQueue(Path(data_dir) / "uploads"), store, hub_url, spoke_token, timeout_s, interval_s)
-
+def build_worker(
+    data_dir: str | Path,
+    store: CaseStore,
+    hub_url: str,
+    spoke_token: str,
+    timeout_s: float,
+    interval_s: float,
+) -> UploadWorker:
+    return UploadWorker(
+        UploadQueue(Path(data_dir) / "uploads"), store, hub_url, spoke_token, timeout_s, interval_s
+    )

@@ -53,14 +53,18 @@ def spoke(ctx: click.Context, host: str | None, port: int | None) -> None:
 @spoke.command("register")
 @click.argument("code")
 @click.option("--name", default="", help="The clinic's name, e.g. 'PHC Rampur'.")
-@click.option("--ae", "ae_titles", multiple=True, help="AE title of the clinic's bridge (repeatable).")
+@click.option(
+    "--ae", "ae_titles", multiple=True, help="AE title of the clinic's bridge (repeatable)."
+)
 def spoke_register(code: str, name: str, ae_titles: tuple[str, ...]) -> None:
     """Register spoke CODE at the hub (or renew its token) and print its service token."""
     from hub.services.accounts import register_spoke
 
     with _hub_db() as session:
         spoke_, token = register_spoke(session, code, name, list(ae_titles))
-        click.echo(f"Spoke {spoke_.code} registered. Its service token (shown once, keep it secret):")
+        click.echo(
+            f"Spoke {spoke_.code} registered. Its service token (shown once, keep it secret):"
+        )
         click.echo(token)
         click.echo(
             "Give it to the clinic's spoke and bridge as TELECONSULT_SPOKE_SPOKE_TOKEN and "
@@ -73,7 +77,9 @@ def bridge() -> None:
     """Run the clinic's DICOM bridge (C-ECHO, C-STORE, worklist, forwarding to the hub)."""
     from dicom_bridge.__main__ import main as run
 
-    sys.exit(run())  # the same as `python -m dicom_bridge`: logging, and a clear error for bad settings
+    sys.exit(
+        run()
+    )  # the same as `python -m dicom_bridge`: logging, and a clear error for bad settings
 
 
 @main.group()
@@ -99,23 +105,48 @@ def user() -> None:
 
 @user.command("add")
 @click.argument("username")
-@click.option("--role", required=True, type=click.Choice(["spoke_doctor", "specialist", "supervisor", "admin"]))
+@click.option(
+    "--role",
+    required=True,
+    type=click.Choice(["spoke_doctor", "specialist", "supervisor", "admin"]),
+)
 @click.option("--name", default="", help="Full name as shown on advice, e.g. 'Dr. A. Rao'.")
 @click.option("--spoke", "spoke_code", help="Spoke code, for a clinic doctor.")
-@click.option("--specialty", "specialties", multiple=True, help="Specialty code (repeatable), for a specialist.")
+@click.option(
+    "--specialty",
+    "specialties",
+    multiple=True,
+    help="Specialty code (repeatable), for a specialist.",
+)
 @click.option("--qualification", default="")
 @click.option("--registration-number", default="")
 @click.password_option(help="Prompted for when not given.")
-def user_add(username: str, role: str, name: str, spoke_code: str | None, specialties: tuple[str, ...],
-             qualification: str, registration_number: str, password: str) -> None:
+def user_add(
+    username: str,
+    role: str,
+    name: str,
+    spoke_code: str | None,
+    specialties: tuple[str, ...],
+    qualification: str,
+    registration_number: str,
+    password: str,
+) -> None:
     """Add a user to the hub."""
     from hub.services.accounts import add_user, ensure_specialties
 
     with _hub_db() as session:
         ensure_specialties(session)
-        created = add_user(session, username, password, role, name=name, spoke_code=spoke_code,
-                           specialties=specialties, qualification=qualification,
-                           registration_number=registration_number)
+        created = add_user(
+            session,
+            username,
+            password,
+            role,
+            name=name,
+            spoke_code=spoke_code,
+            specialties=specialties,
+            qualification=qualification,
+            registration_number=registration_number,
+        )
         click.echo(f"User {created.username} ({created.role}) added.")
 
 
@@ -123,8 +154,12 @@ def user_add(username: str, role: str, name: str, spoke_code: str | None, specia
 @click.option("--hub-port", default=5000, show_default=True)
 @click.option("--spoke-port", default=5100, show_default=True)
 @click.option("--dicom-port", default=11112, show_default=True)
-@click.option("--data-dir", default="teleconsult-data", show_default=True, type=click.Path(file_okay=False))
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address the three components listen on.")
+@click.option(
+    "--data-dir", default="teleconsult-data", show_default=True, type=click.Path(file_okay=False)
+)
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Address the three components listen on."
+)
 def demo(hub_port: int, spoke_port: int, dicom_port: int, data_dir: str, host: str) -> None:
     """Run hub, spoke PHC-1 and its DICOM bridge on this machine (SQLite), with demo accounts."""
     from teleconsult.demo import Demo
@@ -134,11 +169,16 @@ def demo(hub_port: int, spoke_port: int, dicom_port: int, data_dir: str, host: s
 
 @main.command()
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--case", "case_uid", required=True, help="The case's uid (as the spoke or the hub shows it).")
+@click.option(
+    "--case", "case_uid", required=True, help="The case's uid (as the spoke or the hub shows it)."
+)
 @click.option("--hub-url", help="Default: the spoke's hub_url setting.")
-@click.option("--token", envvar="TELECONSULT_SEND_TOKEN",
-              help="A bearer token (a clinic doctor's login token, or the spoke's service token). "
-                   "Default: the spoke's spoke_token setting.")
+@click.option(
+    "--token",
+    envvar="TELECONSULT_SEND_TOKEN",
+    help="A bearer token (a clinic doctor's login token, or the spoke's service token). "
+    "Default: the spoke's spoke_token setting.",
+)
 @click.option("--batch", default=20, show_default=True, help="Files per STOW-RS request.")
 def send(folder: Path, case_uid: str, hub_url: str | None, token: str | None, batch: int) -> None:
     """Send a folder of DICOM files to the hub, linked to a case."""

@@ -63,24 +63,47 @@ class Demo:
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGTERM, self._on_signal)
         try:
-            self._start("hub", ["hub"], {
-                "TELECONSULT_HUB_HOST": self.host, "TELECONSULT_HUB_PORT": str(self.hub_port),
-                "TELECONSULT_HUB_DATA_DIR": str(root / "hub"), "TELECONSULT_HUB_DATABASE_URL": hub_db,
-            }, root)
+            self._start(
+                "hub",
+                ["hub"],
+                {
+                    "TELECONSULT_HUB_HOST": self.host,
+                    "TELECONSULT_HUB_PORT": str(self.hub_port),
+                    "TELECONSULT_HUB_DATA_DIR": str(root / "hub"),
+                    "TELECONSULT_HUB_DATABASE_URL": hub_db,
+                },
+                root,
+            )
             self._wait_http("hub", hub_url + "/healthz")
-            self._start("spoke", ["spoke"], {
-                "TELECONSULT_SPOKE_HOST": self.host, "TELECONSULT_SPOKE_PORT": str(self.spoke_port),
-                "TELECONSULT_SPOKE_DATA_DIR": str(root / "spoke"), "TELECONSULT_SPOKE_DATABASE_URL": spoke_db,
-                "TELECONSULT_SPOKE_HUB_URL": hub_url, "TELECONSULT_SPOKE_SPOKE_CODE": "PHC-1",
-                "TELECONSULT_SPOKE_SPOKE_TOKEN": tokens["PHC-1"],
-            }, root)
-            self._start("bridge", ["dicom_bridge"], {
-                "TELECONSULT_BRIDGE_HOST": self.host, "TELECONSULT_BRIDGE_PORT": str(self.dicom_port),
-                "TELECONSULT_BRIDGE_AE_TITLE": "SPOKE1", "TELECONSULT_BRIDGE_ACCEPT_ANY_AE": "true",
-                "TELECONSULT_BRIDGE_HUB_URL": hub_url, "TELECONSULT_BRIDGE_SPOKE_TOKEN": tokens["PHC-1"],
-                "TELECONSULT_BRIDGE_SPOOL_DIR": str(root / "bridge" / "spool"),
-                "TELECONSULT_BRIDGE_SPOKE_URL": f"http://{self.host}:{self.spoke_port}",
-            }, root)
+            self._start(
+                "spoke",
+                ["spoke"],
+                {
+                    "TELECONSULT_SPOKE_HOST": self.host,
+                    "TELECONSULT_SPOKE_PORT": str(self.spoke_port),
+                    "TELECONSULT_SPOKE_DATA_DIR": str(root / "spoke"),
+                    "TELECONSULT_SPOKE_DATABASE_URL": spoke_db,
+                    "TELECONSULT_SPOKE_HUB_URL": hub_url,
+                    "TELECONSULT_SPOKE_SPOKE_CODE": "PHC-1",
+                    "TELECONSULT_SPOKE_SPOKE_TOKEN": tokens["PHC-1"],
+                },
+                root,
+            )
+            self._start(
+                "bridge",
+                ["dicom_bridge"],
+                {
+                    "TELECONSULT_BRIDGE_HOST": self.host,
+                    "TELECONSULT_BRIDGE_PORT": str(self.dicom_port),
+                    "TELECONSULT_BRIDGE_AE_TITLE": "SPOKE1",
+                    "TELECONSULT_BRIDGE_ACCEPT_ANY_AE": "true",
+                    "TELECONSULT_BRIDGE_HUB_URL": hub_url,
+                    "TELECONSULT_BRIDGE_SPOKE_TOKEN": tokens["PHC-1"],
+                    "TELECONSULT_BRIDGE_SPOOL_DIR": str(root / "bridge" / "spool"),
+                    "TELECONSULT_BRIDGE_SPOKE_URL": f"http://{self.host}:{self.spoke_port}",
+                },
+                root,
+            )
             self._wait_http("spoke", f"http://{self.host}:{self.spoke_port}/healthz")
             self._print_banner(root, hub_url)
             return self._watch()
@@ -91,8 +114,12 @@ class Demo:
         log = root / "logs" / f"{name}.log"
         with log.open("ab") as out:
             popen = subprocess.Popen(
-                [sys.executable, "-m", *module], env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
-                stdout=out, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent,
+                [sys.executable, "-m", *module],
+                env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=die_with_parent,
             )
         self.children.append(Child(name, popen, log))
 
@@ -101,7 +128,9 @@ class Demo:
         child = next(c for c in self.children if c.name == name)
         while time.monotonic() < deadline and not self._stopping:
             if child.popen.poll() is not None:
-                raise SystemExit(f"The {name} stopped while starting; see {child.log}:\n{_tail(child.log)}")
+                raise SystemExit(
+                    f"The {name} stopped while starting; see {child.log}:\n{_tail(child.log)}"
+                )
             try:
                 if requests.get(url, timeout=2).ok:
                     return
@@ -109,12 +138,15 @@ class Demo:
                 pass
             time.sleep(0.2)
         if not self._stopping:
-            raise SystemExit(f"The {name} did not answer at {url} within {timeout:.0f}s; see {child.log}")
+            raise SystemExit(
+                f"The {name} did not answer at {url} within {timeout:.0f}s; see {child.log}"
+            )
 
     def _print_banner(self, root: Path, hub_url: str) -> None:
         spoke_url = f"http://{self.host}:{self.spoke_port}"
-        print(f"""
-Teleconsult demo is running (data in {root}; logs in {root / 'logs'}).
+        print(
+            f"""
+Teleconsult demo is running (data in {root}; logs in {root / "logs"}).
 
   Hub (specialists, supervisors, API)   {hub_url}          REST {hub_url}/api/v1   DICOMweb {hub_url}/dicomweb
   Spoke PHC-1 (clinic doctors)          {spoke_url}
@@ -130,14 +162,19 @@ Teleconsult demo is running (data in {root}; logs in {root / 'logs'}).
                 the clinic's inbox to be attached by hand)
 
 Press Ctrl-C to stop.
-""", flush=True)
+""",
+            flush=True,
+        )
 
     def _watch(self) -> int:
         while not self._stopping:
             for child in self.children:
                 if child.popen.poll() is not None:
-                    print(f"The {child.name} stopped (exit {child.popen.returncode}); stopping the demo. "
-                          f"Last lines of {child.log}:\n{_tail(child.log)}", file=sys.stderr)
+                    print(
+                        f"The {child.name} stopped (exit {child.popen.returncode}); stopping the demo. "
+                        f"Last lines of {child.log}:\n{_tail(child.log)}",
+                        file=sys.stderr,
+                    )
                     return 1
             time.sleep(0.5)
         return 0

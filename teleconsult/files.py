@@ -82,4 +82,6 @@ def start_writeback(fd: int, offset: int = 0, length: int = 0) -> None:
     """Start the disk write of ``length`` bytes of ``fd`` from ``offset`` (0: to the end), without
     waiting for it, so that a later fsync waits for less; where the platform allows it."""
     if _SYNC_FILE_RANGE is not None:
-        _SYNC_FILE_RANGE(fd, offset, length, 2)  # SYNC_FILE_RANGE_WRITE; failing loses only the head start
+        _SYNC_FILE_RANGE(
+            fd, offset, length, 2
+        )  # SYNC_FILE_RANGE_WRITE; failing loses only the head start

@@ -19,7 +19,8 @@ def settings_from_argv(component: str, argv: list[str] | None) -> Settings:
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     settings = load_settings(component, overrides=overrides)
     logging.basicConfig(
-        level=settings.log_level, format=f"%(asctime)s {component} %(levelname)s %(name)s: %(message)s"
+        level=settings.log_level,
+        format=f"%(asctime)s {component} %(levelname)s %(name)s: %(message)s",
     )
     return settings
 

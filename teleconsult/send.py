@@ -28,18 +28,32 @@ def dicom_files(folder: Path) -> Iterator[Path]:
                 yield path
 
 
-def send_folder(folder: Path, hub_url: str, token: str, case_uid: str, batch: int = 20,
-                show_progress: bool = True) -> SendReport:
+def send_folder(
+    folder: Path,
+    hub_url: str,
+    token: str,
+    case_uid: str,
+    batch: int = 20,
+    show_progress: bool = True,
+) -> SendReport:
     files = list(dicom_files(folder))
     report = SendReport()
     session = requests.Session()
-    headers = {"Authorization": f"Bearer {token}", "X-Case-UID": case_uid, "Accept": "application/dicom+json"}
+    headers = {
+        "Authorization": f"Bearer {token}",
+        "X-Case-UID": case_uid,
+        "Accept": "application/dicom+json",
+    }
     with tqdm(total=len(files), unit="file", disable=not show_progress) as bar:
         for start in range(0, len(files), batch):
-            chunk = files[start:start + batch]
+            chunk = files[start : start + batch]
             body, content_type = build_related(p.read_bytes() for p in chunk)
-            answer = session.post(f"{hub_url.rstrip('/')}/dicomweb/studies", data=body,
-                                  headers={**headers, "Content-Type": content_type}, timeout=120)
+            answer = session.post(
+                f"{hub_url.rstrip('/')}/dicomweb/studies",
+                data=body,
+                headers={**headers, "Content-Type": content_type},
+                timeout=120,
+            )
             if answer.status_code not in (200, 202, 409):
                 raise SystemExit(f"The hub answered {answer.status_code}: {_message(answer)}")
             _count(answer.json(), chunk, report)

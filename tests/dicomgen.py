@@ -99,7 +99,10 @@ def _patient_study(ds: Dataset, accession_number: str, patient_id: str, patient_
 
 
 def make_dx(
-    accession_number: str = "ACC0002", patient_id: str = "PSEUDO-0002", rows: int = 128, cols: int = 96,
+    accession_number: str = "ACC0002",
+    patient_id: str = "PSEUDO-0002",
+    rows: int = 128,
+    cols: int = 96,
     patient_name: str = "TEST^DX",
 ) -> Dataset:
     """Return a DX image "for presentation", MONOCHROME1 (white = low values), 12 bits in 16."""
@@ -107,7 +110,11 @@ def make_dx(
     _patient_study(ds, accession_number, patient_id, patient_name)
     ds.SOPClassUID = DigitalXRayImageStorageForPresentation
     ds.file_meta = _file_meta(ds.SOPInstanceUID, ds.SOPClassUID)
-    ds.Modality, ds.PresentationIntentType, ds.ImageType = "DX", "FOR PRESENTATION", ["ORIGINAL", "PRIMARY"]
+    ds.Modality, ds.PresentationIntentType, ds.ImageType = (
+        "DX",
+        "FOR PRESENTATION",
+        ["ORIGINAL", "PRIMARY"],
+    )
     ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME1"
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
     ds.Rows, ds.Columns, ds.PixelSpacing = rows, cols, [0.2, 0.2]
@@ -120,8 +127,12 @@ def make_dx(
 
 
 def make_us_cine(
-    frames: int = 8, rows: int = 48, cols: int = 64, accession_number: str = "ACC0003",
-    patient_id: str = "PSEUDO-0003", patient_name: str = "TEST^US",
+    frames: int = 8,
+    rows: int = 48,
+    cols: int = 64,
+    accession_number: str = "ACC0003",
+    patient_id: str = "PSEUDO-0003",
+    patient_name: str = "TEST^US",
 ) -> Dataset:
     """Return a multi-frame ultrasound cine loop in RGB, 8 bits per sample."""
     ds = Dataset()
@@ -136,7 +147,11 @@ def make_us_cine(
     ds.FrameIncrementPointer = (0x0018, 0x1063)
     cine = np.zeros((frames, rows, cols, 3), dtype=np.uint8)
     for f in range(frames):  # a bright dot moving across a dark sector, one frame apart
-        cine[f, rows // 2 - 3 : rows // 2 + 3, (f * 5) % cols : (f * 5) % cols + 6, :] = (250, 200, 20 * f % 256)
+        cine[f, rows // 2 - 3 : rows // 2 + 3, (f * 5) % cols : (f * 5) % cols + 6, :] = (
+            250,
+            200,
+            20 * f % 256,
+        )
         cine[f, :, :, 2] += np.uint8(f)
     ds.PixelData = cine.tobytes()
     return ds

@@ -23,5 +23,7 @@ def register_error_handlers(app: Flask) -> None:
         if not _wants_json():
             return exc
         code = (exc.name or "error").lower().replace(" ", "_")
-        message = {413: "The upload is larger than this hub accepts."}.get(exc.code or 0, exc.description)
+        message = {413: "The upload is larger than this hub accepts."}.get(
+            exc.code or 0, exc.description
+        )
         return jsonify({"error": {"code": code, "message": message}}), exc.code or 500

@@ -71,7 +71,9 @@ def build_spec(app: Flask, version: str = "1.0.0") -> dict[str, Any]:
             continue
         path = re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", r"{\1}", rule.rule)
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
-            by_path.setdefault(path, {})[method.lower()] = _operation(rule.endpoint, contract, rule.arguments)
+            by_path.setdefault(path, {})[method.lower()] = _operation(
+                rule.endpoint, contract, rule.arguments
+            )
     for path, operations in by_path.items():
         spec.path(path=path, operations=operations)
     return spec.to_dict()
@@ -89,7 +91,12 @@ def _operation(endpoint: str, c: Contract, arguments: Any) -> dict[str, Any]:
     if endpoint != "api.issue_token":
         op["security"] = [{"bearer": []}]
     params: list[dict[str, Any]] = [
-        {"in": "path", "name": name, "required": True, "schema": {"type": "integer" if name.endswith("id") else "string"}}
+        {
+            "in": "path",
+            "name": name,
+            "required": True,
+            "schema": {"type": "integer" if name.endswith("id") else "string"},
+        }
         for name in sorted(arguments)
     ]
     if c.query is not None:

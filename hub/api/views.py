@@ -88,8 +88,13 @@ def _case_answer(case: Case) -> ResponseReturnValue:
 
 
 @bp.post("/auth/token")
-@documented("Sign in: a bearer token", body=TokenRequestSchema, answer=wire.TokenResponseSchema,
-            errors=(400, 401), tag="auth")
+@documented(
+    "Sign in: a bearer token",
+    body=TokenRequestSchema,
+    answer=wire.TokenResponseSchema,
+    errors=(400, 401),
+    tag="auth",
+)
 def issue_token() -> ResponseReturnValue:
     data = load_or_raise(TokenRequestSchema(), _json())
     session = db_session()
@@ -115,11 +120,15 @@ def me() -> ResponseReturnValue:
     if principal.user is not None:
         return jsonify(user_dict(principal.user))
     assert principal.spoke_service is not None
-    return jsonify(spoke={"code": principal.spoke_service.code, "name": principal.spoke_service.name})
+    return jsonify(
+        spoke={"code": principal.spoke_service.code, "name": principal.spoke_service.name}
+    )
 
 
 @bp.get("/specialties")
-@documented("The hub's specialties", answer=wire.SpecialtySchema, many=True, errors=(401,), tag="hub")
+@documented(
+    "The hub's specialties", answer=wire.SpecialtySchema, many=True, errors=(401,), tag="hub"
+)
 def specialties() -> ResponseReturnValue:
     current_principal()
     rows = db_session().scalars(select(Specialty).where(Specialty.active).order_by(Specialty.code))
@@ -127,8 +136,12 @@ def specialties() -> ResponseReturnValue:
 
 
 @bp.get("/specialties/<code>/hours")
-@documented("A specialty's operating hours and whether it is open now", answer=wire.SpecialtyHoursSchema,
-            errors=(401, 404), tag="hub")
+@documented(
+    "A specialty's operating hours and whether it is open now",
+    answer=wire.SpecialtyHoursSchema,
+    errors=(401, 404),
+    tag="hub",
+)
 def specialty_hours(code: str) -> ResponseReturnValue:
     current_principal()
     specialty = db_session().scalar(select(Specialty).where(Specialty.code == code))
@@ -138,8 +151,13 @@ def specialty_hours(code: str) -> ResponseReturnValue:
 
 
 @bp.put("/specialties/<code>/hours")
-@documented("Set a specialty's operating hours ('mon-fri 09:00-12:00' or '24h')", roles="admin",
-            body=HoursSchema, answer=wire.SpecialtyHoursSchema, tag="hub")
+@documented(
+    "Set a specialty's operating hours ('mon-fri 09:00-12:00' or '24h')",
+    roles="admin",
+    body=HoursSchema,
+    answer=wire.SpecialtyHoursSchema,
+    tag="hub",
+)
 def set_specialty_hours(code: str) -> ResponseReturnValue:
     principal = current_principal()
     data = load_or_raise(HoursSchema(), _json())
@@ -151,8 +169,14 @@ def set_specialty_hours(code: str) -> ResponseReturnValue:
 
 
 @bp.post("/cases")
-@documented("Raise a case (Idempotency-Key header or uid: same key, same case)", roles="spoke_doctor, spoke",
-            body=CaseCreateSchema, answer=wire.CaseSchema, status=201, errors=_CONFLICT)
+@documented(
+    "Raise a case (Idempotency-Key header or uid: same key, same case)",
+    roles="spoke_doctor, spoke",
+    body=CaseCreateSchema,
+    answer=wire.CaseSchema,
+    status=201,
+    errors=_CONFLICT,
+)
 def raise_case() -> ResponseReturnValue:
     principal = current_principal()
     data = load_or_raise(CaseCreateSchema(), _json())
@@ -162,15 +186,22 @@ def raise_case() -> ResponseReturnValue:
 
 
 @bp.get("/cases")
-@documented("Cases the caller may see, filtered and paginated", query=CaseListQuerySchema,
-            answer=wire.CasePageSchema, errors=(400, 401, 403))
+@documented(
+    "Cases the caller may see, filtered and paginated",
+    query=CaseListQuerySchema,
+    answer=wire.CasePageSchema,
+    errors=(400, 401, 403),
+)
 def list_cases() -> ResponseReturnValue:
     principal = current_principal()
     filters = load_or_raise(CaseListQuerySchema(), request.args.to_dict())
     service = _cases()
     rows, total = service.list(principal, filters)
     return jsonify(
-        items=[service.to_dict(c) for c in rows], total=total, page=filters["page"], per_page=filters["per_page"]
+        items=[service.to_dict(c) for c in rows],
+        total=total,
+        page=filters["page"],
+        per_page=filters["per_page"],
     )
 
 
@@ -182,22 +213,35 @@ def get_case(case_id: int) -> ResponseReturnValue:
 
 
 @bp.get("/cases/<int:case_id>/history")
-@documented("Who did what to the case, when, and why (routing reasons included)",
-            answer=wire.HistoryStepSchema, many=True, errors=(401, 404))
+@documented(
+    "Who did what to the case, when, and why (routing reasons included)",
+    answer=wire.HistoryStepSchema,
+    many=True,
+    errors=(401, 404),
+)
 def case_history(case_id: int) -> ResponseReturnValue:
     return jsonify([history_dict(h) for h in _cases().history(current_principal(), case_id)])
 
 
 @bp.post("/cases/<int:case_id>/claim")
-@documented("Start review: claim from the pool, or open one's own waiting case", roles="specialist",
-            answer=wire.CaseSchema, errors=_CONFLICT)
+@documented(
+    "Start review: claim from the pool, or open one's own waiting case",
+    roles="specialist",
+    answer=wire.CaseSchema,
+    errors=_CONFLICT,
+)
 def claim_case(case_id: int) -> ResponseReturnValue:
     return _case_answer(_actions().claim(current_principal(), case_id))
 
 
 @bp.post("/cases/<int:case_id>/release")
-@documented("Give the case back: to another specialist with room, else the pool", roles="specialist (assignee)",
-            body=ReasonSchema, answer=wire.CaseSchema, errors=_CONFLICT)
+@documented(
+    "Give the case back: to another specialist with room, else the pool",
+    roles="specialist (assignee)",
+    body=ReasonSchema,
+    answer=wire.CaseSchema,
+    errors=_CONFLICT,
+)
 def release_case(case_id: int) -> ResponseReturnValue:
     principal = current_principal()
     data = load_or_raise(ReasonSchema(), _json_or_empty())
@@ -205,8 +249,13 @@ def release_case(case_id: int) -> ResponseReturnValue:
 
 
 @bp.post("/cases/<int:case_id>/request-info")
-@documented("Ask the clinic for more (the case becomes needs_info)", roles="specialist (assignee)",
-            body=InfoSchema, answer=wire.CaseSchema, errors=_CONFLICT)
+@documented(
+    "Ask the clinic for more (the case becomes needs_info)",
+    roles="specialist (assignee)",
+    body=InfoSchema,
+    answer=wire.CaseSchema,
+    errors=_CONFLICT,
+)
 def request_info(case_id: int) -> ResponseReturnValue:
     principal = current_principal()
     data = load_or_raise(InfoSchema(), _json())
@@ -214,8 +263,13 @@ def request_info(case_id: int) -> ResponseReturnValue:
 
 
 @bp.post("/cases/<int:case_id>/provide-info")
-@documented("Answer the specialist's question; the case returns to the same specialist",
-            roles="spoke_doctor, spoke", body=InfoSchema, answer=wire.CaseSchema, errors=_CONFLICT)
+@documented(
+    "Answer the specialist's question; the case returns to the same specialist",
+    roles="spoke_doctor, spoke",
+    body=InfoSchema,
+    answer=wire.CaseSchema,
+    errors=_CONFLICT,
+)
 def provide_info(case_id: int) -> ResponseReturnValue:
     principal = current_principal()
     data = load_or_raise(InfoSchema(), _json())
@@ -223,8 +277,13 @@ def provide_info(case_id: int) -> ResponseReturnValue:
 
 
 @bp.post("/cases/<int:case_id>/refer")
-@documented("Refer the patient for physical transfer", roles="specialist (assignee)", body=ReferSchema,
-            answer=wire.CaseSchema, errors=_CONFLICT)
+@documented(
+    "Refer the patient for physical transfer",
+    roles="specialist (assignee)",
+    body=ReferSchema,
+    answer=wire.CaseSchema,
+    errors=_CONFLICT,
+)
 def refer_case(case_id: int) -> ResponseReturnValue:
     principal = current_principal()
     data = load_or_raise(ReferSchema(), _json())
@@ -232,8 +291,13 @@ def refer_case(case_id: int) -> ResponseReturnValue:
 
 
 @bp.post("/cases/<int:case_id>/close")
-@documented("Close an advised or referred case", roles="spoke_doctor, spoke, specialist (assignee)",
-            body=ReasonSchema, answer=wire.CaseSchema, errors=_CONFLICT)
+@documented(
+    "Close an advised or referred case",
+    roles="spoke_doctor, spoke, specialist (assignee)",
+    body=ReasonSchema,
+    answer=wire.CaseSchema,
+    errors=_CONFLICT,
+)
 def close_case(case_id: int) -> ResponseReturnValue:
     principal = current_principal()
     data = load_or_raise(ReasonSchema(), _json_or_empty())
@@ -241,8 +305,13 @@ def close_case(case_id: int) -> ResponseReturnValue:
 
 
 @bp.post("/cases/<int:case_id>/cancel")
-@documented("Cancel a case before review has started", roles="spoke_doctor, spoke", body=ReasonSchema,
-            answer=wire.CaseSchema, errors=_CONFLICT)
+@documented(
+    "Cancel a case before review has started",
+    roles="spoke_doctor, spoke",
+    body=ReasonSchema,
+    answer=wire.CaseSchema,
+    errors=_CONFLICT,
+)
 def cancel_case(case_id: int) -> ResponseReturnValue:
     principal = current_principal()
     data = load_or_raise(ReasonSchema(), _json_or_empty())
@@ -250,8 +319,13 @@ def cancel_case(case_id: int) -> ResponseReturnValue:
 
 
 @bp.post("/cases/<int:case_id>/reassign")
-@documented("Hand the case to a named specialist of its specialty", roles="supervisor", body=ReassignSchema,
-            answer=wire.CaseSchema, errors=_CONFLICT)
+@documented(
+    "Hand the case to a named specialist of its specialty",
+    roles="supervisor",
+    body=ReassignSchema,
+    answer=wire.CaseSchema,
+    errors=_CONFLICT,
+)
 def reassign_case(case_id: int) -> ResponseReturnValue:
     principal = current_principal()
     data = load_or_raise(ReassignSchema(), _json())
@@ -259,8 +333,14 @@ def reassign_case(case_id: int) -> ResponseReturnValue:
 
 
 @bp.post("/cases/<int:case_id>/advice")
-@documented("Issue advice (a second one is a new version superseding the first)", roles="specialist (assignee)",
-            body=AdviceCreateSchema, answer=wire.AdviceSchema, status=201, errors=_CONFLICT)
+@documented(
+    "Issue advice (a second one is a new version superseding the first)",
+    roles="specialist (assignee)",
+    body=AdviceCreateSchema,
+    answer=wire.AdviceSchema,
+    status=201,
+    errors=_CONFLICT,
+)
 def issue_advice(case_id: int) -> ResponseReturnValue:
     principal = current_principal()
     data = load_or_raise(AdviceCreateSchema(), _json())
@@ -268,7 +348,9 @@ def issue_advice(case_id: int) -> ResponseReturnValue:
 
 
 @bp.get("/cases/<int:case_id>/advice")
-@documented("Every version of the case's advice", answer=wire.AdviceSchema, many=True, errors=(401, 404))
+@documented(
+    "Every version of the case's advice", answer=wire.AdviceSchema, many=True, errors=(401, 404)
+)
 def list_advice(case_id: int) -> ResponseReturnValue:
     return jsonify([advice_dict(a) for a in _cases().advice_for(current_principal(), case_id)])
 
@@ -280,7 +362,9 @@ def list_messages(case_id: int) -> ResponseReturnValue:
 
 
 @bp.post("/cases/<int:case_id>/messages")
-@documented("Write to the other side", body=MessageCreateSchema, answer=wire.MessageSchema, status=201)
+@documented(
+    "Write to the other side", body=MessageCreateSchema, answer=wire.MessageSchema, status=201
+)
 def post_message(case_id: int) -> ResponseReturnValue:
     principal = current_principal()
     data = load_or_raise(MessageCreateSchema(), _json())
@@ -300,8 +384,15 @@ def case_studies(case_id: int) -> ResponseReturnValue:
 
 
 @bp.post("/users")
-@documented("Add a user; clinic doctors and specialists are placed in supervision groups", roles="admin",
-            body=UserCreateSchema, answer=wire.UserSchema, status=201, errors=_CONFLICT, tag="staff")
+@documented(
+    "Add a user; clinic doctors and specialists are placed in supervision groups",
+    roles="admin",
+    body=UserCreateSchema,
+    answer=wire.UserSchema,
+    status=201,
+    errors=_CONFLICT,
+    tag="staff",
+)
 def create_user() -> ResponseReturnValue:
     principal = current_principal()
     data = load_or_raise(UserCreateSchema(), _json())
@@ -309,19 +400,31 @@ def create_user() -> ResponseReturnValue:
 
 
 @bp.get("/specialists")
-@documented("Specialists with duty, on-call and presence", roles="supervisor, admin, specialist",
-            query=SpecialistQuerySchema, answer=wire.SpecialistSchema, many=True, tag="staff")
+@documented(
+    "Specialists with duty, on-call and presence",
+    roles="supervisor, admin, specialist",
+    query=SpecialistQuerySchema,
+    answer=wire.SpecialistSchema,
+    many=True,
+    tag="staff",
+)
 def list_specialists() -> ResponseReturnValue:
     principal = current_principal()
     query = load_or_raise(SpecialistQuerySchema(), request.args.to_dict())
     staff = _staff()
-    return jsonify([staff.describe(u) for u in staff.specialists(principal, query.get("specialty"))])
+    return jsonify(
+        [staff.describe(u) for u in staff.specialists(principal, query.get("specialty"))]
+    )
 
 
 @bp.patch("/specialists/<int:user_id>")
-@documented("Duty (the specialist, a supervisor), on-call, schedule, case limit, active (admin); "
-            "going off duty or being deactivated reroutes unstarted cases", body=SpecialistUpdateSchema,
-            answer=wire.SpecialistSchema, tag="staff")
+@documented(
+    "Duty (the specialist, a supervisor), on-call, schedule, case limit, active (admin); "
+    "going off duty or being deactivated reroutes unstarted cases",
+    body=SpecialistUpdateSchema,
+    answer=wire.SpecialistSchema,
+    tag="staff",
+)
 def update_specialist(user_id: int) -> ResponseReturnValue:
     principal = current_principal()
     data = load_or_raise(SpecialistUpdateSchema(), _json())
@@ -330,8 +433,14 @@ def update_specialist(user_id: int) -> ResponseReturnValue:
 
 
 @bp.get("/supervision")
-@documented("Supervision groups per specialty, the unsupervised and the shortfall", roles="supervisor, admin",
-            query=SupervisionQuerySchema, answer=wire.SupervisionGroupSchema, many=True, tag="staff")
+@documented(
+    "Supervision groups per specialty, the unsupervised and the shortfall",
+    roles="supervisor, admin",
+    query=SupervisionQuerySchema,
+    answer=wire.SupervisionGroupSchema,
+    many=True,
+    tag="staff",
+)
 def supervision() -> ResponseReturnValue:
     principal = current_principal()
     query = load_or_raise(SupervisionQuerySchema(), request.args.to_dict())
@@ -340,9 +449,15 @@ def supervision() -> ResponseReturnValue:
 
 
 @bp.post("/supervision/reassign")
-@documented("Move a clinic doctor to another supervising specialist (never beyond the ratio)",
-            roles="supervisor", body=SupervisionReassignSchema, answer=wire.SupervisionGroupSchema, many=True,
-            errors=_CONFLICT, tag="staff")
+@documented(
+    "Move a clinic doctor to another supervising specialist (never beyond the ratio)",
+    roles="supervisor",
+    body=SupervisionReassignSchema,
+    answer=wire.SupervisionGroupSchema,
+    many=True,
+    errors=_CONFLICT,
+    tag="staff",
+)
 def supervision_reassign() -> ResponseReturnValue:
     principal = current_principal()
     data = load_or_raise(SupervisionReassignSchema(), _json())
@@ -353,8 +468,13 @@ def supervision_reassign() -> ResponseReturnValue:
 
 
 @bp.get("/dashboard/summary")
-@documented("Counts, waits, SLA breaches, specialists, shortfall, spokes", roles="supervisor, admin",
-            answer=wire.DashboardSummarySchema, errors=(401, 403), tag="hub")
+@documented(
+    "Counts, waits, SLA breaches, specialists, shortfall, spokes",
+    roles="supervisor, admin",
+    answer=wire.DashboardSummarySchema,
+    errors=(401, 403),
+    tag="hub",
+)
 def dashboard_summary() -> ResponseReturnValue:
     service = DashboardService(db_session(), hub().clock, policy())
     return jsonify(service.summary(current_principal()))

@@ -90,19 +90,27 @@ def stow() -> ResponseReturnValue:
     response.content_type = "application/dicom+json"
     for failed in result.failed:  # the reasons in words, as PS3.18 Warning headers
         text = " ".join(str(failed["message"]).split()).replace('"', "'")
-        response.headers.add("Warning", f'299 teleconsult "{text.encode("ascii", "replace").decode()}"')
+        response.headers.add(
+            "Warning", f'299 teleconsult "{text.encode("ascii", "replace").decode()}"'
+        )
     return response, status
 
 
 def _stow_response(result: StowResult) -> dict[str, Any]:
     body: dict[str, Any] = {}
     if result.referenced:
-        body["00081199"] = {"vr": "SQ", "Value": [_sop_ref(r["sop_class"], r["sop_uid"]) for r in result.referenced]}
+        body["00081199"] = {
+            "vr": "SQ",
+            "Value": [_sop_ref(r["sop_class"], r["sop_uid"]) for r in result.referenced],
+        }
     if result.failed:
         body["00081198"] = {
             "vr": "SQ",
             "Value": [
-                {**_sop_ref(f["sop_class"], f["sop_uid"]), "00081197": {"vr": "US", "Value": [f["reason"]]}}
+                {
+                    **_sop_ref(f["sop_class"], f["sop_uid"]),
+                    "00081197": {"vr": "US", "Value": [f["reason"]]},
+                }
                 for f in result.failed
             ],
         }
@@ -125,7 +133,9 @@ _DICOM_JSON = "application/dicom+json"
 
 def _reader() -> ImageReader:
     h = hub()
-    base = (str(h.settings.public_url or "").rstrip("/") or request.host_url.rstrip("/")) + (bp.url_prefix or "")
+    base = (str(h.settings.public_url or "").rstrip("/") or request.host_url.rstrip("/")) + (
+        bp.url_prefix or ""
+    )
     return ImageReader(db_session(), h.clock, h.image_dir, base, remote_addr())
 
 
@@ -160,7 +170,9 @@ def search_instances(study: str, series: str | None = None) -> ResponseReturnVal
 @bp.get("/studies/<study>")
 @bp.get("/studies/<study>/series/<series>")
 @bp.get("/studies/<study>/series/<series>/instances/<instance>")
-def retrieve(study: str, series: str | None = None, instance: str | None = None) -> ResponseReturnValue:
+def retrieve(
+    study: str, series: str | None = None, instance: str | None = None
+) -> ResponseReturnValue:
     reader = _reader()
     found = reader.instances(current_principal(), study, series, instance)
     body, content_type = build_related((reader.path_of(i).read_bytes() for i in found), _DICOM)
@@ -170,7 +182,9 @@ def retrieve(study: str, series: str | None = None, instance: str | None = None)
 @bp.get("/studies/<study>/metadata")
 @bp.get("/studies/<study>/series/<series>/metadata")
 @bp.get("/studies/<study>/series/<series>/instances/<instance>/metadata")
-def retrieve_metadata(study: str, series: str | None = None, instance: str | None = None) -> ResponseReturnValue:
+def retrieve_metadata(
+    study: str, series: str | None = None, instance: str | None = None
+) -> ResponseReturnValue:
     return _dicom_json(_reader().metadata(current_principal(), study, series, instance))
 
 
@@ -197,7 +211,9 @@ def _frame(path: Any, number: int, decode: bool) -> tuple[bytes, str]:
 
 @bp.get("/studies/<study>/series/<series>/instances/<instance>/rendered")
 @bp.get("/studies/<study>/series/<series>/instances/<instance>/frames/<frames>/rendered")
-def retrieve_rendered(study: str, series: str, instance: str, frames: str = "1") -> ResponseReturnValue:
+def retrieve_rendered(
+    study: str, series: str, instance: str, frames: str = "1"
+) -> ResponseReturnValue:
     frame = _frame_numbers(frames)[0]
     media_type = _rendered_type()
     try:
@@ -255,6 +271,6 @@ def attach_study(study: str) -> ResponseReturnValue:
     body = request.get_json(silent=True) or {}
     case_uid = str(body.get("case_uid") or "").strip()
     if not case_uid:
-        raise InvalidInput("Name the case: {\"case_uid\": ...}.", fields={"case_uid": ["required"]})
+        raise InvalidInput('Name the case: {"case_uid": ...}.', fields={"case_uid": ["required"]})
     result = _images().attach_study(current_principal(), study, case_uid)
     return jsonify(result)

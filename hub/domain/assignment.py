@@ -62,7 +62,9 @@ def choose_specialist(
     if supervisor is not None:
         if supervisor.has_room:
             return Decision(supervisor.specialist_id, "raising doctor's supervisor is on duty")
-        why_not = "supervisor off duty; " if not supervisor.on_duty else "supervisor at case limit; "
+        why_not = (
+            "supervisor off duty; " if not supervisor.on_duty else "supervisor at case limit; "
+        )
     elif supervisor_id is not None and supervisor_id not in excluded:
         why_not = "supervisor not available; "
     ready = [c for c in pool if c.has_room]
@@ -126,7 +128,9 @@ def fill_from_pool(
         if decision.specialist_id is None:
             continue
         loads[decision.specialist_id] = loads[decision.specialist_id].plus_one(at)
-        handed.append((case.case_id, Decision(decision.specialist_id, "from the pool: " + decision.reason)))
+        handed.append(
+            (case.case_id, Decision(decision.specialist_id, "from the pool: " + decision.reason))
+        )
     return handed
 
 

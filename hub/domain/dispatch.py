@@ -135,8 +135,12 @@ class Floor:
             self._assign(case, decision.specialist_id, now, Action.REROUTE)
 
     # -- bookkeeping -------------------------------------------------------------------------
-    def _route(self, case: FloorCase, now: datetime, action: Action, exclude: list[int] | None = None) -> Decision:
-        decision = choose_specialist(self._loads(case.specialty), self._supervisor(case), exclude or [])
+    def _route(
+        self, case: FloorCase, now: datetime, action: Action, exclude: list[int] | None = None
+    ) -> Decision:
+        decision = choose_specialist(
+            self._loads(case.specialty), self._supervisor(case), exclude or []
+        )
         self.decisions += 1
         if decision.specialist_id is None:
             case.status = check_target(action, case.status, S.QUEUED)
@@ -145,7 +149,9 @@ class Floor:
             self._assign(case, decision.specialist_id, now, action)
         return decision
 
-    def _assign(self, case: FloorCase, specialist_id: int, now: datetime, action: Action = Action.REASSIGN) -> None:
+    def _assign(
+        self, case: FloorCase, specialist_id: int, now: datetime, action: Action = Action.REASSIGN
+    ) -> None:
         case.status = check_target(action, case.status, S.ASSIGNED)
         case.assigned_to = specialist_id
         spec = self.specialists[specialist_id]
@@ -201,5 +207,9 @@ class Floor:
                 if case.status in ACTIVE:
                     assert case.assigned_to is not None
         for spec in self.specialists.values():
-            held = sum(1 for c in self.cases.values() if c.assigned_to == spec.specialist_id and c.status in ACTIVE)
+            held = sum(
+                1
+                for c in self.cases.values()
+                if c.assigned_to == spec.specialist_id and c.status in ACTIVE
+            )
             assert held == spec.active, "load bookkeeping drifted"

@@ -49,7 +49,9 @@ class Rule:
     unheld_or_mine: bool = False
 
 
-def _rule(sources: set[S], targets: set[S], parties: set[Party], unheld_or_mine: bool = False) -> Rule:
+def _rule(
+    sources: set[S], targets: set[S], parties: set[Party], unheld_or_mine: bool = False
+) -> Rule:
     return Rule(frozenset(sources), frozenset(targets), frozenset(parties), unheld_or_mine)
 
 
@@ -59,7 +61,9 @@ _AFTER_ADVICE = {S.ASSIGNED, S.IN_REVIEW, S.ADVISED}
 RULES: dict[Action, Rule] = {
     Action.SUBMIT: _rule({S.DRAFT}, {S.SUBMITTED}, {Party.CLINIC}),
     Action.ROUTE: _rule({S.SUBMITTED}, {S.QUEUED, S.ASSIGNED}, {Party.HUB}),
-    Action.CLAIM: _rule({S.QUEUED, S.ASSIGNED}, {S.IN_REVIEW}, {Party.ASSIGNEE, Party.SPECIALTY}, True),
+    Action.CLAIM: _rule(
+        {S.QUEUED, S.ASSIGNED}, {S.IN_REVIEW}, {Party.ASSIGNEE, Party.SPECIALTY}, True
+    ),
     Action.RELEASE: _rule(_WAITING_OR_REVIEW, {S.QUEUED, S.ASSIGNED}, {Party.ASSIGNEE}),
     Action.REQUEST_INFO: _rule(_WAITING_OR_REVIEW, {S.NEEDS_INFO}, {Party.ASSIGNEE}),
     Action.PROVIDE_INFO: _rule({S.NEEDS_INFO}, {S.ASSIGNED, S.QUEUED}, {Party.CLINIC}),

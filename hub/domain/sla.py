@@ -16,7 +16,9 @@ def sla_start(priority: str, submitted_at: datetime, opens_at: datetime | None) 
     return max(submitted_at, opens_at)
 
 
-def sla_due(policy: WorkflowPolicy, priority: str, submitted_at: datetime, opens_at: datetime | None = None) -> datetime:
+def sla_due(
+    policy: WorkflowPolicy, priority: str, submitted_at: datetime, opens_at: datetime | None = None
+) -> datetime:
     return sla_start(priority, submitted_at, opens_at) + policy.sla(priority)
 
 

@@ -48,8 +48,12 @@ def workflow_tick(app: Flask) -> dict[str, object] | None:
     user_ids = {int(key.split(":", 1)[1]) for key in online if key.startswith("user:")}
     with hub.db.sessions() as session:
         if session.get_bind().dialect.name == "postgresql":
-            got = session.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": _TICK_LOCK_KEY}).scalar()
+            got = session.execute(
+                text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": _TICK_LOCK_KEY}
+            ).scalar()
             if not got:
                 return None
-        report = HubJobs(session, hub.clock, WorkflowPolicy.from_settings(hub.settings)).tick(user_ids)
+        report = HubJobs(session, hub.clock, WorkflowPolicy.from_settings(hub.settings)).tick(
+            user_ids
+        )
         return report.as_dict()

@@ -40,7 +40,11 @@ class Connection:
 
     @property
     def presence_key(self) -> str:
-        return protocol.room_for_spoke(self.spoke_id) if self.spoke_id else protocol.room_for_user(self.user_id or 0)
+        return (
+            protocol.room_for_spoke(self.spoke_id)
+            if self.spoke_id
+            else protocol.room_for_user(self.user_id or 0)
+        )
 
 
 def rooms_for(principal: Principal) -> frozenset[str]:
@@ -143,7 +147,8 @@ class HubNamespace(Namespace):
                     .join(Case, Case.id == Advice.case_id)
                     .outerjoin(
                         AdviceDelivery,
-                        (AdviceDelivery.advice_id == Advice.id) & (AdviceDelivery.spoke_id == conn.spoke_id),
+                        (AdviceDelivery.advice_id == Advice.id)
+                        & (AdviceDelivery.spoke_id == conn.spoke_id),
                     )
                     .where(Case.spoke_id == conn.spoke_id, AdviceDelivery.advice_id.is_(None))
                 )
@@ -153,7 +158,11 @@ class HubNamespace(Namespace):
             case_ids = select(Advice.case_id).where(Advice.id.in_(undelivered))
             rows = session.scalars(
                 select(Event)
-                .where(Event.type == protocol.ADVICE_ISSUED, Event.case_id.in_(case_ids), Event.seq <= up_to_seq)
+                .where(
+                    Event.type == protocol.ADVICE_ISSUED,
+                    Event.case_id.in_(case_ids),
+                    Event.seq <= up_to_seq,
+                )
                 .order_by(Event.seq)
             ).all()
             resent = 0
@@ -176,7 +185,11 @@ class HubNamespace(Namespace):
             if advice is None or session.get_one(Case, advice.case_id).spoke_id != conn.spoke_id:
                 return {"ok": False}
             if session.get(AdviceDelivery, (advice_id, conn.spoke_id)) is None:
-                session.add(AdviceDelivery(advice_id=advice_id, spoke_id=conn.spoke_id, delivered_at=h.clock.now()))
+                session.add(
+                    AdviceDelivery(
+                        advice_id=advice_id, spoke_id=conn.spoke_id, delivered_at=h.clock.now()
+                    )
+                )
         return {"ok": True}
 
     # -- ending connections whose token no longer holds --------------------------------------
@@ -205,7 +218,9 @@ def _connection(session: Any, principal: Principal, token: str) -> Connection:
     hashed = digest(token)
     expires_at = None
     if principal.user is not None:
-        expires_at = session.scalar(select(ApiToken.expires_at).where(ApiToken.token_hash == hashed))
+        expires_at = session.scalar(
+            select(ApiToken.expires_at).where(ApiToken.token_hash == hashed)
+        )
     return Connection(
         principal.label,
         principal.user_id,

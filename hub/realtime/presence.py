@@ -84,7 +84,8 @@ class RedisPresence:
 
     def last_seen(self) -> dict[str, float]:
         seen = {
-            (k.decode() if isinstance(k, bytes) else k): float(v) for k, v in self._redis.hgetall(self._last_seen_key).items()
+            (k.decode() if isinstance(k, bytes) else k): float(v)
+            for k, v in self._redis.hgetall(self._last_seen_key).items()
         }
         now = time.time()
         seen.update({k: now for k in self.online()})

@@ -29,7 +29,9 @@ def presence() -> ResponseReturnValue:
     user_ids = [int(k.split(":")[1]) for k in online if k.startswith("user:")]
     spoke_ids = [int(k.split(":")[1]) for k in online if k.startswith("spoke:")]
     session = db_session()
-    users = session.scalars(select(User).where(User.id.in_(user_ids), User.role == Role.SPECIALIST.value))
+    users = session.scalars(
+        select(User).where(User.id.in_(user_ids), User.role == Role.SPECIALIST.value)
+    )
     spokes = session.scalars(select(Spoke.code).where(Spoke.id.in_(spoke_ids)))
     return jsonify(specialists=[user_ref(u) for u in users], spokes=sorted(spokes))
 
@@ -43,7 +45,8 @@ def undelivered_advice() -> ResponseReturnValue:
         select(Advice, Case)
         .join(Case, Case.id == Advice.case_id)
         .outerjoin(
-            AdviceDelivery, (AdviceDelivery.advice_id == Advice.id) & (AdviceDelivery.spoke_id == Case.spoke_id)
+            AdviceDelivery,
+            (AdviceDelivery.advice_id == Advice.id) & (AdviceDelivery.spoke_id == Case.spoke_id),
         )
         .where(AdviceDelivery.advice_id.is_(None))
         .order_by(Advice.issued_at)
@@ -51,8 +54,16 @@ def undelivered_advice() -> ResponseReturnValue:
     if principal.role is Role.SPECIALIST:
         query = query.where(Advice.specialist_id == principal.user_id)
     rows = db_session().execute(query).all()
-    return jsonify([
-        {"advice_id": a.id, "case_id": c.id, "case_token": c.token, "spoke": c.spoke.code,
-         "version": a.version, "issued_at": a.issued_at.isoformat()}
-        for a, c in rows
-    ])
+    return jsonify(
+        [
+            {
+                "advice_id": a.id,
+                "case_id": c.id,
+                "case_token": c.token,
+                "spoke": c.spoke.code,
+                "version": a.version,
+                "issued_at": a.issued_at.isoformat(),
+            }
+            for a, c in rows
+        ]
+    )

@@ -35,7 +35,9 @@ def can_read(principal: Principal, case: Case) -> bool:
     if role is Role.SPOKE_DOCTOR:
         return case.spoke_id == user.spoke_id
     if role is Role.SPECIALIST:
-        return case.assigned_to_id == user.id or case.specialty_id in {s.id for s in user.specialties}
+        return case.assigned_to_id == user.id or case.specialty_id in {
+            s.id for s in user.specialties
+        }
     return role is Role.SUPERVISOR
 
 

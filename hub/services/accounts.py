@@ -16,7 +16,9 @@ from shared.enums import DEFAULT_SPECIALTIES, Role
 from shared.errors import Conflict, InvalidInput, NotFound
 
 
-def ensure_specialties(session: Session, specialties: Iterable[tuple[str, str]] = DEFAULT_SPECIALTIES) -> None:
+def ensure_specialties(
+    session: Session, specialties: Iterable[tuple[str, str]] = DEFAULT_SPECIALTIES
+) -> None:
     """Add the specialties that are missing; never renames or removes one."""
     have = set(session.scalars(select(Specialty.code)))
     for code, name in specialties:
@@ -73,7 +75,9 @@ def add_user(
     try:
         role_ = Role(role)
     except ValueError:
-        raise InvalidInput(f"Unknown role {role!r}: use one of {', '.join(r.value for r in Role)}.") from None
+        raise InvalidInput(
+            f"Unknown role {role!r}: use one of {', '.join(r.value for r in Role)}."
+        ) from None
     if session.scalar(select(User).where(User.username == username)) is not None:
         raise Conflict(f"The username {username!r} is taken.")
     if password_hash is None and len(password) < 4:
@@ -105,9 +109,13 @@ def add_user(
     return user
 
 
-def place_in_supervision(session: Session, ratio: int = DEFAULT_RATIO, clock: Clock | None = None) -> int:
+def place_in_supervision(
+    session: Session, ratio: int = DEFAULT_RATIO, clock: Clock | None = None
+) -> int:
     """Set-up outside a running hub: rebalance the supervision groups, audited, no events."""
-    service = SupervisionService(session, clock or SystemClock(), WorkflowPolicy(ratio=ratio), emit_events=False)
+    service = SupervisionService(
+        session, clock or SystemClock(), WorkflowPolicy(ratio=ratio), emit_events=False
+    )
     return service.rebalance(reason="user set-up")
 
 
@@ -121,25 +129,47 @@ def seed_demo(session: Session) -> dict[str, str]:
     """
     ensure_specialties(session)
     tokens = {}
-    for code, name, aes in (("PHC-1", "Primary Health Centre 1", ["SPOKE1"]), ("PHC-2", "Primary Health Centre 2", [])):
+    for code, name, aes in (
+        ("PHC-1", "Primary Health Centre 1", ["SPOKE1"]),
+        ("PHC-2", "Primary Health Centre 2", []),
+    ):
         _, tokens[code] = register_spoke(session, code, name, aes)
     people: list[tuple[str, str, str, str | None, list[str], str]] = [
         ("admin", "Hub Administrator", Role.ADMIN, None, [], ""),
         ("sup1", "Dr. Supervisor One", Role.SUPERVISOR, None, [], "MD"),
     ]
     for code, _name in DEFAULT_SPECIALTIES:
-        people.append((f"{code}1", f"Dr. {code.title()} Specialist", Role.SPECIALIST, None, [code], "MD, MS"))
+        people.append(
+            (f"{code}1", f"Dr. {code.title()} Specialist", Role.SPECIALIST, None, [code], "MD, MS")
+        )
     for n in range(1, 6):
-        people.append((f"clinic{n}", f"Dr. Clinic {n}", Role.SPOKE_DOCTOR, "PHC-1" if n <= 3 else "PHC-2", [], "MBBS"))
+        people.append(
+            (
+                f"clinic{n}",
+                f"Dr. Clinic {n}",
+                Role.SPOKE_DOCTOR,
+                "PHC-1" if n <= 3 else "PHC-2",
+                [],
+                "MBBS",
+            )
+        )
     existing = set(session.scalars(select(User.username)))
     shared_hash = hash_password(DEMO_PASSWORD)  # one hash for all: demo accounts only
     for username, name, role, spoke, specs, qual in people:
         if username in existing:
             continue
         add_user(
-            session, username, DEMO_PASSWORD, role, name=name, spoke_code=spoke, specialties=specs,
-            qualification=qual, registration_number=f"REG-{username.upper()}" if role == Role.SPECIALIST else "",
-            password_hash=shared_hash, supervise=False,
+            session,
+            username,
+            DEMO_PASSWORD,
+            role,
+            name=name,
+            spoke_code=spoke,
+            specialties=specs,
+            qualification=qual,
+            registration_number=f"REG-{username.upper()}" if role == Role.SPECIALIST else "",
+            password_hash=shared_hash,
+            supervise=False,
         )
     place_in_supervision(session)
     return tokens

@@ -72,7 +72,9 @@ class Principal:
         return f"spoke:{self.spoke_service.code}"
 
 
-def login(session: Session, username: str, password: str, clock: Clock, ttl_s: int) -> tuple[str, User]:
+def login(
+    session: Session, username: str, password: str, clock: Clock, ttl_s: int
+) -> tuple[str, User]:
     """Check the password and issue a bearer token; a wrong name or password is one answer."""
     user = session.scalar(select(User).where(User.username == username))
     if user is None:
@@ -85,7 +87,12 @@ def login(session: Session, username: str, password: str, clock: Clock, ttl_s: i
     raw = new_secret()
     now = clock.now()
     session.add(
-        ApiToken(token_hash=digest(raw), user=user, created_at=now, expires_at=now + timedelta(seconds=ttl_s))
+        ApiToken(
+            token_hash=digest(raw),
+            user=user,
+            created_at=now,
+            expires_at=now + timedelta(seconds=ttl_s),
+        )
     )
     return raw, user
 

@@ -20,7 +20,6 @@ from shared.errors import InvalidInput
 
 @dataclass
 class CaseActions(WorkflowService):
-
     def _case(self, principal: Principal, case_id: int, action: Action) -> Case:
         case = require_read(principal, self.session.get(Case, case_id))
         self.flow.authorize(principal, case, action)
@@ -37,8 +36,14 @@ class CaseActions(WorkflowService):
         now = self.clock.now()
         case.first_response_at = case.first_response_at or now
         case.started_at = case.started_at or now
-        self.flow.move(case, Action.CLAIM, S.IN_REVIEW, principal, assign_to=principal.user_id,
-                       reason="claimed" if case.status == S.QUEUED.value else "review started")
+        self.flow.move(
+            case,
+            Action.CLAIM,
+            S.IN_REVIEW,
+            principal,
+            assign_to=principal.user_id,
+            reason="claimed" if case.status == S.QUEUED.value else "review started",
+        )
         return self._done(case)
 
     def release(self, principal: Principal, case_id: int, reason: str = "") -> Case:
@@ -56,8 +61,14 @@ class CaseActions(WorkflowService):
         case = self._case(principal, case_id, Action.REQUEST_INFO)
         case.first_response_at = case.first_response_at or self.clock.now()
         message = self._message(principal, case, text)
-        self.flow.move(case, Action.REQUEST_INFO, S.NEEDS_INFO, principal, reason=text,
-                       message=message_dict(message, principal.label))
+        self.flow.move(
+            case,
+            Action.REQUEST_INFO,
+            S.NEEDS_INFO,
+            principal,
+            reason=text,
+            message=message_dict(message, principal.label),
+        )
         return self._done(case)
 
     def provide_info(self, principal: Principal, case_id: int, text: str) -> Case:
@@ -67,9 +78,14 @@ class CaseActions(WorkflowService):
         message = self._message(principal, case, text)
         specialist = self.session.get(User, case.assigned_to_id) if case.assigned_to_id else None
         if specialist is not None and self.flow.router.on_duty(specialist):
-            self.flow.move(case, Action.PROVIDE_INFO, S.ASSIGNED, principal,
-                           reason="information given; back to the same specialist",
-                           message=message_dict(message, principal.label))
+            self.flow.move(
+                case,
+                Action.PROVIDE_INFO,
+                S.ASSIGNED,
+                principal,
+                reason="information given; back to the same specialist",
+                message=message_dict(message, principal.label),
+            )
         else:
             self.flow.route(case, Action.PROVIDE_INFO, principal)
         return self._done(case)
@@ -99,11 +115,20 @@ class CaseActions(WorkflowService):
         """A supervisor hands the case to a named specialist of its specialty."""
         case = self._case(principal, case_id, Action.REASSIGN)
         target = self._specialist_for(case, username)
-        why = f"reassigned by {principal.label} to {target.username}" + (f": {reason}" if reason else "")
+        why = f"reassigned by {principal.label} to {target.username}" + (
+            f": {reason}" if reason else ""
+        )
         case.started_at = None
         case.routing_reason = why
-        self.flow.move(case, Action.REASSIGN, S.ASSIGNED, principal, assign_to=target.id, reason=why,
-                       routing_reason=why)
+        self.flow.move(
+            case,
+            Action.REASSIGN,
+            S.ASSIGNED,
+            principal,
+            assign_to=target.id,
+            reason=why,
+            routing_reason=why,
+        )
         return self._done(case)
 
     def _specialist_for(self, case: Case, username: str) -> User:
@@ -117,12 +142,18 @@ class CaseActions(WorkflowService):
         if not ok or user is None:
             raise InvalidInput(
                 "Reassign to an active specialist of the case's specialty.",
-                fields={"specialist": [f"{username!r} is not an active {case.specialty.code} specialist."]},
+                fields={
+                    "specialist": [
+                        f"{username!r} is not an active {case.specialty.code} specialist."
+                    ]
+                },
             )
         return user
 
     def _message(self, principal: Principal, case: Case, text: str) -> Message:
-        message = Message(case_id=case.id, author=principal.user, text=text, created_at=self.clock.now())
+        message = Message(
+            case_id=case.id, author=principal.user, text=text, created_at=self.clock.now()
+        )
         self.session.add(message)
         self.session.flush()
         return message
@@ -130,4 +161,3 @@ class CaseActions(WorkflowService):
     def _note_reason(self, case: Case, reason: str) -> None:
         if reason:
             case.routing_reason = f"{case.routing_reason} (released: {reason})"
-

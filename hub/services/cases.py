@@ -40,7 +40,6 @@ from shared.errors import Conflict, Forbidden, InvalidInput
 
 @dataclass
 class CaseService(WorkflowService):
-
     # -- raising ---------------------------------------------------------------------------
     def raise_case(
         self, principal: Principal, data: dict[str, Any], idempotency_key: str | None
@@ -109,7 +108,9 @@ class CaseService(WorkflowService):
             submitted_at=now,
             updated_at=now,
         )
-        case.token = format_case_token(specialty.code, self._next_token_number(specialty.id, now.date()))
+        case.token = format_case_token(
+            specialty.code, self._next_token_number(specialty.id, now.date())
+        )
         self.session.add(case)
         self.session.flush()
         return case
@@ -131,7 +132,10 @@ class CaseService(WorkflowService):
         prefix = principal.spoke_service.code if principal.spoke_service else "TC"
         while True:
             candidate = make_accession_number(prefix, day)
-            if self.session.scalar(select(Case.id).where(Case.accession_number == candidate)) is None:
+            if (
+                self.session.scalar(select(Case.id).where(Case.accession_number == candidate))
+                is None
+            ):
                 return candidate
 
     def _next_token_number(self, specialty_id: int, day: date) -> int:
@@ -152,7 +156,9 @@ class CaseService(WorkflowService):
         return case
 
     def list(self, principal: Principal, filters: dict[str, Any]) -> tuple[list[Case], int]:
-        require_role(principal, Role.SPOKE_DOCTOR, Role.SPECIALIST, Role.SUPERVISOR, spoke_service=True)
+        require_role(
+            principal, Role.SPOKE_DOCTOR, Role.SPECIALIST, Role.SUPERVISOR, spoke_service=True
+        )
         query = select(Case).where(case_scope(principal))
         if filters.get("status"):
             query = query.where(Case.status == filters["status"])
@@ -161,7 +167,9 @@ class CaseService(WorkflowService):
         if filters.get("specialty"):
             query = query.join(Specialty).where(Specialty.code == filters["specialty"])
         if filters.get("spoke"):
-            query = query.join(Spoke, Spoke.id == Case.spoke_id).where(Spoke.code == filters["spoke"])
+            query = query.join(Spoke, Spoke.id == Case.spoke_id).where(
+                Spoke.code == filters["spoke"]
+            )
         if filters.get("assigned_to"):
             query = query.where(self._assignee_filter(principal, filters["assigned_to"]))
         if "sla_breached" in filters:
@@ -173,7 +181,9 @@ class CaseService(WorkflowService):
             order: tuple[Any, ...] = (priority_rank(Case.priority), Case.submitted_at, Case.id)
         else:
             order = (Case.id.desc(),)
-        rows = self.session.scalars(query.order_by(*order).offset((page - 1) * per_page).limit(per_page)).all()
+        rows = self.session.scalars(
+            query.order_by(*order).offset((page - 1) * per_page).limit(per_page)
+        ).all()
         return list(rows), total
 
     def _assignee_filter(self, principal: Principal, who: str) -> Any:
@@ -212,7 +222,9 @@ class CaseService(WorkflowService):
     def history(self, principal: Principal, case_id: int) -> builtins.list[CaseHistory]:
         case = require_read(principal, self.session.get(Case, case_id))
         return list(
-            self.session.scalars(select(CaseHistory).where(CaseHistory.case_id == case.id).order_by(CaseHistory.id))
+            self.session.scalars(
+                select(CaseHistory).where(CaseHistory.case_id == case.id).order_by(CaseHistory.id)
+            )
         )
 
     # -- advice and messages --------------------------------------------------------------
@@ -238,7 +250,16 @@ class CaseService(WorkflowService):
             qualification=user.qualification,
             registration_number=user.registration_number,
             issued_at=now,
-            **{k: data[k] for k in ("assessment", "recommendations", "disposition", "investigations", "follow_up_date")},
+            **{
+                k: data[k]
+                for k in (
+                    "assessment",
+                    "recommendations",
+                    "disposition",
+                    "investigations",
+                    "follow_up_date",
+                )
+            },
             prescriptions=data.get("prescriptions", []),
         )
         case.first_response_at = case.first_response_at or now
@@ -246,10 +267,19 @@ class CaseService(WorkflowService):
         case.finished_at = case.finished_at or now
         self.session.add(advice)
         self.session.flush()
-        reason = f"advice version {advice.version}" + (f" corrects version {previous.version}" if previous else "")
+        reason = f"advice version {advice.version}" + (
+            f" corrects version {previous.version}" if previous else ""
+        )
         # The advice event is this transition's event: it carries the case, now advised.
-        self.flow.move(case, Action.ADVISE, CaseStatus.ADVISED, principal, reason=reason,
-                       event=protocol.ADVICE_ISSUED, advice=advice_dict(advice))
+        self.flow.move(
+            case,
+            Action.ADVISE,
+            CaseStatus.ADVISED,
+            principal,
+            reason=reason,
+            event=protocol.ADVICE_ISSUED,
+            advice=advice_dict(advice),
+        )
         self.flow.finish()
         audit(self.session, self.clock, principal, "create", "advice", advice.uid, self.remote_addr)
         self.session.commit()
@@ -257,7 +287,11 @@ class CaseService(WorkflowService):
 
     def advice_for(self, principal: Principal, case_id: int) -> builtins.list[Advice]:
         case = require_read(principal, self.session.get(Case, case_id))
-        rows = list(self.session.scalars(select(Advice).where(Advice.case_id == case.id).order_by(Advice.version)))
+        rows = list(
+            self.session.scalars(
+                select(Advice).where(Advice.case_id == case.id).order_by(Advice.version)
+            )
+        )
         audit(self.session, self.clock, principal, "read", "advice", case.uid, self.remote_addr)
         self.session.commit()
         return rows
@@ -272,15 +306,30 @@ class CaseService(WorkflowService):
         if principal.role is Role.SPECIALIST and case.first_response_at is None:
             case.first_response_at = now  # a specialist's question is a first response
         self.session.flush()
-        self.flow.emit(protocol.MESSAGE_POSTED, case, set(), message=message_dict(message, principal.label))
-        audit(self.session, self.clock, principal, "create", "message", message.id, self.remote_addr,
-              case=case.uid)
+        self.flow.emit(
+            protocol.MESSAGE_POSTED, case, set(), message=message_dict(message, principal.label)
+        )
+        audit(
+            self.session,
+            self.clock,
+            principal,
+            "create",
+            "message",
+            message.id,
+            self.remote_addr,
+            case=case.uid,
+        )
         self.session.commit()
         return message
 
     def messages(self, principal: Principal, case_id: int) -> builtins.list[Message]:
         case = require_read(principal, self.session.get(Case, case_id))
-        return list(self.session.scalars(select(Message).where(Message.case_id == case.id).order_by(Message.id)))
+        return list(
+            self.session.scalars(
+                select(Message).where(Message.case_id == case.id).order_by(Message.id)
+            )
+        )
+
 
 def _digest(data: dict[str, Any]) -> str:
     canonical = json.dumps(data, sort_keys=True, default=str, separators=(",", ":"))

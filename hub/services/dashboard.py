@@ -41,7 +41,9 @@ class DashboardService:
         HubJobs(self.session, self.clock, self.policy).check_sla()  # the count is current
         self.session.commit()
         start = self._start_of_day()
-        by_status = dict(self.session.execute(select(Case.status, func.count()).group_by(Case.status)).all())
+        by_status = dict(
+            self.session.execute(select(Case.status, func.count()).group_by(Case.status)).all()
+        )
         return {
             "ratio": self.policy.ratio,
             "by_status": {s.value: int(by_status.get(s.value, 0)) for s in CaseStatus},
@@ -66,7 +68,9 @@ class DashboardService:
         """Time to first response of today's cases; a case still waiting counts its wait so far."""
         now = self.clock.now()
         rows = self.session.execute(
-            select(Case.submitted_at, Case.first_response_at, Case.status).where(Case.submitted_at >= start)
+            select(Case.submitted_at, Case.first_response_at, Case.status).where(
+                Case.submitted_at >= start
+            )
         ).all()
         waits = []
         for submitted, responded, status in rows:
@@ -79,13 +83,17 @@ class DashboardService:
     def _specialists(self) -> list[dict[str, Any]]:
         router = Router(self.session, self.clock, self.policy)
         users = self.session.scalars(
-            select(User).where(User.role == Role.SPECIALIST.value, User.active).order_by(User.username)
+            select(User)
+            .where(User.role == Role.SPECIALIST.value, User.active)
+            .order_by(User.username)
         ).all()
         counts = router.active_counts([u.id for u in users])
         supervisees = dict(
             self.session.execute(
-                select(SupervisionLink.specialist_id, func.count(func.distinct(SupervisionLink.doctor_id)))
-                .group_by(SupervisionLink.specialist_id)
+                select(
+                    SupervisionLink.specialist_id,
+                    func.count(func.distinct(SupervisionLink.doctor_id)),
+                ).group_by(SupervisionLink.specialist_id)
             ).all()
         )
         return [
@@ -105,10 +113,10 @@ class DashboardService:
     def _spokes(self, start: datetime) -> list[dict[str, Any]]:
         counts = dict(
             self.session.execute(
-                select(Case.spoke_id, func.count(Case.id)).where(Case.submitted_at >= start).group_by(Case.spoke_id)
+                select(Case.spoke_id, func.count(Case.id))
+                .where(Case.submitted_at >= start)
+                .group_by(Case.spoke_id)
             ).all()
         )
         spokes = self.session.scalars(select(Spoke).order_by(Spoke.code)).all()
         return [{"code": s.code, "cases_today": int(counts.get(s.id, 0))} for s in spokes]
-
-

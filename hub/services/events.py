@@ -38,10 +38,19 @@ def record_event(
     """Add an event to the log in the session's transaction. Its ``seq`` is given at the next
     flush (many events then go in one batch); it is published after commit."""
     transaction = session.get_transaction()
-    if session.get_bind().dialect.name == "postgresql" and session.info.get(_LOCKED) is not transaction:
+    if (
+        session.get_bind().dialect.name == "postgresql"
+        and session.info.get(_LOCKED) is not transaction
+    ):
         session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _EVENT_LOCK_KEY})
         session.info[_LOCKED] = transaction
-    row = Event(type=event_type, case_id=case_id, rooms=sorted(set(rooms)), payload=data, created_at=clock.now())
+    row = Event(
+        type=event_type,
+        case_id=case_id,
+        rooms=sorted(set(rooms)),
+        payload=data,
+        created_at=clock.now(),
+    )
     session.add(row)
     session.info.setdefault(_PENDING, []).append(row)
     return row

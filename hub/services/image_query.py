@@ -29,11 +29,18 @@ _DATE = re.compile(r"^\d{8}$")
 
 # QIDO-RS query keys: keyword and tag spellings of the attributes we can match.
 _STUDY_KEYS = {
-    "StudyInstanceUID": "0020000D", "PatientID": "00100020", "AccessionNumber": "00080050",
-    "StudyDate": "00080020", "ModalitiesInStudy": "00080061",
+    "StudyInstanceUID": "0020000D",
+    "PatientID": "00100020",
+    "AccessionNumber": "00080050",
+    "StudyDate": "00080020",
+    "ModalitiesInStudy": "00080061",
 }
 _SERIES_KEYS = {"SeriesInstanceUID": "0020000E", "Modality": "00080060", "SeriesNumber": "00200011"}
-_INSTANCE_KEYS = {"SOPInstanceUID": "00080018", "SOPClassUID": "00080016", "InstanceNumber": "00200013"}
+_INSTANCE_KEYS = {
+    "SOPInstanceUID": "00080018",
+    "SOPClassUID": "00080016",
+    "InstanceNumber": "00200013",
+}
 
 
 @dataclass
@@ -96,7 +103,10 @@ def _date_match(column: Any, value: str) -> ColumnElement[bool]:
     start, dash, end = value.replace(" ", "").partition("-")
     for part in (start, end):
         if part and not _DATE.match(part):
-            raise InvalidInput("StudyDate must be YYYYMMDD or a range YYYYMMDD-YYYYMMDD.", fields={"StudyDate": [value]})
+            raise InvalidInput(
+                "StudyDate must be YYYYMMDD or a range YYYYMMDD-YYYYMMDD.",
+                fields={"StudyDate": [value]},
+            )
     if not dash:
         return and_(column == start)
     conditions = [column != ""]
@@ -128,18 +138,33 @@ class ImageReader:
     # -- QIDO-RS ---------------------------------------------------------------------------------
     def search_studies(self, principal: Principal, query: Query) -> list[dict[str, Any]]:
         stmt = select(Study).where(study_scope(principal))
-        stmt = self._filter_studies(stmt, query).order_by(Study.id).limit(query.limit).offset(query.offset)
+        stmt = (
+            self._filter_studies(stmt, query)
+            .order_by(Study.id)
+            .limit(query.limit)
+            .offset(query.offset)
+        )
         studies = list(self.session.scalars(stmt))
         counts = self._study_counts([s.id for s in studies])
-        audit(self.session, self.clock, principal, "search", "studies", len(studies), self.remote_addr,
-              query=query.match)
+        audit(
+            self.session,
+            self.clock,
+            principal,
+            "search",
+            "studies",
+            len(studies),
+            self.remote_addr,
+            query=query.match,
+        )
         self.session.commit()
         return [self._study_json(s, *counts.get(s.id, (0, 0, []))) for s in studies]
 
     def _filter_studies(self, stmt: Select[Any], query: Query) -> Select[Any]:
         m = query.match
         if "StudyInstanceUID" in m:
-            stmt = stmt.where(Study.study_uid.in_(m["StudyInstanceUID"].replace("\\", ",").split(",")))
+            stmt = stmt.where(
+                Study.study_uid.in_(m["StudyInstanceUID"].replace("\\", ",").split(","))
+            )
         if "PatientID" in m:
             stmt = stmt.where(_text_match(Study.patient_id, m["PatientID"]))
         if "AccessionNumber" in m:
@@ -148,9 +173,13 @@ class ImageReader:
             stmt = stmt.where(_date_match(Study.study_date, m["StudyDate"]))
         if "ModalitiesInStudy" in m:
             wanted = [v for v in m["ModalitiesInStudy"].replace("\\", ",").split(",") if v]
-            stmt = stmt.where(Study.id.in_(select(Series.study_id).where(Series.modality.in_(wanted))))
+            stmt = stmt.where(
+                Study.id.in_(select(Series.study_id).where(Series.modality.in_(wanted)))
+            )
         if query.linked is not None:
-            stmt = stmt.where(Study.case_id.is_not(None) if query.linked else Study.case_id.is_(None))
+            stmt = stmt.where(
+                Study.case_id.is_not(None) if query.linked else Study.case_id.is_(None)
+            )
         return stmt
 
     def _study_counts(self, ids: list[int]) -> dict[int, tuple[int, int, list[str]]]:
@@ -159,7 +188,8 @@ class ImageReader:
         rows = self.session.execute(
             select(Series.study_id, Series.modality, func.count(Instance.id))
             .join(Instance, Instance.series_id == Series.id, isouter=True)
-            .where(Series.study_id.in_(ids)).group_by(Series.id, Series.study_id, Series.modality)
+            .where(Series.study_id.in_(ids))
+            .group_by(Series.id, Series.study_id, Series.modality)
         ).all()
         out: dict[int, tuple[int, int, list[str]]] = {}
         for study_id, modality, n in rows:
@@ -169,7 +199,9 @@ class ImageReader:
             out[study_id] = (n_series + 1, n_instances + int(n), modalities)
         return out
 
-    def _study_json(self, study: Study, n_series: int, n_instances: int, modalities: list[str]) -> dict[str, Any]:
+    def _study_json(
+        self, study: Study, n_series: int, n_instances: int, modalities: list[str]
+    ) -> dict[str, Any]:
         header = self._first_header(study)
         return {
             "00080020": attr("DA", study.study_date),
@@ -188,19 +220,32 @@ class ImageReader:
 
     def _first_header(self, study: Study) -> Any:
         path = self.session.scalar(
-            select(Instance.path).join(Series).where(Series.study_id == study.id).order_by(Instance.id).limit(1)
+            select(Instance.path)
+            .join(Series)
+            .where(Series.study_id == study.id)
+            .order_by(Instance.id)
+            .limit(1)
         )
         if path is None:
             return {}
         try:
-            return dcmread(self.image_dir / path, stop_before_pixels=True,
-                           specific_tags=["PatientName", "StudyTime", "StudyID"])
+            return dcmread(
+                self.image_dir / path,
+                stop_before_pixels=True,
+                specific_tags=["PatientName", "StudyTime", "StudyID"],
+            )
         except Exception:  # a missing file must not break a search
             return {}
 
-    def search_series(self, principal: Principal, study_uid: str, query: Query) -> list[dict[str, Any]]:
+    def search_series(
+        self, principal: Principal, study_uid: str, query: Query
+    ) -> list[dict[str, Any]]:
         study = self._study(principal, study_uid)
-        stmt = select(Series, func.count(Instance.id)).join(Instance, isouter=True).where(Series.study_id == study.id)
+        stmt = (
+            select(Series, func.count(Instance.id))
+            .join(Instance, isouter=True)
+            .where(Series.study_id == study.id)
+        )
         m = query.match
         if "SeriesInstanceUID" in m:
             stmt = stmt.where(Series.series_uid.in_(m["SeriesInstanceUID"].split(",")))
@@ -208,7 +253,12 @@ class ImageReader:
             stmt = stmt.where(_text_match(Series.modality, m["Modality"]))
         if "SeriesNumber" in m:
             stmt = stmt.where(Series.number == _int_or_400("SeriesNumber", m["SeriesNumber"]))
-        stmt = stmt.group_by(Series.id).order_by(Series.number, Series.id).limit(query.limit).offset(query.offset)
+        stmt = (
+            stmt.group_by(Series.id)
+            .order_by(Series.number, Series.id)
+            .limit(query.limit)
+            .offset(query.offset)
+        )
         rows = self.session.execute(stmt).all()
         self._audit(principal, "search", "series", study_uid)
         return [self._series_json(study, series, int(n)) for series, n in rows]
@@ -217,7 +267,9 @@ class ImageReader:
         return {
             "00080060": attr("CS", series.modality),
             "0008103E": attr("LO", series.description),
-            "00081190": attr("UR", f"{self.base_url}/studies/{study.study_uid}/series/{series.series_uid}"),
+            "00081190": attr(
+                "UR", f"{self.base_url}/studies/{study.study_uid}/series/{series.series_uid}"
+            ),
             "0020000D": attr("UI", study.study_uid),
             "0020000E": attr("UI", series.series_uid),
             "00200011": attr("IS", series.number),
@@ -238,7 +290,11 @@ class ImageReader:
             stmt = stmt.where(Instance.sop_class_uid == m["SOPClassUID"])
         if "InstanceNumber" in m:
             stmt = stmt.where(Instance.number == _int_or_400("InstanceNumber", m["InstanceNumber"]))
-        stmt = stmt.order_by(Series.number, Instance.number, Instance.id).limit(query.limit).offset(query.offset)
+        stmt = (
+            stmt.order_by(Series.number, Instance.number, Instance.id)
+            .limit(query.limit)
+            .offset(query.offset)
+        )
         instances = list(self.session.scalars(stmt))
         self._audit(principal, "search", "instances", study_uid)
         return [self._instance_json(study, i) for i in instances]
@@ -259,7 +315,11 @@ class ImageReader:
 
     # -- WADO-RS -------------------------------------------------------------------------------
     def instances(
-        self, principal: Principal, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None
+        self,
+        principal: Principal,
+        study_uid: str,
+        series_uid: str | None = None,
+        sop_uid: str | None = None,
     ) -> list[Instance]:
         """The stored instances of a study, series or one instance; 404 if none or not readable."""
         study = self._study(principal, study_uid)
@@ -268,18 +328,29 @@ class ImageReader:
             stmt = stmt.where(Series.series_uid == series_uid)
         if sop_uid is not None:
             stmt = stmt.where(Instance.sop_uid == sop_uid)
-        found = list(self.session.scalars(stmt.order_by(Series.number, Instance.number, Instance.id)))
+        found = list(
+            self.session.scalars(stmt.order_by(Series.number, Instance.number, Instance.id))
+        )
         if not found:
             raise NotFound("No such series." if sop_uid is None else "No such instance.")
-        self._audit(principal, "read", "instance" if sop_uid else ("series" if series_uid else "study"),
-                    sop_uid or series_uid or study_uid, instances=len(found))
+        self._audit(
+            principal,
+            "read",
+            "instance" if sop_uid else ("series" if series_uid else "study"),
+            sop_uid or series_uid or study_uid,
+            instances=len(found),
+        )
         return found
 
     def path_of(self, instance: Instance) -> Path:
         return self.image_dir / instance.path
 
     def metadata(
-        self, principal: Principal, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None
+        self,
+        principal: Principal,
+        study_uid: str,
+        series_uid: str | None = None,
+        sop_uid: str | None = None,
     ) -> list[dict[str, Any]]:
         """DICOM JSON of each instance without its bulk data, which is named by a BulkDataURI."""
         found = self.instances(principal, study_uid, series_uid, sop_uid)
@@ -291,13 +362,19 @@ class ImageReader:
 
     # -- helpers ---------------------------------------------------------------------------------
     def _study(self, principal: Principal, study_uid: str) -> Study:
-        study = self.session.scalar(select(Study).where(Study.study_uid == study_uid, study_scope(principal)))
+        study = self.session.scalar(
+            select(Study).where(Study.study_uid == study_uid, study_scope(principal))
+        )
         if study is None:
             raise NotFound("No such study.")
         return study
 
-    def _audit(self, principal: Principal, action: str, kind: str, object_id: str, **detail: Any) -> None:
-        audit(self.session, self.clock, principal, action, kind, object_id, self.remote_addr, **detail)
+    def _audit(
+        self, principal: Principal, action: str, kind: str, object_id: str, **detail: Any
+    ) -> None:
+        audit(
+            self.session, self.clock, principal, action, kind, object_id, self.remote_addr, **detail
+        )
         self.session.commit()
 
 
@@ -319,7 +396,9 @@ def _metadata_of_files(jobs: list[tuple[Path, str]]) -> list[dict[str, Any]]:
         ds = dcmread(path, stop_before_pixels=True)
         data = ds.to_json_dict(bulk_data_threshold=4096, bulk_data_element_handler=_uri_of(url))
         if "Rows" in ds:
-            data["7FE00010"] = {"vr": "OB" if ds.file_meta.TransferSyntaxUID.is_compressed else "OW",
-                                "BulkDataURI": url}
+            data["7FE00010"] = {
+                "vr": "OB" if ds.file_meta.TransferSyntaxUID.is_compressed else "OW",
+                "BulkDataURI": url,
+            }
         out.append(data)
     return out

@@ -46,7 +46,12 @@ _DEFER_BYTES = 64 * 1024
 class PartRejected(Exception):
     def __init__(self, reason: int, message: str, sop_class: str = "", sop_uid: str = "") -> None:
         super().__init__(message)
-        self.reason, self.message, self.sop_class, self.sop_uid = reason, message, sop_class, sop_uid
+        self.reason, self.message, self.sop_class, self.sop_uid = (
+            reason,
+            message,
+            sop_class,
+            sop_uid,
+        )
 
 
 @dataclass
@@ -57,8 +62,12 @@ class StowResult:
     def refuse(self, rejected: PartRejected) -> None:
         log.info("STOW part refused: %s", rejected.message)
         self.failed.append(
-            {"sop_class": rejected.sop_class, "sop_uid": rejected.sop_uid,
-             "reason": rejected.reason, "message": rejected.message}
+            {
+                "sop_class": rejected.sop_class,
+                "sop_uid": rejected.sop_uid,
+                "reason": rejected.reason,
+                "message": rejected.message,
+            }
         )
 
 
@@ -77,7 +86,9 @@ class ImageService:
         """
         require_role(principal, Role.SPOKE_DOCTOR, spoke_service=True)
         result = StowResult()
-        readable: dict[str, tuple[bytes, dict[str, Any]]] = {}  # the first part of each SOP instance
+        readable: dict[
+            str, tuple[bytes, dict[str, Any]]
+        ] = {}  # the first part of each SOP instance
         for raw in parts:
             raw = _with_preamble(raw)
             try:
@@ -96,16 +107,32 @@ class ImageService:
             added = self._add(principal, fresh, case)
         except OSError as exc:  # the disk failed: no new instance of this request is stored
             for _, meta in fresh:
-                result.refuse(PartRejected(OUT_OF_RESOURCES, f"cannot write the image: {exc.strerror}",
-                                           meta["sop_class"], meta["sop_uid"]))
+                result.refuse(
+                    PartRejected(
+                        OUT_OF_RESOURCES,
+                        f"cannot write the image: {exc.strerror}",
+                        meta["sop_class"],
+                        meta["sop_uid"],
+                    )
+                )
                 del readable[meta["sop_uid"]]
             added = []
         for uid, (_, meta) in readable.items():
-            result.referenced.append({"sop_class": stored.get(uid, meta["sop_class"]), "sop_uid": uid})
+            result.referenced.append(
+                {"sop_class": stored.get(uid, meta["sop_class"]), "sop_uid": uid}
+            )
         for study, count in Counter(study for _, study in added).items():
             self._announce(study, count)
         if added:
-            audit(self.session, self.clock, principal, "store", "instances", len(added), self.remote_addr)
+            audit(
+                self.session,
+                self.clock,
+                principal,
+                "store",
+                "instances",
+                len(added),
+                self.remote_addr,
+            )
         self.session.commit()
         return result
 
@@ -134,14 +161,22 @@ class ImageService:
         for raw, meta in fresh:
             study = studies.get((meta["study_uid"], meta["accession"]))
             if study is None:
-                study = studies[meta["study_uid"], meta["accession"]] = self._study(principal, meta, case)
+                study = studies[meta["study_uid"], meta["accession"]] = self._study(
+                    principal, meta, case
+                )
             if meta["series_uid"] not in series:
                 series[meta["series_uid"]] = self._series(study, meta)
             relative = _relative_path(meta)
             instance = Instance(
-                sop_uid=meta["sop_uid"], series_id=series[meta["series_uid"]].id, sop_class_uid=meta["sop_class"],
-                transfer_syntax_uid=meta["transfer_syntax"], number=meta["number"], frames=meta["frames"],
-                size=len(raw), sha256=digests[self.image_dir / relative], path=str(relative),
+                sop_uid=meta["sop_uid"],
+                series_id=series[meta["series_uid"]].id,
+                sop_class_uid=meta["sop_class"],
+                transfer_syntax_uid=meta["transfer_syntax"],
+                number=meta["number"],
+                frames=meta["frames"],
+                size=len(raw),
+                sha256=digests[self.image_dir / relative],
+                path=str(relative),
                 created_at=self.clock.now(),
             )
             rows.append((instance, study))
@@ -166,9 +201,13 @@ class ImageService:
         study = self.session.scalar(select(Study).where(Study.study_uid == meta["study_uid"]))
         if study is None:
             study = Study(
-                study_uid=meta["study_uid"], spoke_id=principal.spoke_id, patient_id=meta["patient_id"],
-                accession_number=meta["accession"], study_date=meta["study_date"],
-                description=meta["study_description"], created_at=self.clock.now(),
+                study_uid=meta["study_uid"],
+                spoke_id=principal.spoke_id,
+                patient_id=meta["patient_id"],
+                accession_number=meta["accession"],
+                study_date=meta["study_date"],
+                description=meta["study_description"],
+                created_at=self.clock.now(),
             )
             self.session.add(study)
         if study.case_id is None:
@@ -181,15 +220,20 @@ class ImageService:
         if not accession:
             return None
         return self.session.scalar(
-            select(Case).where(Case.accession_number == accession, Case.spoke_id == principal.spoke_id)
+            select(Case).where(
+                Case.accession_number == accession, Case.spoke_id == principal.spoke_id
+            )
         )
 
     def _series(self, study: Study, meta: dict[str, Any]) -> Series:
         series = self.session.scalar(select(Series).where(Series.series_uid == meta["series_uid"]))
         if series is None:
             series = Series(
-                series_uid=meta["series_uid"], study=study, modality=meta["modality"],
-                number=meta["series_number"], description=meta["series_description"],
+                series_uid=meta["series_uid"],
+                study=study,
+                modality=meta["modality"],
+                number=meta["series_number"],
+                description=meta["series_description"],
             )
             self.session.add(series)
             self.session.flush()
@@ -203,7 +247,12 @@ class ImageService:
         rooms = [protocol.room_for_spoke(case.spoke_id), protocol.DASHBOARD_ROOM]
         if case.assigned_to_id:
             rooms.append(protocol.room_for_user(case.assigned_to_id))
-        data = {"case_uid": case.uid, "study_uid": study.study_uid, "received": received, "instances": total}
+        data = {
+            "case_uid": case.uid,
+            "study_uid": study.study_uid,
+            "received": received,
+            "instances": total,
+        }
         record_event(self.session, self.clock, protocol.IMAGE_RECEIVED, case.id, rooms, data)
 
     def _instance_count(self, study: Study) -> int:
@@ -224,20 +273,38 @@ class ImageService:
             study.case_id = case.id
             self.session.flush()
             self._announce(study, self._instance_count(study))
-            audit(self.session, self.clock, principal, "attach", "study", study_uid, self.remote_addr, case=case.uid)
+            audit(
+                self.session,
+                self.clock,
+                principal,
+                "attach",
+                "study",
+                study_uid,
+                self.remote_addr,
+                case=case.uid,
+            )
         self.session.commit()
         return {"study_uid": study.study_uid, "case_uid": case.uid, "case_id": case.id}
 
     # -- reading -------------------------------------------------------------------------------
     def studies_of_case(self, principal: Principal, case_id: int) -> list[Study]:
         case = require_read(principal, self.session.get(Case, case_id))
-        return list(self.session.scalars(select(Study).where(Study.case_id == case.id).order_by(Study.id)))
+        return list(
+            self.session.scalars(select(Study).where(Study.case_id == case.id).order_by(Study.id))
+        )
 
-    def instance_file(self, principal: Principal, study_uid: str, series_uid: str, sop_uid: str) -> Path:
+    def instance_file(
+        self, principal: Principal, study_uid: str, series_uid: str, sop_uid: str
+    ) -> Path:
         """The file of one instance, if the caller may read the study it belongs to."""
         instance = self.session.scalar(
-            select(Instance).join(Series).join(Study).where(
-                Instance.sop_uid == sop_uid, Series.series_uid == series_uid, Study.study_uid == study_uid
+            select(Instance)
+            .join(Series)
+            .join(Study)
+            .where(
+                Instance.sop_uid == sop_uid,
+                Series.series_uid == series_uid,
+                Study.study_uid == study_uid,
             )
         )
         if instance is None:
@@ -265,32 +332,51 @@ def _read_header(raw: bytes) -> dict[str, Any]:
     try:
         ds = pydicom.dcmread(BytesIO(raw), defer_size=_DEFER_BYTES)
     except InvalidDicomError:
-        raise PartRejected(CANNOT_UNDERSTAND, "not a DICOM file (no DICM preamble and file meta)") from None
+        raise PartRejected(
+            CANNOT_UNDERSTAND, "not a DICOM file (no DICM preamble and file meta)"
+        ) from None
     except Exception as exc:  # pydicom raises many types on damaged input
         # Name the instance if its file meta is readable, so the sender can set it aside.
         sop_class, sop_uid = _ids_from_file_meta(raw)
-        raise PartRejected(CANNOT_UNDERSTAND, f"damaged DICOM data: {exc}", sop_class, sop_uid) from None
+        raise PartRejected(
+            CANNOT_UNDERSTAND, f"damaged DICOM data: {exc}", sop_class, sop_uid
+        ) from None
     sop_class = str(ds.get("SOPClassUID", "") or ds.file_meta.get("MediaStorageSOPClassUID", ""))
     sop_uid = str(ds.get("SOPInstanceUID", ""))
     meta_uid = str(ds.file_meta.get("MediaStorageSOPInstanceUID", ""))
-    for name, value in (("SOPInstanceUID", sop_uid), ("SOPClassUID", sop_class),
-                        ("StudyInstanceUID", str(ds.get("StudyInstanceUID", ""))),
-                        ("SeriesInstanceUID", str(ds.get("SeriesInstanceUID", "")))):
+    for name, value in (
+        ("SOPInstanceUID", sop_uid),
+        ("SOPClassUID", sop_class),
+        ("StudyInstanceUID", str(ds.get("StudyInstanceUID", ""))),
+        ("SeriesInstanceUID", str(ds.get("SeriesInstanceUID", ""))),
+    ):
         if not value or not _UID.match(value) or len(value) > 64:
-            raise PartRejected(CANNOT_UNDERSTAND, f"{name} is missing or not a valid UID", sop_class,
-                               sop_uid or meta_uid)
+            raise PartRejected(
+                CANNOT_UNDERSTAND,
+                f"{name} is missing or not a valid UID",
+                sop_class,
+                sop_uid or meta_uid,
+            )
     transfer_syntax = str(ds.file_meta.get("TransferSyntaxUID", ""))
     _check_pixel_data(ds, len(raw), transfer_syntax, sop_class, sop_uid)
     if meta_uid and meta_uid != sop_uid:
-        raise PartRejected(CANNOT_UNDERSTAND, "the file meta names another SOP instance", sop_class, meta_uid)
+        raise PartRejected(
+            CANNOT_UNDERSTAND, "the file meta names another SOP instance", sop_class, meta_uid
+        )
     return {
-        "sop_uid": sop_uid, "sop_class": sop_class, "transfer_syntax": transfer_syntax,
-        "study_uid": str(ds.StudyInstanceUID), "series_uid": str(ds.SeriesInstanceUID),
-        "patient_id": str(ds.get("PatientID", ""))[:64], "accession": str(ds.get("AccessionNumber", ""))[:16],
-        "study_date": str(ds.get("StudyDate", ""))[:8], "modality": str(ds.get("Modality", ""))[:16],
+        "sop_uid": sop_uid,
+        "sop_class": sop_class,
+        "transfer_syntax": transfer_syntax,
+        "study_uid": str(ds.StudyInstanceUID),
+        "series_uid": str(ds.SeriesInstanceUID),
+        "patient_id": str(ds.get("PatientID", ""))[:64],
+        "accession": str(ds.get("AccessionNumber", ""))[:16],
+        "study_date": str(ds.get("StudyDate", ""))[:8],
+        "modality": str(ds.get("Modality", ""))[:16],
         "study_description": str(ds.get("StudyDescription", ""))[:200],
         "series_description": str(ds.get("SeriesDescription", ""))[:200],
-        "series_number": _int(ds.get("SeriesNumber")), "number": _int(ds.get("InstanceNumber")),
+        "series_number": _int(ds.get("SeriesNumber")),
+        "number": _int(ds.get("InstanceNumber")),
         "frames": _int(ds.get("NumberOfFrames")) or 1,
     }
 
@@ -298,7 +384,9 @@ def _read_header(raw: bytes) -> dict[str, Any]:
 def _with_preamble(raw: bytes) -> bytes:
     """Add the 128-byte preamble and DICM prefix that some writers leave out (pydicom's dcmwrite
     of a new dataset, as dicomweb-client sends it), so that every stored file is Part 10."""
-    if raw[:2] == b"\x02\x00" and raw[4:6].isalpha():  # starts with a file meta element (explicit VR)
+    if (
+        raw[:2] == b"\x02\x00" and raw[4:6].isalpha()
+    ):  # starts with a file meta element (explicit VR)
         return b"\x00" * 128 + b"DICM" + raw
     return raw
 
@@ -308,22 +396,39 @@ def _ids_from_file_meta(raw: bytes) -> tuple[str, str]:
         meta = read_file_meta_info(BytesIO(raw))
     except Exception:
         return "", ""
-    sop_class, sop_uid = str(meta.get("MediaStorageSOPClassUID", "")), str(meta.get("MediaStorageSOPInstanceUID", ""))
+    sop_class, sop_uid = (
+        str(meta.get("MediaStorageSOPClassUID", "")),
+        str(meta.get("MediaStorageSOPInstanceUID", "")),
+    )
     valid = [uid if _UID.match(uid) and len(uid) <= 64 else "" for uid in (sop_class, sop_uid)]
     return valid[0], valid[1]
 
 
-def _check_pixel_data(ds: Any, size: int, transfer_syntax: str, sop_class: str, sop_uid: str) -> None:
+def _check_pixel_data(
+    ds: Any, size: int, transfer_syntax: str, sop_class: str, sop_uid: str
+) -> None:
     """Refuse uncompressed pixel data shorter than its rows x columns x frames say (truncated)."""
-    if "PixelData" not in ds or transfer_syntax.startswith(_ENCAPSULATED_PREFIX) or transfer_syntax.endswith(".5"):
+    if (
+        "PixelData" not in ds
+        or transfer_syntax.startswith(_ENCAPSULATED_PREFIX)
+        or transfer_syntax.endswith(".5")
+    ):
         return
     try:
         expected = (
-            int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1))
-            * int(ds.get("NumberOfFrames", 1) or 1) * ((int(ds.BitsAllocated) + 7) // 8)
+            int(ds.Rows)
+            * int(ds.Columns)
+            * int(ds.get("SamplesPerPixel", 1))
+            * int(ds.get("NumberOfFrames", 1) or 1)
+            * ((int(ds.BitsAllocated) + 7) // 8)
         )
     except (AttributeError, TypeError, ValueError):
-        raise PartRejected(CANNOT_UNDERSTAND, "pixel data without rows, columns or bits allocated", sop_class, sop_uid) from None
+        raise PartRejected(
+            CANNOT_UNDERSTAND,
+            "pixel data without rows, columns or bits allocated",
+            sop_class,
+            sop_uid,
+        ) from None
     if _pixel_data_length(ds, size) < expected:
         raise PartRejected(CANNOT_UNDERSTAND, "the pixel data is truncated", sop_class, sop_uid)
 

@@ -71,7 +71,9 @@ class HubJobs:
 
     def _note_presence(self, online: set[int]) -> None:
         now = self.clock.now()
-        for user in self.session.scalars(select(User).where(User.role == Role.SPECIALIST.value, User.active)):
+        for user in self.session.scalars(
+            select(User).where(User.role == Role.SPECIALIST.value, User.active)
+        ):
             if user.id in online:
                 user.last_seen_at, user.offline_since = now, None
             elif user.offline_since is None:
@@ -81,7 +83,9 @@ class HubJobs:
         """Cases waiting for a specialist who is no longer on duty (switch, schedule, absence)."""
         holders = self.session.scalars(
             select(User).where(
-                User.id.in_(select(Case.assigned_to_id).where(Case.status == CaseStatus.ASSIGNED.value))
+                User.id.in_(
+                    select(Case.assigned_to_id).where(Case.status == CaseStatus.ASSIGNED.value)
+                )
             )
         ).all()
         moved: list[int] = []
@@ -89,7 +93,9 @@ class HubJobs:
             if self.flow.router.on_duty(user):
                 continue
             why = "offline" if self.flow.router.is_absent(user, self.clock.now()) else "off duty"
-            moved += [c.id for c in self.flow.reroute_unstarted(user.id, f"{user.username} is {why}")]
+            moved += [
+                c.id for c in self.flow.reroute_unstarted(user.id, f"{user.username} is {why}")
+            ]
         return moved
 
     def check_sla(self) -> list[int]:
@@ -97,12 +103,14 @@ class HubJobs:
         the raising doctor's supervisor and the supervisors' dashboard."""
         now = self.clock.now()
         due = self.session.scalars(
-            select(Case).where(
+            select(Case)
+            .where(
                 Case.sla_due_at <= now,
                 Case.first_response_at.is_(None),
                 Case.sla_breached_at.is_(None),
                 Case.status.in_(_OPEN),
-            ).order_by(Case.sla_due_at)
+            )
+            .order_by(Case.sla_due_at)
         ).all()
         for case in due:
             if not is_breached(case.sla_due_at, case.first_response_at, now):
@@ -112,10 +120,25 @@ class HubJobs:
             late = int((now - (case.sla_due_at or now)).total_seconds())
             reason = f"no first response within {self.policy.sla(case.priority)} (due {case.sla_due_at:%H:%M})"
             self.flow.note(case, "sla_breached", HUB, reason)
-            audit(self.session, self.clock, HUB, "sla_breached", "case", case.uid, escalated_to=supervisor)
+            audit(
+                self.session,
+                self.clock,
+                HUB,
+                "sla_breached",
+                "case",
+                case.uid,
+                escalated_to=supervisor,
+            )
             rooms = {room_for_user(supervisor)} if supervisor else set()
-            self.flow.emit(protocol.SLA_BREACHED, case, rooms, due_at=case.sla_due_at.isoformat()
-                           if case.sla_due_at else None, late_s=late, escalated_to=supervisor, reason=reason)
+            self.flow.emit(
+                protocol.SLA_BREACHED,
+                case,
+                rooms,
+                due_at=case.sla_due_at.isoformat() if case.sla_due_at else None,
+                late_s=late,
+                escalated_to=supervisor,
+                reason=reason,
+            )
         self.session.flush()
         return [c.id for c in due]
 

@@ -75,12 +75,16 @@ class QueueBoard:
         changed = []
         ids = list(moved)
         for start in range(0, len(ids), 1000):
-            for case in self.session.scalars(select(Case).where(Case.id.in_(ids[start : start + 1000]))):
+            for case in self.session.scalars(
+                select(Case).where(Case.id.in_(ids[start : start + 1000]))
+            ):
                 case.queue_position, case.eta_at = moved[case.id]
                 changed.append(case)
         return sorted(changed, key=lambda c: c.id)
 
-    def _eta(self, ref: QueueRef, specialty_id: int, position: int, now: datetime) -> datetime | None:
+    def _eta(
+        self, ref: QueueRef, specialty_id: int, position: int, now: datetime
+    ) -> datetime | None:
         throughput = self.throughput(specialty_id)
         start = self._opens_at(specialty_id, now)
         if start is None:
@@ -91,7 +95,9 @@ class QueueBoard:
 
     def _opens_at(self, specialty_id: int, now: datetime) -> datetime | None:
         if specialty_id not in self._opening:
-            self._opening[specialty_id] = self.router.opens_at(self.session.get_one(Specialty, specialty_id), now)
+            self._opening[specialty_id] = self.router.opens_at(
+                self.session.get_one(Specialty, specialty_id), now
+            )
         return self._opening[specialty_id]
 
     def _held(self, specialty_id: int) -> int:
@@ -112,12 +118,18 @@ class QueueBoard:
         if specialty_id not in self._throughput:
             recent = self.session.execute(
                 select(Case.started_at, Case.finished_at)
-                .where(Case.specialty_id == specialty_id, Case.finished_at.is_not(None), Case.started_at.is_not(None))
+                .where(
+                    Case.specialty_id == specialty_id,
+                    Case.finished_at.is_not(None),
+                    Case.started_at.is_not(None),
+                )
                 .order_by(Case.finished_at.desc())
                 .limit(self.router.policy.handling_sample)
             ).all()
             durations = [(f - s).total_seconds() for s, f in recent]
-            on_duty = sum(1 for u in self.router.specialists(specialty_id) if self.router.on_duty(u))
+            on_duty = sum(
+                1 for u in self.router.specialists(specialty_id) if self.router.on_duty(u)
+            )
             self._throughput[specialty_id] = Throughput(
                 handling_time(durations, self.router.policy.default_handling_s), on_duty
             )

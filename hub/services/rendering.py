@@ -46,7 +46,12 @@ FRAME_MEDIA_TYPES: dict[str, str] = {
     "1.2.840.10008.1.2.4.91": "image/jp2",
     "1.2.840.10008.1.2.5": "image/x-dicom-rle",
 }
-_UNCOMPRESSED = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.2"}
+_UNCOMPRESSED = {
+    "1.2.840.10008.1.2",
+    "1.2.840.10008.1.2.1",
+    "1.2.840.10008.1.2.1.99",
+    "1.2.840.10008.1.2.2",
+}
 
 
 class RenderError(ValueError):
@@ -73,10 +78,14 @@ def parse_window(text: str | None) -> Window | None:
     try:
         center, width = float(parts[0]), float(parts[1])
     except (IndexError, ValueError):
-        raise RenderError(f"window must be center,width[,function] or one of {', '.join(PRESETS)}") from None
+        raise RenderError(
+            f"window must be center,width[,function] or one of {', '.join(PRESETS)}"
+        ) from None
     function = parts[2] if len(parts) > 2 and parts[2] else "linear"
     if function not in WINDOW_FUNCTIONS or width <= 0 or (width < 1 and function == "linear"):
-        raise RenderError("window width must be positive and the function linear, linear_exact or sigmoid")
+        raise RenderError(
+            "window width must be positive and the function linear, linear_exact or sigmoid"
+        )
     return Window(center, width, function)
 
 
@@ -129,7 +138,12 @@ def stored_frame(path: Path, frame: int) -> tuple[bytes, str]:
         raise RenderError(f"frame {frame} is missing from the encapsulated pixel data")
     if syntax not in _UNCOMPRESSED or syntax == "1.2.840.10008.1.2.2":
         return decoded_frame(path, frame), "application/octet-stream"
-    size = int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1)) * (int(ds.BitsAllocated) // 8)
+    size = (
+        int(ds.Rows)
+        * int(ds.Columns)
+        * int(ds.get("SamplesPerPixel", 1))
+        * (int(ds.BitsAllocated) // 8)
+    )
     data = bytes(ds.PixelData[(frame - 1) * size : frame * size])
     return data, "application/octet-stream"
 
@@ -151,8 +165,13 @@ def _check_frame_header(ds: Dataset, frame: int) -> None:
 # -- rendered previews -----------------------------------------------------------------------
 
 
-def render(path: Path, frame: int = 1, window: Window | None = None, media_type: str = "image/png",
-           quality: int = 90) -> bytes:
+def render(
+    path: Path,
+    frame: int = 1,
+    window: Window | None = None,
+    media_type: str = "image/png",
+    quality: int = 90,
+) -> bytes:
     """Return frame ``frame`` of the instance at ``path`` as a PNG or JPEG preview."""
     from PIL import Image
 
@@ -161,7 +180,9 @@ def render(path: Path, frame: int = 1, window: Window | None = None, media_type:
     try:
         pixels = pixel_array(str(path), index=frame - 1)
     except Exception as exc:  # a missing decoder or damaged bitstream
-        raise RenderError(f"cannot decode the pixel data ({ds.file_meta.TransferSyntaxUID.name}): {exc}") from None
+        raise RenderError(
+            f"cannot decode the pixel data ({ds.file_meta.TransferSyntaxUID.name}): {exc}"
+        ) from None
     image = Image.fromarray(to_display(ds, pixels, window))
     out = BytesIO()
     if media_type == "image/jpeg":

@@ -80,8 +80,14 @@ class Router:
         for u in users:
             n, last = counts.get(u.id, (0, None))
             loads.append(
-                SpecialistLoad(u.id, self.on_duty(u, now), n, u.max_active_cases, last,
-                               u.on_call and not self.is_absent(u, now))
+                SpecialistLoad(
+                    u.id,
+                    self.on_duty(u, now),
+                    n,
+                    u.max_active_cases,
+                    last,
+                    u.on_call and not self.is_absent(u, now),
+                )
             )
         return loads
 

@@ -49,7 +49,11 @@ def case_dict(case: Case, queue_position: int | None = _STORED) -> dict[str, Any
         "priority": case.priority,
         "specialty": case.specialty.code,
         "spoke": case.spoke.code,
-        "patient": {"pseudonym": case.patient_pseudonym, "age": case.patient_age, "sex": case.patient_sex},
+        "patient": {
+            "pseudonym": case.patient_pseudonym,
+            "age": case.patient_age,
+            "sex": case.patient_sex,
+        },
         "complaint": case.complaint,
         "history": case.history,
         "vitals": case.vitals,
@@ -88,7 +92,11 @@ def advice_dict(advice: Advice) -> dict[str, Any]:
         "case_id": case.id,
         "case_uid": case.uid,
         "case_token": case.token,
-        "patient": {"pseudonym": case.patient_pseudonym, "age": case.patient_age, "sex": case.patient_sex},
+        "patient": {
+            "pseudonym": case.patient_pseudonym,
+            "age": case.patient_age,
+            "sex": case.patient_sex,
+        },
         "version": advice.version,
         "supersedes_id": advice.supersedes_id,
         "specialist": {
@@ -111,7 +119,9 @@ def message_dict(message: Message, author_label: str | None = None) -> dict[str,
     return {
         "id": message.id,
         "case_id": message.case_id,
-        "author": user_ref(message.author) if message.author else {"username": author_label, "name": author_label},
+        "author": user_ref(message.author)
+        if message.author
+        else {"username": author_label, "name": author_label},
         "text": message.text,
         "created_at": _iso(message.created_at),
     }

@@ -27,7 +27,6 @@ from shared.protocol import room_for_user
 
 @dataclass
 class StaffService(WorkflowService):
-
     def supervision(self) -> SupervisionService:
         return SupervisionService(self.session, self.clock, self.policy, self.remote_addr)
 
@@ -35,13 +34,31 @@ class StaffService(WorkflowService):
     def create_user(self, principal: Principal, data: dict[str, Any]) -> User:
         require_role(principal, Role.ADMIN)
         user = add_user(
-            self.session, data["username"], data["password"], data["role"], name=data.get("name", ""),
-            spoke_code=data.get("spoke"), specialties=data.get("specialties", []),
+            self.session,
+            data["username"],
+            data["password"],
+            data["role"],
+            name=data.get("name", ""),
+            spoke_code=data.get("spoke"),
+            specialties=data.get("specialties", []),
             qualification=data.get("qualification", ""),
-            registration_number=data.get("registration_number", ""), supervise=False,
+            registration_number=data.get("registration_number", ""),
+            supervise=False,
         )
-        self._apply(user, {k: data[k] for k in ("on_call", "duty_schedule", "max_active_cases") if k in data})
-        audit(self.session, self.clock, principal, "create", "user", user.username, self.remote_addr, role=user.role)
+        self._apply(
+            user,
+            {k: data[k] for k in ("on_call", "duty_schedule", "max_active_cases") if k in data},
+        )
+        audit(
+            self.session,
+            self.clock,
+            principal,
+            "create",
+            "user",
+            user.username,
+            self.remote_addr,
+            role=user.role,
+        )
         self.supervision().rebalance(principal, f"{user.username} added")
         for specialty in user.specialties:
             self.flow.touch_specialty(specialty.id)
@@ -54,8 +71,16 @@ class StaffService(WorkflowService):
         was_on_duty = self.flow.router.on_duty(user)
         was_active = user.active
         self._apply(user, data)
-        audit(self.session, self.clock, principal, "update", "user", user.username, self.remote_addr,
-              **{k: str(v) for k, v in data.items()})
+        audit(
+            self.session,
+            self.clock,
+            principal,
+            "update",
+            "user",
+            user.username,
+            self.remote_addr,
+            **{k: str(v) for k, v in data.items()},
+        )
         if was_active and not user.active:
             self.flow.reroute_unstarted(user.id, f"{user.username} was deactivated")
             self.supervision().rebalance(principal, f"{user.username} deactivated")
@@ -73,7 +98,9 @@ class StaffService(WorkflowService):
         duty_only = set(data) <= {"on_duty"}
         if duty_only and (principal.role is Role.SUPERVISOR or principal.user_id == user.id):
             return
-        raise Forbidden("Only an administrator may change this; a specialist may set their own duty.")
+        raise Forbidden(
+            "Only an administrator may change this; a specialist may set their own duty."
+        )
 
     def _apply(self, user: User, data: dict[str, Any]) -> None:
         if "duty_schedule" in data and data["duty_schedule"]:
@@ -93,8 +120,14 @@ class StaffService(WorkflowService):
         self.flow.finish()
         if user.role == Role.SPECIALIST.value:
             data = {"specialist": self.describe(user)}
-            record_event(self.session, self.clock, protocol.SPECIALIST_UPDATED, None,
-                         [protocol.DASHBOARD_ROOM, room_for_user(user.id)], data)
+            record_event(
+                self.session,
+                self.clock,
+                protocol.SPECIALIST_UPDATED,
+                None,
+                [protocol.DASHBOARD_ROOM, room_for_user(user.id)],
+                data,
+            )
         self.session.commit()
         return user
 
@@ -125,7 +158,16 @@ class StaffService(WorkflowService):
             raise NotFound(f"No specialty {code!r}.")
         parse_hours(hours)  # a malformed schedule is a 400 naming what is wrong
         specialty.hours = hours.strip()
-        audit(self.session, self.clock, principal, "update", "specialty", code, self.remote_addr, hours=hours)
+        audit(
+            self.session,
+            self.clock,
+            principal,
+            "update",
+            "specialty",
+            code,
+            self.remote_addr,
+            hours=hours,
+        )
         self.flow.touch_specialty(specialty.id)
         self.flow.finish()
         self.session.commit()

@@ -36,7 +36,9 @@ class SupervisionService:
     emit_events: bool = True
 
     def specialties(self) -> list[Specialty]:
-        return list(self.session.scalars(select(Specialty).where(Specialty.active).order_by(Specialty.code)))
+        return list(
+            self.session.scalars(select(Specialty).where(Specialty.active).order_by(Specialty.code))
+        )
 
     def group(self, specialty: Specialty) -> tuple[SupervisionGroup, dict[int, int]]:
         """The specialty's group, repaired to hold the ratio, and the links as stored."""
@@ -44,19 +46,26 @@ class SupervisionService:
             self.session.scalars(
                 select(User.id)
                 .join(user_specialties, user_specialties.c.user_id == User.id)
-                .where(user_specialties.c.specialty_id == specialty.id, User.active,
-                       User.role == Role.SPECIALIST.value)
+                .where(
+                    user_specialties.c.specialty_id == specialty.id,
+                    User.active,
+                    User.role == Role.SPECIALIST.value,
+                )
             )
         )
         doctors = list(
             self.session.scalars(
-                select(User.id).where(User.role == Role.SPOKE_DOCTOR.value, User.active).order_by(User.id)
+                select(User.id)
+                .where(User.role == Role.SPOKE_DOCTOR.value, User.active)
+                .order_by(User.id)
             )
         )
         stored = {
             link.doctor_id: link.specialist_id
             for link in self.session.scalars(
-                select(SupervisionLink).where(SupervisionLink.specialty_id == specialty.id).order_by(SupervisionLink.id)
+                select(SupervisionLink)
+                .where(SupervisionLink.specialty_id == specialty.id)
+                .order_by(SupervisionLink.id)
             )
         }
         return SupervisionGroup.build(self.policy.ratio, specialists, stored, doctors), stored
@@ -70,14 +79,18 @@ class SupervisionService:
             changed += self._save(specialty, stored, group, principal, reason)
         return changed
 
-    def reassign(self, principal: Principal, specialty_code: str, doctor: str, specialist: str) -> None:
+    def reassign(
+        self, principal: Principal, specialty_code: str, doctor: str, specialist: str
+    ) -> None:
         require_role(principal, Role.SUPERVISOR)
         specialty = self._specialty(specialty_code)
         group, stored = self.group(specialty)
         group.reassign(self._user_id(doctor), self._user_id(specialist))
         self._save(specialty, stored, group, principal, f"by hand, by {principal.label}")
 
-    def overview(self, principal: Principal, specialty_code: str | None = None) -> list[dict[str, Any]]:
+    def overview(
+        self, principal: Principal, specialty_code: str | None = None
+    ) -> list[dict[str, Any]]:
         require_role(principal, Role.SUPERVISOR, Role.ADMIN)
         rows = [self._specialty(specialty_code)] if specialty_code else self.specialties()
         return [self._describe(s, self.group(s)[0]) for s in rows]
@@ -102,13 +115,18 @@ class SupervisionService:
             "shortfall": missing,
             "shortfall_text": (
                 f"{missing} specialist{'s' if missing != 1 else ''} missing in {specialty.name.lower()}"
-                if missing else ""
+                if missing
+                else ""
             ),
         }
 
     def _save(
-        self, specialty: Specialty, stored: dict[int, int], group: SupervisionGroup,
-        principal: Principal, reason: str,
+        self,
+        specialty: Specialty,
+        stored: dict[int, int],
+        group: SupervisionGroup,
+        principal: Principal,
+        reason: str,
     ) -> int:
         wanted = group.links()
         moves = [
@@ -129,28 +147,59 @@ class SupervisionService:
             if new is None:
                 self.session.delete(links[doctor])
             elif old is None:
-                self.session.add(SupervisionLink(specialty_id=specialty.id, specialist_id=new,
-                                                 doctor_id=doctor, created_at=now))
+                self.session.add(
+                    SupervisionLink(
+                        specialty_id=specialty.id,
+                        specialist_id=new,
+                        doctor_id=doctor,
+                        created_at=now,
+                    )
+                )
             else:
                 links[doctor].specialist_id = new
             self._record(specialty, doctor, old, new, principal, reason)
         self.session.flush()
         return len(moves)
 
-    def _record(self, specialty: Specialty, doctor: int, old: int | None, new: int | None,
-                principal: Principal, reason: str) -> None:
-        audit(self.session, self.clock, principal, "supervise", "supervision", f"{specialty.code}:{doctor}",
-              self.remote_addr, specialist=new, previous=old, reason=reason)
+    def _record(
+        self,
+        specialty: Specialty,
+        doctor: int,
+        old: int | None,
+        new: int | None,
+        principal: Principal,
+        reason: str,
+    ) -> None:
+        audit(
+            self.session,
+            self.clock,
+            principal,
+            "supervise",
+            "supervision",
+            f"{specialty.code}:{doctor}",
+            self.remote_addr,
+            specialist=new,
+            previous=old,
+            reason=reason,
+        )
         if not self.emit_events:
             return
-        rooms = {protocol.DASHBOARD_ROOM, room_for_user(doctor)} | {room_for_user(u) for u in (old, new) if u}
-        data = {"specialty": specialty.code, "doctor": user_ref(self.session.get(User, doctor)),
-                "specialist": user_ref(self.session.get(User, new)) if new else None,
-                "previous": user_ref(self.session.get(User, old)) if old else None, "reason": reason}
+        rooms = {protocol.DASHBOARD_ROOM, room_for_user(doctor)} | {
+            room_for_user(u) for u in (old, new) if u
+        }
+        data = {
+            "specialty": specialty.code,
+            "doctor": user_ref(self.session.get(User, doctor)),
+            "specialist": user_ref(self.session.get(User, new)) if new else None,
+            "previous": user_ref(self.session.get(User, old)) if old else None,
+            "reason": reason,
+        }
         record_event(self.session, self.clock, protocol.SUPERVISION_CHANGED, None, rooms, data)
 
     def _specialty(self, code: str) -> Specialty:
-        specialty = self.session.scalar(select(Specialty).where(Specialty.code == code, Specialty.active))
+        specialty = self.session.scalar(
+            select(Specialty).where(Specialty.code == code, Specialty.active)
+        )
         if specialty is None:
             raise NotFound(f"No specialty {code!r}.")
         return specialty

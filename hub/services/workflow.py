@@ -106,31 +106,59 @@ class Workflow:
         if target not in WAITING:
             case.queue_position, case.eta_at = None, None
         self._queues |= {r for r in (old_ref, queue_ref(case)) if r is not None}
-        if old_assignee is not None and before in ACTIVE and (
-            target not in ACTIVE or case.assigned_to_id != old_assignee
+        if (
+            old_assignee is not None
+            and before in ACTIVE
+            and (target not in ACTIVE or case.assigned_to_id != old_assignee)
         ):
             self._refill.add(case.specialty_id)  # the old assignee has room again
         self.session.add(
             CaseHistory(
-                case_id=case.id, at=now, action=action.value, from_status=before.value,
-                to_status=target.value, actor_id=principal.user_id, actor_label=_label(principal),
-                assigned_to_id=case.assigned_to_id, reason=reason,
+                case_id=case.id,
+                at=now,
+                action=action.value,
+                from_status=before.value,
+                to_status=target.value,
+                actor_id=principal.user_id,
+                actor_label=_label(principal),
+                assigned_to_id=case.assigned_to_id,
+                reason=reason,
             )
         )
-        audit(self.session, self.clock, principal, action.value, "case", case.uid, self.remote_addr,
-              from_status=before.value, to_status=target.value, reason=reason)
+        audit(
+            self.session,
+            self.clock,
+            principal,
+            action.value,
+            "case",
+            case.uid,
+            self.remote_addr,
+            from_status=before.value,
+            to_status=target.value,
+            reason=reason,
+        )
         newly_assigned = target is S.ASSIGNED and case.assigned_to_id != old_assignee
         event = event or (protocol.CASE_ASSIGNED if newly_assigned else protocol.CASE_UPDATED)
-        rooms = {room_for_user(old_assignee)} if old_assignee and old_assignee != case.assigned_to_id else set()
+        rooms = (
+            {room_for_user(old_assignee)}
+            if old_assignee and old_assignee != case.assigned_to_id
+            else set()
+        )
         self._pending.append(_Pending(event, case, rooms, {"action": action.value, **extra}))
 
     def note(self, case: Case, action: str, principal: Principal, reason: str) -> None:
         """A step in the case's history that does not change its state (e.g. an SLA breach)."""
         self.session.add(
             CaseHistory(
-                case_id=case.id, at=self.clock.now(), action=action, from_status=case.status,
-                to_status=case.status, actor_id=principal.user_id, actor_label=_label(principal),
-                assigned_to_id=case.assigned_to_id, reason=reason,
+                case_id=case.id,
+                at=self.clock.now(),
+                action=action,
+                from_status=case.status,
+                to_status=case.status,
+                actor_id=principal.user_id,
+                actor_label=_label(principal),
+                assigned_to_id=case.assigned_to_id,
+                reason=reason,
             )
         )
 
@@ -149,10 +177,25 @@ class Workflow:
             return
         case.routing_reason = reason
         if decision.specialist_id is None:
-            self.move(case, action, S.QUEUED, principal, assign_to=None, reason=reason, routing_reason=reason)
+            self.move(
+                case,
+                action,
+                S.QUEUED,
+                principal,
+                assign_to=None,
+                reason=reason,
+                routing_reason=reason,
+            )
         else:
-            self.move(case, action, S.ASSIGNED, principal, assign_to=decision.specialist_id,
-                      reason=reason, routing_reason=reason)
+            self.move(
+                case,
+                action,
+                S.ASSIGNED,
+                principal,
+                assign_to=decision.specialist_id,
+                reason=reason,
+                routing_reason=reason,
+            )
 
     def _explain(self, specialist_id: int | None, reason: str) -> str:
         if specialist_id is None:
@@ -181,14 +224,21 @@ class Workflow:
         for case_id, decision in fill_from_pool(plan, loads, self.clock.now()):
             reason = self._explain(decision.specialist_id, decision.reason)
             by_id[case_id].routing_reason = reason
-            self.move(by_id[case_id], Action.REROUTE, S.ASSIGNED, assign_to=decision.specialist_id,
-                      reason=reason, routing_reason=reason)
+            self.move(
+                by_id[case_id],
+                Action.REROUTE,
+                S.ASSIGNED,
+                assign_to=decision.specialist_id,
+                reason=reason,
+                routing_reason=reason,
+            )
 
     def reroute_unstarted(self, specialist_id: int, why: str) -> list[Case]:
         """Route again the cases waiting for a specialist who left (off duty, offline, gone)."""
         cases = list(
             self.session.scalars(
-                select(Case).where(Case.assigned_to_id == specialist_id, Case.status == S.ASSIGNED.value)
+                select(Case)
+                .where(Case.assigned_to_id == specialist_id, Case.status == S.ASSIGNED.value)
                 .order_by(priority_rank(Case.priority), Case.submitted_at, Case.id)  # type: ignore[arg-type]
             )
         )
@@ -197,8 +247,14 @@ class Workflow:
             reason = f"{why}; " + self._explain(decision.specialist_id, decision.reason)
             case.routing_reason = reason
             target = S.QUEUED if decision.specialist_id is None else S.ASSIGNED
-            self.move(case, Action.REROUTE, target, assign_to=decision.specialist_id, reason=reason,
-                      routing_reason=reason)
+            self.move(
+                case,
+                Action.REROUTE,
+                target,
+                assign_to=decision.specialist_id,
+                reason=reason,
+                routing_reason=reason,
+            )
         return cases
 
     def refill(self, specialty_id: int) -> None:
@@ -228,15 +284,23 @@ class Workflow:
             announced.add(p.case.id)
         for case in moved:
             if case.id not in announced:
-                self.emit(protocol.QUEUE_POSITION, case, set(), queue_position=case.queue_position,
-                          eta=case.eta_at.isoformat() if case.eta_at else None)
+                self.emit(
+                    protocol.QUEUE_POSITION,
+                    case,
+                    set(),
+                    queue_position=case.queue_position,
+                    eta=case.eta_at.isoformat() if case.eta_at else None,
+                )
         self._pending.clear()
         self._queues.clear()
         self._refill.clear()
 
     def emit(self, event_type: str, case: Case, rooms: set[str], **extra: Any) -> None:
-        rooms = set(rooms) | {room_for_spoke(case.spoke_id), room_for_specialty(case.specialty.code),
-                              protocol.DASHBOARD_ROOM}
+        rooms = set(rooms) | {
+            room_for_spoke(case.spoke_id),
+            room_for_specialty(case.specialty.code),
+            protocol.DASHBOARD_ROOM,
+        }
         if case.assigned_to_id:
             rooms.add(room_for_user(case.assigned_to_id))
         if case.raised_by_id:

@@ -39,20 +39,32 @@ def users() -> ResponseReturnValue:
     error, fields = None, {}
     if request.method == "POST":
         form = request.form
-        data: dict[str, Any] = {k: form.get(k, "").strip() for k in ("username", "password", "role", "name", "qualification",
-                                                    "registration_number")}
+        data: dict[str, Any] = {
+            k: form.get(k, "").strip()
+            for k in (
+                "username",
+                "password",
+                "role",
+                "name",
+                "qualification",
+                "registration_number",
+            )
+        }
         data["spoke"] = form.get("spoke") or None
         data["specialties"] = form.getlist("specialties")
         try:
-            StaffService(**services()).create_user(principal(), load_or_raise(UserCreateSchema(), data))
+            StaffService(**services()).create_user(
+                principal(), load_or_raise(UserCreateSchema(), data)
+            )
         except TeleconsultError as exc:
             error, fields = exc.message, exc.fields
         else:
             flash(_("User %(name)s added.", name=data["username"]))
             return redirect(url_for("admin.users"))
     rows = services()["session"].scalars(select(User).order_by(User.role, User.username)).all()
-    return render_template("admin_users.html", users=rows, error=error, fields=fields, **_reference()), \
-        400 if error else 200
+    return render_template(
+        "admin_users.html", users=rows, error=error, fields=fields, **_reference()
+    ), 400 if error else 200
 
 
 @bp.route("/spokes", methods=["GET", "POST"])
@@ -64,8 +76,18 @@ def spokes() -> ResponseReturnValue:
         code = request.form.get("code", "").strip().upper()
         aes = [a.strip().upper() for a in request.form.get("ae_titles", "").split(",") if a.strip()]
         if code:
-            spoke, token = register_spoke(kw["session"], code, request.form.get("name", "").strip(), aes)
-            audit(kw["session"], kw["clock"], principal(), "update", "spoke", spoke.code, kw["remote_addr"])
+            spoke, token = register_spoke(
+                kw["session"], code, request.form.get("name", "").strip(), aes
+            )
+            audit(
+                kw["session"],
+                kw["clock"],
+                principal(),
+                "update",
+                "spoke",
+                spoke.code,
+                kw["remote_addr"],
+            )
             kw["session"].commit()
     return render_template("admin_spokes.html", token=token, **_reference())
 
@@ -77,20 +99,26 @@ def specialties() -> ResponseReturnValue:
     staff = StaffService(**services())
     if request.method == "POST":
         try:
-            staff.set_hours(principal(), request.form.get("code", ""), request.form.get("hours", ""))
+            staff.set_hours(
+                principal(), request.form.get("code", ""), request.form.get("hours", "")
+            )
         except TeleconsultError as exc:
             error = exc.message
         else:
             return redirect(url_for("admin.specialties"))
     hours = {s.code: staff.hours_of(s) for s in _reference()["specialties"]}
-    return render_template("admin_specialties.html", hours=hours, error=error, **_reference()), 400 if error else 200
+    return render_template(
+        "admin_specialties.html", hours=hours, error=error, **_reference()
+    ), 400 if error else 200
 
 
 @bp.get("/supervision")
 @page(Role.ADMIN)
 def supervision() -> ResponseReturnValue:
     kw = services()
-    groups = SupervisionService(kw["session"], kw["clock"], kw["policy"], kw["remote_addr"]).overview(principal())
+    groups = SupervisionService(
+        kw["session"], kw["clock"], kw["policy"], kw["remote_addr"]
+    ).overview(principal())
     return render_template("admin_supervision.html", groups=groups)
 
 
@@ -101,13 +129,20 @@ def duty() -> ResponseReturnValue:
     error = None
     if request.method == "POST":
         form = request.form
-        data = {"on_duty": form.get("on_duty") == "on", "on_call": form.get("on_call") == "on",
-                "duty_schedule": form.get("duty_schedule", "").strip(), "active": form.get("active") == "on"}
+        data = {
+            "on_duty": form.get("on_duty") == "on",
+            "on_call": form.get("on_call") == "on",
+            "duty_schedule": form.get("duty_schedule", "").strip(),
+            "active": form.get("active") == "on",
+        }
         if form.get("max_active_cases", "").strip().isdigit():
             data["max_active_cases"] = int(form["max_active_cases"])
         try:
-            staff.update_specialist(principal(), int(form.get("user_id", "0")),
-                                    load_or_raise(SpecialistUpdateSchema(), data))
+            staff.update_specialist(
+                principal(),
+                int(form.get("user_id", "0")),
+                load_or_raise(SpecialistUpdateSchema(), data),
+            )
         except TeleconsultError as exc:
             error = exc.message
         else:

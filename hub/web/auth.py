@@ -36,8 +36,13 @@ def login_page() -> ResponseReturnValue:
     if request.method == "POST":
         session_ = db_session()
         try:
-            token, user = login(session_, request.form.get("username", "").strip(),
-                                request.form.get("password", ""), hub().clock, hub().settings.token_ttl_s)
+            token, user = login(
+                session_,
+                request.form.get("username", "").strip(),
+                request.form.get("password", ""),
+                hub().clock,
+                hub().settings.token_ttl_s,
+            )
         except NotAuthenticated:
             error = _("Wrong username or password.")
         else:
@@ -51,7 +56,6 @@ def login_page() -> ResponseReturnValue:
             safe = target.startswith("/") and not target.startswith("//")
             return redirect(target if safe else home_of(Role(user.role)))
     return render_template("login.html", error=error), 401 if error else 200
-
 
 
 @bp.post("/logout")
@@ -76,7 +80,9 @@ def language() -> ResponseReturnValue:
             user.language = lang
             db_session().commit()
     target = request.form.get("next", "")
-    return redirect(target if target.startswith("/") and not target.startswith("//") else url_for("auth.home"))
+    return redirect(
+        target if target.startswith("/") and not target.startswith("//") else url_for("auth.home")
+    )
 
 
 @bp.get("/clinic")

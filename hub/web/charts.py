@@ -29,7 +29,9 @@ class Chart:
     legend: list[tuple[str, str]]
 
 
-def grouped_bars(labels: list[str], series: dict[str, list[int]], width: int = 560, height: int = 200) -> Chart:
+def grouped_bars(
+    labels: list[str], series: dict[str, list[int]], width: int = 560, height: int = 200
+) -> Chart:
     """One group per label (e.g. a day), one bar per series (e.g. a spoke) in each group."""
     left, bottom, top = 32, 24, 8
     names = list(series)
@@ -42,8 +44,17 @@ def grouped_bars(labels: list[str], series: dict[str, list[int]], width: int = 5
         for s, name in enumerate(names):
             value = series[name][g]
             h = value * scale
-            bars.append(Bar(left + g * group_w + 4 + s * bar_w, height - bottom - h, bar_w - 1, h,
-                            PALETTE[s % len(PALETTE)], name, value))
+            bars.append(
+                Bar(
+                    left + g * group_w + 4 + s * bar_w,
+                    height - bottom - h,
+                    bar_w - 1,
+                    h,
+                    PALETTE[s % len(PALETTE)],
+                    name,
+                    value,
+                )
+            )
     x_labels = [(left + g * group_w + group_w / 2, label[5:]) for g, label in enumerate(labels)]
     legend = [(name, PALETTE[i % len(PALETTE)]) for i, name in enumerate(names)]
     return Chart(width, height, bars, x_labels, y_max, legend)
@@ -54,7 +65,15 @@ def horizontal_bars(values: dict[str, int], width: int = 360, row: int = 22) -> 
     left = 110
     y_max = max([1, *values.values()])
     bars = [
-        Bar(left, i * row + 3, (width - left - 40) * v / y_max, row - 6, PALETTE[i % len(PALETTE)], k, v)
+        Bar(
+            left,
+            i * row + 3,
+            (width - left - 40) * v / y_max,
+            row - 6,
+            PALETTE[i % len(PALETTE)],
+            k,
+            v,
+        )
         for i, (k, v) in enumerate(values.items())
     ]
     return Chart(width, max(row, row * len(values)), bars, [], y_max, [])

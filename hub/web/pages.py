@@ -72,7 +72,12 @@ def services() -> dict[str, Any]:
     """Keyword arguments shared by the hub's services: session, clock, caller's address, policy."""
     from hub.api.views import policy
 
-    return {"session": db_session(), "clock": hub().clock, "remote_addr": remote_addr(), "policy": policy()}
+    return {
+        "session": db_session(),
+        "clock": hub().clock,
+        "remote_addr": remote_addr(),
+        "policy": policy(),
+    }
 
 
 def home_of(role: Role | None) -> str:
@@ -89,9 +94,10 @@ def page_errors(bp: Blueprint) -> None:
 
     @bp.errorhandler(CSRFError)
     def _csrf(_exc: CSRFError) -> ResponseReturnValue:
-        return render_template("error.html", message=_("This form has expired: go back, reload and try again.")), 400
+        return render_template(
+            "error.html", message=_("This form has expired: go back, reload and try again.")
+        ), 400
 
     @bp.errorhandler(403)
     def _forbidden(_exc: Exception) -> ResponseReturnValue:
         return render_template("error.html", message=_("Your role may not open this page.")), 403
-

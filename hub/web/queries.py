@@ -23,21 +23,38 @@ def _queue_order() -> tuple[Any, ...]:
 
 
 def _with_refs(query: Any) -> Any:
-    return query.options(selectinload(Case.specialty), selectinload(Case.spoke),
-                         selectinload(Case.assigned_to), selectinload(Case.raised_by))
+    return query.options(
+        selectinload(Case.specialty),
+        selectinload(Case.spoke),
+        selectinload(Case.assigned_to),
+        selectinload(Case.raised_by),
+    )
 
 
-def worklist(session: Session, principal: Principal, limit: int = 200) -> tuple[list[Case], list[Case]]:
+def worklist(
+    session: Session, principal: Principal, limit: int = 200
+) -> tuple[list[Case], list[Case]]:
     """The specialist's own open cases, then their specialties' pool; by priority, then wait."""
     user = principal.user
     assert user is not None
-    mine = session.scalars(_with_refs(
-        select(Case).where(Case.assigned_to_id == user.id, Case.status.in_(_MINE)).order_by(*_queue_order())
-    ).limit(limit)).all()
-    pool = session.scalars(_with_refs(
-        select(Case).where(case_scope(principal), Case.status == CaseStatus.QUEUED.value,
-                           Case.assigned_to_id.is_(None)).order_by(*_queue_order())
-    ).limit(limit)).all()
+    mine = session.scalars(
+        _with_refs(
+            select(Case)
+            .where(Case.assigned_to_id == user.id, Case.status.in_(_MINE))
+            .order_by(*_queue_order())
+        ).limit(limit)
+    ).all()
+    pool = session.scalars(
+        _with_refs(
+            select(Case)
+            .where(
+                case_scope(principal),
+                Case.status == CaseStatus.QUEUED.value,
+                Case.assigned_to_id.is_(None),
+            )
+            .order_by(*_queue_order())
+        ).limit(limit)
+    ).all()
     return list(mine), list(pool)
 
 
@@ -48,18 +65,28 @@ def recently_handled(session: Session, principal: Principal, limit: int = 20) ->
     """The specialist's own cases already advised, referred or closed, newest first: to get back
     to a case just handled (a correction, a clinic's question)."""
     assert principal.user is not None
-    return list(session.scalars(_with_refs(
-        select(Case).where(Case.assigned_to_id == principal.user.id, Case.status.in_(_HANDLED))
-        .order_by(Case.updated_at.desc(), Case.id.desc())
-    ).limit(limit)).all())
+    return list(
+        session.scalars(
+            _with_refs(
+                select(Case)
+                .where(Case.assigned_to_id == principal.user.id, Case.status.in_(_HANDLED))
+                .order_by(Case.updated_at.desc(), Case.id.desc())
+            ).limit(limit)
+        ).all()
+    )
 
 
 def open_cases(session: Session, limit: int = 300) -> list[Case]:
     """Every open case of the hub (the supervisor's reassign list), by priority then wait."""
-    return list(session.scalars(_with_refs(
-        select(Case).where(Case.status.in_([s.value for s in OPEN if s is not CaseStatus.DRAFT]))
-        .order_by(*_queue_order())
-    ).limit(limit)).all())
+    return list(
+        session.scalars(
+            _with_refs(
+                select(Case)
+                .where(Case.status.in_([s.value for s in OPEN if s is not CaseStatus.DRAFT]))
+                .order_by(*_queue_order())
+            ).limit(limit)
+        ).all()
+    )
 
 
 def foreign_patient_ids(session: Session, case: Case) -> list[str]:
@@ -73,24 +100,38 @@ def foreign_patient_ids(session: Session, case: Case) -> list[str]:
 def viewer_series(session: Session, case_id: int) -> list[dict[str, Any]]:
     """The case's series with their instances in slice order and frame counts (the viewer's index)."""
     studies = session.scalars(
-        select(Study).where(Study.case_id == case_id).options(selectinload(Study.series).selectinload(Series.instances))
+        select(Study)
+        .where(Study.case_id == case_id)
+        .options(selectinload(Study.series).selectinload(Series.instances))
         .order_by(Study.id)
     ).all()
     out = []
     for study in studies:
         for series in study.series:
-            instances = sorted(series.instances, key=lambda i: (i.number if i.number is not None else 1 << 30, i.id))
-            out.append({
-                "study_uid": study.study_uid, "series_uid": series.series_uid, "modality": series.modality,
-                "number": series.number, "description": series.description or study.description,
-                "instances": [{"sop_uid": i.sop_uid, "number": i.number, "frames": i.frames} for i in instances],
-            })
+            instances = sorted(
+                series.instances,
+                key=lambda i: (i.number if i.number is not None else 1 << 30, i.id),
+            )
+            out.append(
+                {
+                    "study_uid": study.study_uid,
+                    "series_uid": series.series_uid,
+                    "modality": series.modality,
+                    "number": series.number,
+                    "description": series.description or study.description,
+                    "instances": [
+                        {"sop_uid": i.sop_uid, "number": i.number, "frames": i.frames}
+                        for i in instances
+                    ],
+                }
+            )
     return out
 
 
 def by_specialty_status(session: Session) -> dict[str, dict[str, int]]:
     rows = session.execute(
-        select(Specialty.code, Case.status, func.count(Case.id)).join(Specialty, Specialty.id == Case.specialty_id)
+        select(Specialty.code, Case.status, func.count(Case.id))
+        .join(Specialty, Specialty.id == Case.specialty_id)
         .group_by(Specialty.code, Case.status)
     ).all()
     table: dict[str, dict[str, int]] = {}
@@ -99,18 +140,26 @@ def by_specialty_status(session: Session) -> dict[str, dict[str, int]]:
     return table
 
 
-def volumes_per_spoke(session: Session, today: datetime, days: int = 7) -> tuple[list[str], dict[str, list[int]]]:
+def volumes_per_spoke(
+    session: Session, today: datetime, days: int = 7
+) -> tuple[list[str], dict[str, list[int]]]:
     """Cases submitted per spoke on each of the last ``days`` days (oldest first)."""
     start = today - timedelta(days=days - 1)
     labels = [(start + timedelta(days=i)).date().isoformat() for i in range(days)]
     rows = session.execute(
-        select(Spoke.code, Case.submitted_at).join(Spoke, Spoke.id == Case.spoke_id).where(Case.submitted_at >= start)
+        select(Spoke.code, Case.submitted_at)
+        .join(Spoke, Spoke.id == Case.spoke_id)
+        .where(Case.submitted_at >= start)
     ).all()
-    volumes = {code: [0] * days for code in session.scalars(select(Spoke.code).order_by(Spoke.code))}
+    volumes = {
+        code: [0] * days for code in session.scalars(select(Spoke.code).order_by(Spoke.code))
+    }
     for code, at in rows:
         if at is None:
             continue
-        index = (at.astimezone(today.tzinfo) if at.tzinfo else at).date().toordinal() - start.date().toordinal()
+        index = (
+            at.astimezone(today.tzinfo) if at.tzinfo else at
+        ).date().toordinal() - start.date().toordinal()
         if 0 <= index < days:
             volumes.setdefault(code, [0] * days)[index] += 1
     return labels, volumes
@@ -118,13 +167,21 @@ def volumes_per_spoke(session: Session, today: datetime, days: int = 7) -> tuple
 
 def routing_decisions(session: Session, limit: int = 15) -> list[CaseHistory]:
     """The latest routing steps with their reasons."""
-    return list(session.scalars(
-        select(CaseHistory).where(CaseHistory.action.in_(("route", "reroute", "reassign", "release", "escalate")))
-        .options(selectinload(CaseHistory.assigned_to)).order_by(CaseHistory.id.desc()).limit(limit)
-    ).all())
+    return list(
+        session.scalars(
+            select(CaseHistory)
+            .where(CaseHistory.action.in_(("route", "reroute", "reassign", "release", "escalate")))
+            .options(selectinload(CaseHistory.assigned_to))
+            .order_by(CaseHistory.id.desc())
+            .limit(limit)
+        ).all()
+    )
 
 
 def instance_count(session: Session, case_id: int) -> int:
-    return int(session.scalar(
-        select(func.count(Instance.id)).join(Series).join(Study).where(Study.case_id == case_id)
-    ) or 0)
+    return int(
+        session.scalar(
+            select(func.count(Instance.id)).join(Series).join(Study).where(Study.case_id == case_id)
+        )
+        or 0
+    )

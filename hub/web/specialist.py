@@ -14,8 +14,12 @@ from shared.enums import CaseStatus, Disposition, Role
 bp = Blueprint("specialist", __name__)
 page_errors(bp)
 
-_ADVISABLE = {CaseStatus.ASSIGNED.value, CaseStatus.IN_REVIEW.value, CaseStatus.NEEDS_INFO.value,
-              CaseStatus.ADVISED.value}
+_ADVISABLE = {
+    CaseStatus.ASSIGNED.value,
+    CaseStatus.IN_REVIEW.value,
+    CaseStatus.NEEDS_INFO.value,
+    CaseStatus.ADVISED.value,
+}
 
 
 def _worklist() -> dict[str, object]:
@@ -48,7 +52,8 @@ def _case_context(case_id: int) -> dict[str, object]:
         "messages": cases.messages(me, case_id),
         "advice": list(reversed(cases.advice_for(me, case_id))),
         "is_mine": mine,
-        "can_claim": me.role is Role.SPECIALIST and case.status in (CaseStatus.QUEUED.value, CaseStatus.ASSIGNED.value)
+        "can_claim": me.role is Role.SPECIALIST
+        and case.status in (CaseStatus.QUEUED.value, CaseStatus.ASSIGNED.value)
         and (case.assigned_to_id in (None, me.user_id)),
         "can_act": mine and case.status in _ADVISABLE,
         "can_write": me.role is Role.SPECIALIST,

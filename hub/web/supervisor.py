@@ -24,7 +24,9 @@ def _dashboard() -> dict[str, Any]:
     session = kw["session"]
     summary = DashboardService(session, kw["clock"], kw["policy"]).summary(principal())
     now = kw["clock"].now().astimezone(kw["policy"].timezone)
-    labels, volumes = queries.volumes_per_spoke(session, now.replace(hour=0, minute=0, second=0, microsecond=0))
+    labels, volumes = queries.volumes_per_spoke(
+        session, now.replace(hour=0, minute=0, second=0, microsecond=0)
+    )
     open_cases = queries.open_cases(session)
     specialists = StaffService(**kw).specialists(principal())
     by_code: dict[str, list[str]] = {}
@@ -34,7 +36,9 @@ def _dashboard() -> dict[str, Any]:
                 by_code.setdefault(s.code, []).append(user.username)
     return {
         "summary": summary,
-        "status_chart": charts.horizontal_bars({s.value: summary["by_status"].get(s.value, 0) for s in CaseStatus}),
+        "status_chart": charts.horizontal_bars(
+            {s.value: summary["by_status"].get(s.value, 0) for s in CaseStatus}
+        ),
         "by_specialty": queries.by_specialty_status(session),
         "statuses": [s.value for s in CaseStatus],
         "volume_chart": charts.grouped_bars(labels, volumes),

@@ -13,8 +13,15 @@ import pytest
 from tests.conftest import need
 
 CHROMIUM = os.environ.get("TELECONSULT_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+]
 DESKTOP = {"width": 1280, "height": 800}
 TABLET = {"width": 820, "height": 1180}
 
@@ -26,7 +33,10 @@ def browser() -> Iterator[Any]:
     except ImportError:
         need(False, "playwright is not installed (pip install '.[test]')")
         raise
-    need(shutil.which(CHROMIUM) is not None or Path(CHROMIUM).exists(), f"Chromium is not at {CHROMIUM} (apt-get install chromium)")
+    need(
+        shutil.which(CHROMIUM) is not None or Path(CHROMIUM).exists(),
+        f"Chromium is not at {CHROMIUM} (apt-get install chromium)",
+    )
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
@@ -45,8 +55,11 @@ def shots(tmp_path: Path) -> Path:
 
 def watch_console(page: Any, problems: list[str]) -> None:
     """Collect what the browser complains about: CSP violations, script errors."""
-    page.on("console", lambda m: problems.append(f"{m.type}: {m.text}") if m.type == "error" else None)
+    page.on(
+        "console", lambda m: problems.append(f"{m.type}: {m.text}") if m.type == "error" else None
+    )
     page.on("pageerror", lambda e: problems.append(f"pageerror: {e}"))
+
     def answered(response: Any) -> None:
         if response.status >= 400 or os.environ.get("TELECONSULT_E2E_TRACE"):
             problems.append(f"http {response.status}: {response.url}")

@@ -41,7 +41,9 @@ def _sign_in_hub(page: Any, url: str, username: str) -> None:
     if username == "admin":  # admin pages show no clinical events: no Socket.IO there
         expect(page.locator("h1")).to_have_text("Users and roles")
     else:
-        expect(page.locator("#live")).to_be_visible()  # signed in, Socket.IO connected by the cookie
+        expect(
+            page.locator("#live")
+        ).to_be_visible()  # signed in, Socket.IO connected by the cookie
 
 
 def _sign_in_spoke(page: Any, url: str) -> None:
@@ -62,10 +64,24 @@ def _shoot(pages: dict[str, Any], folder: Path, name: str, page: Any) -> None:
 def _storescu(s: Slice, tmp: Path) -> None:
     storescu = need_tool("storescu")
     # No accession number the clinic knows: the study waits in the clinic's inbox.
-    files = write_series(make_ct_series(8, rows=128, cols=128, accession_number="NOMATCH01"), tmp / "ct")
+    files = write_series(
+        make_ct_series(8, rows=128, cols=128, accession_number="NOMATCH01"), tmp / "ct"
+    )
     result = subprocess.run(
-        [storescu, "-aet", MODALITY_AET, "-aec", BRIDGE_AET, "127.0.0.1", str(s.dicom_port), *map(str, files)],
-        env={**os.environ, "TCP_NODELAY": "1"}, capture_output=True, text=True, timeout=60,
+        [
+            storescu,
+            "-aet",
+            MODALITY_AET,
+            "-aec",
+            BRIDGE_AET,
+            "127.0.0.1",
+            str(s.dicom_port),
+            *map(str, files),
+        ],
+        env={**os.environ, "TCP_NODELAY": "1"},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
 
@@ -75,8 +91,13 @@ def test_clinic_specialist_and_supervisor(browser: Any, tmp_path: Path, shots: P
     # PostgreSQL, as in production: the pages read images in parallel with the bridge's writes.
     need(postgres_available(), "PostgreSQL is not reachable on 127.0.0.1:5432")
     with fresh_database("postgresql", tmp_path) as url, clinic_slice(tmp_path, url) as s:
-        ctx = {name: browser.new_context(viewport=DESKTOP) for name in ("clinic", "specialist", "supervisor")}
-        clinic, specialist, supervisor = (ctx[n].new_page() for n in ("clinic", "specialist", "supervisor"))
+        ctx = {
+            name: browser.new_context(viewport=DESKTOP)
+            for name in ("clinic", "specialist", "supervisor")
+        }
+        clinic, specialist, supervisor = (
+            ctx[n].new_page() for n in ("clinic", "specialist", "supervisor")
+        )
         for page in (clinic, specialist, supervisor):
             watch_console(page, problems)
         pages = {"clinic": clinic, "specialist": specialist, "supervisor": supervisor}
@@ -90,7 +111,9 @@ def test_clinic_specialist_and_supervisor(browser: Any, tmp_path: Path, shots: P
         finally:
             for c in ctx.values():
                 c.close()
-    assert not [p for p in problems if "Content Security Policy" in p or "pageerror" in p or "http 5" in p], problems
+    assert not [
+        p for p in problems if "Content Security Policy" in p or "pageerror" in p or "http 5" in p
+    ], problems
 
 
 def _play(s: Slice, pages: dict[str, Any], tmp: Path, shots: Path) -> None:
@@ -112,12 +135,16 @@ def _play(s: Slice, pages: dict[str, Any], tmp: Path, shots: Path) -> None:
     clinic.select_option("select[name=sex]", "male")
     clinic.select_option("select[name=specialty]", "ortho")
     clinic.select_option("select[name=priority]", "urgent")
-    clinic.fill("textarea[name=complaint]", "Fall on outstretched hand, swollen wrist <b>not bold</b>")
+    clinic.fill(
+        "textarea[name=complaint]", "Fall on outstretched hand, swollen wrist <b>not bold</b>"
+    )
     clinic.fill("textarea[name=question]", "Fracture? Manage here or refer?")
     clinic.fill("input[name=pulse]", "92")
     _shoot(pages, shots, "spoke-new-case", clinic)
     clinic.click("form.case-form button[type=submit]")
-    expect(clinic.locator("#case-status")).to_contain_text(re.compile("assigned|queued"))  # synced, live
+    expect(clinic.locator("#case-status")).to_contain_text(
+        re.compile("assigned|queued")
+    )  # synced, live
     case_url = clinic.url
 
     # The specialist sees it arrive without reloading.
@@ -156,10 +183,14 @@ def _play(s: Slice, pages: dict[str, Any], tmp: Path, shots: Path) -> None:
     box = specialist.locator("#stage").bounding_box()
     specialist.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     specialist.mouse.down()
-    specialist.mouse.move(box["x"] + box["width"] / 2 + 60, box["y"] + box["height"] / 2 + 30, steps=5)
+    specialist.mouse.move(
+        box["x"] + box["width"] / 2 + 60, box["y"] + box["height"] / 2 + 30, steps=5
+    )
     specialist.mouse.up()
     expect(img).to_have_attribute("src", re.compile(r"window=-?\d+%2C\d+"))
-    expect(specialist.locator(".facts")).to_contain_text("<b>not bold</b>")  # escaped, shown as text
+    expect(specialist.locator(".facts")).to_contain_text(
+        "<b>not bold</b>"
+    )  # escaped, shown as text
     specialist.click("[data-action=claim]")
     expect(specialist.locator("#case-status")).to_have_text(re.compile("in review"))
     expect(specialist.locator("#viewer")).to_have_attribute("data-shown", re.compile("rendered"))
@@ -168,11 +199,18 @@ def _play(s: Slice, pages: dict[str, Any], tmp: Path, shots: Path) -> None:
     form.locator("textarea[name=assessment]").fill("Undisplaced distal radius fracture.")
     form.locator("textarea[name=recommendations]").fill("Below-elbow cast, 4 weeks. Elevate.")
     rx = form.locator("#rx tbody tr").first
-    for name, value in {"drug": "Ibuprofen", "strength": "400 mg", "dose": "1 tablet", "frequency": "three times a day",
-                        "duration": "5 days"}.items():
+    for name, value in {
+        "drug": "Ibuprofen",
+        "strength": "400 mg",
+        "dose": "1 tablet",
+        "frequency": "three times a day",
+        "duration": "5 days",
+    }.items():
         rx.locator(f"input[name={name}]").fill(value)
     form.locator("button[type=submit]").click()
-    expect(specialist.locator("#advice-list")).to_contain_text("Undisplaced distal radius fracture.")
+    expect(specialist.locator("#advice-list")).to_contain_text(
+        "Undisplaced distal radius fracture."
+    )
 
     # The clinic's open case page shows the advice without reloading.
     expect(clinic.locator("#advice")).to_contain_text("Ibuprofen")

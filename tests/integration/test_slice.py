@@ -31,8 +31,15 @@ ADVICE = {
     "recommendations": "Below-elbow cast for four weeks. Elevate the arm.",
     "disposition": "manage_locally",
     "prescriptions": [
-        {"drug": "Ibuprofen", "strength": "400 mg", "dose": "1 tablet", "route": "oral",
-         "frequency": "three times a day", "duration": "5 days", "instructions": "after food"}
+        {
+            "drug": "Ibuprofen",
+            "strength": "400 mg",
+            "dose": "1 tablet",
+            "route": "oral",
+            "frequency": "three times a day",
+            "duration": "5 days",
+            "instructions": "after food",
+        }
     ],
     "follow_up_date": "2026-12-01",
 }
@@ -43,7 +50,9 @@ def _bearer(token: str) -> dict[str, str]:
 
 
 def _hub_login(base: str, username: str) -> str:
-    r = requests.post(f"{base}/api/v1/auth/token", json={"username": username, "password": "demo"}, timeout=10)
+    r = requests.post(
+        f"{base}/api/v1/auth/token", json={"username": username, "password": "demo"}, timeout=10
+    )
     r.raise_for_status()
     return str(r.json()["access_token"])
 
@@ -63,7 +72,11 @@ def run_slice(tmp_path: Path, database_url: str | None) -> dict[str, float]:
     with clinic_slice(tmp_path, database_url) as s:
         timings["start"] = time.monotonic() - began
         t0 = time.monotonic()
-        r = requests.post(f"{s.spoke_url}/api/v1/auth/token", json={"username": "clinic1", "password": "demo"}, timeout=15)
+        r = requests.post(
+            f"{s.spoke_url}/api/v1/auth/token",
+            json={"username": "clinic1", "password": "demo"},
+            timeout=15,
+        )
         assert r.status_code == 200, r.text
         people = People(_bearer(r.json()["access_token"]), _bearer(_hub_login(s.hub.url, "ortho1")))
         case = _raise_case_at_the_spoke(s, people)
@@ -99,25 +112,47 @@ def _raise_case_at_the_spoke(s: Slice, people: People) -> dict[str, Any]:
 
 def _wait_synced(s: Slice, people: People, uid: str) -> dict[str, Any]:
     def at_hub() -> dict[str, Any] | None:
-        items = requests.get(f"{s.hub.url}/api/v1/cases", headers=people.specialist, timeout=5).json()["items"]
+        items = requests.get(
+            f"{s.hub.url}/api/v1/cases", headers=people.specialist, timeout=5
+        ).json()["items"]
         return next((c for c in items if c["uid"] == uid), None)
 
     case = wait_for(at_hub, 20, what="the case at the hub")
     assert case["status"] == "assigned" and case["assigned_to"]["username"] == "ortho1"
     assert case["token"] == "ORTHO-0001" and case["raised_by"]["username"] == "clinic1"
+
     def tokened_at_spoke() -> dict[str, Any] | None:
-        local = requests.get(f"{s.spoke_url}/api/v1/cases/{uid}", headers=people.doctor, timeout=5).json()
+        local = requests.get(
+            f"{s.spoke_url}/api/v1/cases/{uid}", headers=people.doctor, timeout=5
+        ).json()
         return local if local.get("token") else None
 
-    assert wait_for(tokened_at_spoke, 20, what="the hub's token back at the spoke")["token"] == "ORTHO-0001"
+    assert (
+        wait_for(tokened_at_spoke, 20, what="the hub's token back at the spoke")["token"]
+        == "ORTHO-0001"
+    )
     return case
 
 
 def _send_ct(s: Slice, storescu: str, tmp: Path, accession: str) -> dict[str, bytes]:
-    files = write_series(make_ct_series(N_SLICES, rows=128, cols=128, accession_number=accession), tmp / "ct")
+    files = write_series(
+        make_ct_series(N_SLICES, rows=128, cols=128, accession_number=accession), tmp / "ct"
+    )
     result = subprocess.run(
-        [storescu, "-aet", MODALITY_AET, "-aec", BRIDGE_AET, "127.0.0.1", str(s.dicom_port), *map(str, files)],
-        env={**os.environ, "TCP_NODELAY": "1"}, capture_output=True, text=True, timeout=60,
+        [
+            storescu,
+            "-aet",
+            MODALITY_AET,
+            "-aec",
+            BRIDGE_AET,
+            "127.0.0.1",
+            str(s.dicom_port),
+            *map(str, files),
+        ],
+        env={**os.environ, "TCP_NODELAY": "1"},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     return {f.stem: f.read_bytes() for f in files}
@@ -127,7 +162,9 @@ def _check_images_at_hub(s: Slice, people: People, case_id: int, sent: dict[str,
     headers = people.specialist
 
     def all_there() -> list[dict[str, Any]] | None:
-        studies = requests.get(f"{s.hub.url}/api/v1/cases/{case_id}/studies", headers=headers, timeout=5).json()
+        studies = requests.get(
+            f"{s.hub.url}/api/v1/cases/{case_id}/studies", headers=headers, timeout=5
+        ).json()
         return studies if studies and studies[0]["series"][0]["instances"] == N_SLICES else None
 
     study = wait_for(all_there, 30, what="all instances at the hub")[0]
@@ -136,15 +173,22 @@ def _check_images_at_hub(s: Slice, people: People, case_id: int, sent: dict[str,
         url = f"{s.hub.url}/dicomweb/studies/{study['study_uid']}/series/{series_uid}/instances/{sop_uid}"
         r = requests.get(url, headers=headers, timeout=10)
         assert r.status_code == 200
-        (_, stored), = parse_related(r.content, r.headers["Content-Type"].split("boundary=")[1])
+        ((_, stored),) = parse_related(r.content, r.headers["Content-Type"].split("boundary=")[1])
         assert dataset_bytes(stored) == dataset_bytes(original)
 
 
 def _advise_and_wait(s: Slice, people: People, browser: Listener, case_id: int) -> float:
     issued = time.monotonic()
-    r = requests.post(f"{s.hub.url}/api/v1/cases/{case_id}/advice", json=ADVICE, headers=people.specialist, timeout=10)
+    r = requests.post(
+        f"{s.hub.url}/api/v1/cases/{case_id}/advice",
+        json=ADVICE,
+        headers=people.specialist,
+        timeout=10,
+    )
     assert r.status_code == 201, r.text
-    arrived, event = wait_for(lambda: browser.first("advice.issued"), 5, what="advice.issued at the browser")
+    arrived, event = wait_for(
+        lambda: browser.first("advice.issued"), 5, what="advice.issued at the browser"
+    )
     assert event["advice"]["assessment"] == ADVICE["assessment"] and event["case_id"] == case_id
     latency = arrived - issued
     assert latency < 1.0, f"advice took {latency:.3f}s"
@@ -153,7 +197,9 @@ def _advise_and_wait(s: Slice, people: People, browser: Listener, case_id: int) 
 
 def _clinic_sees_advice(s: Slice, people: People, uid: str) -> None:
     def stored_at_spoke() -> dict[str, Any] | None:
-        case = requests.get(f"{s.spoke_url}/api/v1/cases/{uid}", headers=people.doctor, timeout=5).json()
+        case = requests.get(
+            f"{s.spoke_url}/api/v1/cases/{uid}", headers=people.doctor, timeout=5
+        ).json()
         return case if case.get("advice") else None
 
     case = wait_for(stored_at_spoke, 10, what="the advice stored at the spoke")
@@ -161,6 +207,7 @@ def _clinic_sees_advice(s: Slice, people: People, uid: str) -> None:
     assert case["status"] == "advised"
     db = Database(s.hub.database_url)
     try:
+
         def acknowledged() -> int:
             with db.session() as session:
                 return int(session.scalar(select(func.count()).select_from(AdviceDelivery)) or 0)

@@ -35,8 +35,13 @@ def prepare_hub_db(database_url: str) -> dict[str, str]:
 
 
 def start_hub(
-    tmp: Path, database_url: str, *, name: str = "hub", port: int | None = None,
-    async_mode: str = "threading", extra_env: dict[str, str] | None = None,
+    tmp: Path,
+    database_url: str,
+    *,
+    name: str = "hub",
+    port: int | None = None,
+    async_mode: str = "threading",
+    extra_env: dict[str, str] | None = None,
 ) -> tuple[Process, int]:
     """Start one hub process on an already prepared database and wait until it answers."""
     data_dir = tmp / "hub"
@@ -61,7 +66,9 @@ def start_hub(
 
 @contextmanager
 def hub_process(
-    tmp: Path, database_url: str | None = None, async_mode: str = "threading",
+    tmp: Path,
+    database_url: str | None = None,
+    async_mode: str = "threading",
     extra_env: dict[str, str] | None = None,
 ) -> Iterator[RunningHub]:
     url = database_url or f"sqlite:///{tmp / 'hub' / 'hub.sqlite'}"

@@ -53,8 +53,12 @@ def start(name: str, args: list[str], env: Mapping[str, str], log_dir: Path) -> 
     full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
     with log.open("wb") as out:
         popen = subprocess.Popen(
-            [sys.executable, "-m", *args], env=full_env, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True, preexec_fn=die_with_parent,
+            [sys.executable, "-m", *args],
+            env=full_env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
         )
     return Process(name, popen, log)
 

@@ -15,7 +15,9 @@ class Listener:
     def __init__(self, url: str, token: str, reconnection: bool = False) -> None:
         self.received: list[tuple[float, dict[str, Any]]] = []
         self._lock = threading.Lock()
-        self.client = socketio.Client(reconnection=reconnection, reconnection_delay=0.2, reconnection_delay_max=1)
+        self.client = socketio.Client(
+            reconnection=reconnection, reconnection_delay=0.2, reconnection_delay_max=1
+        )
         self.client.on("*", self._record)
         self.client.connect(url, auth={"token": token}, wait_timeout=10)
 

@@ -40,7 +40,9 @@ def start_spoke(tmp: Path, hub: RunningHub, code: str = "PHC-1") -> tuple[Proces
     return process, url
 
 
-def start_bridge(tmp: Path, hub: RunningHub, code: str = "PHC-1", spoke_url: str = "") -> tuple[Process, int]:
+def start_bridge(
+    tmp: Path, hub: RunningHub, code: str = "PHC-1", spoke_url: str = ""
+) -> tuple[Process, int]:
     port = free_port()
     env = {
         "TELECONSULT_BRIDGE_HOST": "127.0.0.1",
@@ -54,7 +56,9 @@ def start_bridge(tmp: Path, hub: RunningHub, code: str = "PHC-1", spoke_url: str
         "TELECONSULT_BRIDGE_SPOKE_URL": spoke_url,  # the clinic's spoke: worklist and linking
     }
     process = start("bridge", ["dicom_bridge"], env, tmp)
-    wait_for(lambda: "listening on" in process.output() or not process.alive(), 30, what="bridge start")
+    wait_for(
+        lambda: "listening on" in process.output() or not process.alive(), 30, what="bridge start"
+    )
     assert process.alive(), process.output()
     return process, port
 

@@ -9,7 +9,9 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def wait_for(condition: Callable[[], T], timeout: float = 10.0, interval: float = 0.02, what: str = "") -> T:
+def wait_for(
+    condition: Callable[[], T], timeout: float = 10.0, interval: float = 0.02, what: str = ""
+) -> T:
     """Call ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
@@ -21,5 +23,7 @@ def wait_for(condition: Callable[[], T], timeout: float = 10.0, interval: float 
         except Exception as exc:  # the thing waited for may not answer yet
             last_error = exc
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}: {last_error!r}")
+            raise AssertionError(
+                f"timed out after {timeout}s waiting for {what or condition}: {last_error!r}"
+            )
         time.sleep(interval)

@@ -5,7 +5,15 @@ from pathlib import Path
 
 import pytest
 
-FORBIDDEN = ("flask", "flask_socketio", "socketio", "pynetdicom", "sqlalchemy", "eventlet", "requests")
+FORBIDDEN = (
+    "flask",
+    "flask_socketio",
+    "socketio",
+    "pynetdicom",
+    "sqlalchemy",
+    "eventlet",
+    "requests",
+)
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -19,6 +27,8 @@ def _imports(path: Path) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize("path", sorted([*ROOT.glob("hub/domain/*.py"), *ROOT.glob("shared/*.py")]), ids=str)
+@pytest.mark.parametrize(
+    "path", sorted([*ROOT.glob("hub/domain/*.py"), *ROOT.glob("shared/*.py")]), ids=str
+)
 def test_domain_and_shared_stay_plain_python(path: Path) -> None:
     assert not _imports(path) & set(FORBIDDEN)

@@ -36,12 +36,26 @@ def test_db_upgrade_then_spoke_register_then_user_add(hub_env: str) -> None:
     assert "newest schema" in _run("db", "upgrade")  # twice is harmless
     out = _run("spoke", "register", "PHC-7", "--name", "PHC Rampur", "--ae", "SPOKE7")
     token = out.splitlines()[1].strip()
-    _run("user", "add", "drrao", "--role", "spoke_doctor", "--spoke", "PHC-7", "--name", "Dr. A. Rao",
-         input="s3cret-pass\ns3cret-pass\n")
+    _run(
+        "user",
+        "add",
+        "drrao",
+        "--role",
+        "spoke_doctor",
+        "--spoke",
+        "PHC-7",
+        "--name",
+        "Dr. A. Rao",
+        input="s3cret-pass\ns3cret-pass\n",
+    )
     db = Database(hub_env)
     with db.session() as s:
         spoke = s.scalars(select(Spoke)).one()
-        assert (spoke.code, spoke.ae_titles, spoke.token_hash) == ("PHC-7", ["SPOKE7"], digest(token))
+        assert (spoke.code, spoke.ae_titles, spoke.token_hash) == (
+            "PHC-7",
+            ["SPOKE7"],
+            digest(token),
+        )
         user = s.scalars(select(User)).one()
         assert (user.role, user.spoke_id, user.name) == ("spoke_doctor", spoke.id, "Dr. A. Rao")
         assert verify_password(user.password_hash, "s3cret-pass")
@@ -63,12 +77,42 @@ def test_bad_user_input_is_a_clear_message_and_stores_nothing(hub_env: str) -> N
     _run("db", "upgrade")
     runner = CliRunner()
     cases = [
-        (["user", "add", "x", "--role", "spoke_doctor", "--password", "longenough"], "belongs to a spoke"),
-        (["user", "add", "x", "--role", "specialist", "--password", "longenough"], "at least one specialty"),
-        (["user", "add", "x", "--role", "specialist", "--specialty", "cardio", "--password", "longenough"],
-         "Unknown specialties: cardio"),
-        (["user", "add", "x", "--role", "spoke_doctor", "--spoke", "NOPE", "--password", "longenough"],
-         "No spoke with code 'NOPE'"),
+        (
+            ["user", "add", "x", "--role", "spoke_doctor", "--password", "longenough"],
+            "belongs to a spoke",
+        ),
+        (
+            ["user", "add", "x", "--role", "specialist", "--password", "longenough"],
+            "at least one specialty",
+        ),
+        (
+            [
+                "user",
+                "add",
+                "x",
+                "--role",
+                "specialist",
+                "--specialty",
+                "cardio",
+                "--password",
+                "longenough",
+            ],
+            "Unknown specialties: cardio",
+        ),
+        (
+            [
+                "user",
+                "add",
+                "x",
+                "--role",
+                "spoke_doctor",
+                "--spoke",
+                "NOPE",
+                "--password",
+                "longenough",
+            ],
+            "No spoke with code 'NOPE'",
+        ),
     ]
     for args, message in cases:
         result = runner.invoke(main, args)
@@ -83,18 +127,38 @@ def test_the_hub_refuses_to_start_on_an_old_schema(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    env = {"TELECONSULT_HUB_DATABASE_URL": f"sqlite:///{tmp_path / 'empty.sqlite'}",
-           "TELECONSULT_HUB_DATA_DIR": str(tmp_path), "TELECONSULT_HUB_ASYNC_MODE": "threading",
-           "PATH": "/usr/bin:/bin"}
-    result = subprocess.run([sys.executable, "-m", "hub"], env=env, capture_output=True, text=True, timeout=60, check=False)
+    env = {
+        "TELECONSULT_HUB_DATABASE_URL": f"sqlite:///{tmp_path / 'empty.sqlite'}",
+        "TELECONSULT_HUB_DATA_DIR": str(tmp_path),
+        "TELECONSULT_HUB_ASYNC_MODE": "threading",
+        "PATH": "/usr/bin:/bin",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "hub"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode != 0 and "teleconsult db upgrade" in result.stderr
 
 
 def test_bridge_without_an_allow_list_says_what_to_set_and_stops(tmp_path: Path) -> None:
-    env = {**os.environ, "TELECONSULT_BRIDGE_ALLOWED_AES": "", "TELECONSULT_BRIDGE_ACCEPT_ANY_AE": "false",
-           "TELECONSULT_BRIDGE_SPOOL_DIR": str(tmp_path / "spool"), "TELECONSULT_BRIDGE_PORT": "0"}
-    result = subprocess.run([sys.executable, "-c", "from teleconsult.cli import main; main()", "bridge"],
-                            env=env, capture_output=True, text=True, timeout=60)
+    env = {
+        **os.environ,
+        "TELECONSULT_BRIDGE_ALLOWED_AES": "",
+        "TELECONSULT_BRIDGE_ACCEPT_ANY_AE": "false",
+        "TELECONSULT_BRIDGE_SPOOL_DIR": str(tmp_path / "spool"),
+        "TELECONSULT_BRIDGE_PORT": "0",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", "from teleconsult.cli import main; main()", "bridge"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
     assert result.returncode == 2
     assert "TELECONSULT_BRIDGE_ALLOWED_AES" in result.stderr

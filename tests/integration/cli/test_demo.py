@@ -23,9 +23,24 @@ def _start_demo(tmp_path: Path) -> tuple[subprocess.Popen[str], dict[str, int], 
     log = tmp_path / "demo.out"
     out = log.open("w")
     demo = subprocess.Popen(
-        [sys.executable, "-m", "teleconsult", "demo", "--data-dir", str(tmp_path / "data"),
-         "--hub-port", str(ports["hub"]), "--spoke-port", str(ports["spoke"]), "--dicom-port", str(ports["dicom"])],
-        stdout=out, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        [
+            sys.executable,
+            "-m",
+            "teleconsult",
+            "demo",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--hub-port",
+            str(ports["hub"]),
+            "--spoke-port",
+            str(ports["spoke"]),
+            "--dicom-port",
+            str(ports["dicom"]),
+        ],
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     return demo, ports, log
 
@@ -41,15 +56,29 @@ def _gone(procs: list[psutil.Process]) -> bool:
 def test_the_demo_runs_three_components_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     demo, ports, log = _start_demo(tmp_path)
     try:
-        banner = wait_for(lambda: "Press Ctrl-C" in log.read_text() and log.read_text(), 90, what="the banner")
-        for expected in (f"http://127.0.0.1:{ports['hub']}", f"http://127.0.0.1:{ports['spoke']}",
-                         f"SPOKE1 on 127.0.0.1:{ports['dicom']}", "clinic1", "ortho1", "sup1"):
+        banner = wait_for(
+            lambda: "Press Ctrl-C" in log.read_text() and log.read_text(), 90, what="the banner"
+        )
+        for expected in (
+            f"http://127.0.0.1:{ports['hub']}",
+            f"http://127.0.0.1:{ports['spoke']}",
+            f"SPOKE1 on 127.0.0.1:{ports['dicom']}",
+            "clinic1",
+            "ortho1",
+            "sup1",
+        ):
             assert expected in banner
-        token = requests.post(f"http://127.0.0.1:{ports['hub']}/api/v1/auth/token",
-                              json={"username": "ortho1", "password": "demo"}, timeout=10)
+        token = requests.post(
+            f"http://127.0.0.1:{ports['hub']}/api/v1/auth/token",
+            json={"username": "ortho1", "password": "demo"},
+            timeout=10,
+        )
         assert token.status_code == 200
-        signin = requests.post(f"http://127.0.0.1:{ports['spoke']}/api/v1/auth/token",
-                               json={"username": "clinic1", "password": "demo"}, timeout=10)
+        signin = requests.post(
+            f"http://127.0.0.1:{ports['spoke']}/api/v1/auth/token",
+            json={"username": "clinic1", "password": "demo"},
+            timeout=10,
+        )
         assert signin.status_code == 200
         children = _children(demo.pid)
         assert len([c for c in children if "-m" in c.cmdline()]) == 3

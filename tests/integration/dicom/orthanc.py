@@ -39,16 +39,31 @@ class RunningOrthanc:
         return dict(r.json())
 
 
-def orthanc_config(tmp: Path, http_port: int, dicom_port: int, modalities: dict[str, list[object]]) -> Path:
+def orthanc_config(
+    tmp: Path, http_port: int, dicom_port: int, modalities: dict[str, list[object]]
+) -> Path:
     storage = tmp / "orthanc-storage"
     storage.mkdir(parents=True, exist_ok=True)
     config = {
-        "Name": "clinic-pacs", "StorageDirectory": str(storage), "IndexDirectory": str(storage),
-        "HttpPort": http_port, "DicomPort": dicom_port, "DicomAet": ORTHANC_AET,
-        "RemoteAccessAllowed": False, "AuthenticationEnabled": False, "HttpServerEnabled": True,
-        "SyncStorageArea": True, "StorageCompression": False, "Plugins": [],
-        "DicomModalities": modalities, "DicomAlwaysAllowStore": True, "DicomCheckCalledAet": False,
-        "DicomScuTimeout": 30, "ConcurrentJobs": 1, "StableAge": 1, "LogExportedResources": False,
+        "Name": "clinic-pacs",
+        "StorageDirectory": str(storage),
+        "IndexDirectory": str(storage),
+        "HttpPort": http_port,
+        "DicomPort": dicom_port,
+        "DicomAet": ORTHANC_AET,
+        "RemoteAccessAllowed": False,
+        "AuthenticationEnabled": False,
+        "HttpServerEnabled": True,
+        "SyncStorageArea": True,
+        "StorageCompression": False,
+        "Plugins": [],
+        "DicomModalities": modalities,
+        "DicomAlwaysAllowStore": True,
+        "DicomCheckCalledAet": False,
+        "DicomScuTimeout": 30,
+        "ConcurrentJobs": 1,
+        "StableAge": 1,
+        "LogExportedResources": False,
     }
     path = tmp / "orthanc.json"
     path.write_text(json.dumps(config, indent=2))
@@ -70,8 +85,13 @@ def orthanc(tmp: Path, modalities: dict[str, list[object]]) -> Iterator[RunningO
     config = orthanc_config(tmp, http_port, dicom_port, modalities)
     log = tmp / "orthanc.log"
     with log.open("wb") as out:
-        popen = subprocess.Popen([binary, str(config)], stdout=out, stderr=subprocess.STDOUT,
-                                 start_new_session=True, env={**os.environ, "TCP_NODELAY": "1"})
+        popen = subprocess.Popen(
+            [binary, str(config)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, "TCP_NODELAY": "1"},
+        )
     process = Process("orthanc", popen, log)
     with running(process):
         url = f"http://127.0.0.1:{http_port}"

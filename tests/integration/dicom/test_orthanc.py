@@ -25,36 +25,65 @@ def test_orthanc_forwards_a_study_through_the_bridge_to_the_hub(tmp_path: Path) 
     need(orthanc_binary() is not None, "Orthanc is not installed (Debian package orthanc)")
     with hub_process(tmp_path) as hub:
         token = hub.spoke_tokens["PHC-1"]
-        r = requests.post(f"{hub.url}/api/v1/cases", headers={"Authorization": f"Bearer {token}"}, timeout=10, json={
-            "patient": {"pseudonym": "PACS-0001", "age": 50, "sex": "male"}, "complaint": "Abdominal pain",
-            "question": "Appendicitis?", "specialty": "med", "priority": "urgent", "raised_by": "clinic1"})
+        r = requests.post(
+            f"{hub.url}/api/v1/cases",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+            json={
+                "patient": {"pseudonym": "PACS-0001", "age": 50, "sex": "male"},
+                "complaint": "Abdominal pain",
+                "question": "Appendicitis?",
+                "specialty": "med",
+                "priority": "urgent",
+                "raised_by": "clinic1",
+            },
+        )
         assert r.status_code == 201, r.text
         accession = r.json()["accession_number"]
         ct = make_ct_series(4, accession_number=accession, patient_id="PACS-0001")
-        us = compressed(make_us_cine(frames=3, accession_number=accession, patient_id="PACS-0001"), JPEGLSLossless)
+        us = compressed(
+            make_us_cine(frames=3, accession_number=accession, patient_id="PACS-0001"),
+            JPEGLSLossless,
+        )
         us.StudyInstanceUID = ct[0].StudyInstanceUID
         files = write_series([*ct, us], tmp_path / "study")
 
-        settings = load_settings("bridge", environ={}, overrides={
-            "host": "127.0.0.1", "port": 0, "ae_title": "SPOKE1", "allowed_aes": [ORTHANC_AET],
-            "spool_dir": str(tmp_path / "spool"), "hub_url": hub.url, "spoke_token": token, "spoke_url": "",
-            "retry_initial_s": 0.2,
-        })
+        settings = load_settings(
+            "bridge",
+            environ={},
+            overrides={
+                "host": "127.0.0.1",
+                "port": 0,
+                "ae_title": "SPOKE1",
+                "allowed_aes": [ORTHANC_AET],
+                "spool_dir": str(tmp_path / "spool"),
+                "hub_url": hub.url,
+                "spoke_token": token,
+                "spoke_url": "",
+                "retry_initial_s": 0.2,
+            },
+        )
         bridge = Bridge(settings)
         bridge.start()
         try:
             with orthanc(tmp_path, {"bridge": ["SPOKE1", "127.0.0.1", bridge.address[1]]}) as pacs:
                 (study_id,) = {pacs.upload(f.read_bytes())["ParentStudy"] for f in files}
                 pacs.store_to("bridge", [study_id])
-            wait_for(lambda: bridge.status()["sent"] == len(files), 60, what="the study forwarded to the hub")
+            wait_for(
+                lambda: bridge.status()["sent"] == len(files),
+                60,
+                what="the study forwarded to the hub",
+            )
         finally:
             bridge.stop()
 
         headers = {"Authorization": f"Bearer {token}"}
-        studies = requests.get(f"{hub.url}/dicomweb/studies?AccessionNumber={accession}", headers=headers, timeout=10).json()
+        studies = requests.get(
+            f"{hub.url}/dicomweb/studies?AccessionNumber={accession}", headers=headers, timeout=10
+        ).json()
         assert [s["00201208"]["Value"][0] for s in studies] == [len(files)]
         base = f"{hub.url}/dicomweb/studies/{us.StudyInstanceUID}/series/{us.SeriesInstanceUID}/instances/{us.SOPInstanceUID}"
         r = requests.get(base, headers=headers, timeout=10)
-        (_, stored), = parse_related(r.content, r.headers["Content-Type"].split("boundary=")[1])
+        ((_, stored),) = parse_related(r.content, r.headers["Content-Type"].split("boundary=")[1])
         # Orthanc relays the dataset unchanged: JPEG-LS in, JPEG-LS at the hub.
         assert dataset_bytes(stored) == dataset_bytes(files[-1].read_bytes())

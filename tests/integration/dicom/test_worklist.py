@@ -43,25 +43,44 @@ def clinic(tmp: Path) -> Iterator[Clinic]:
         spoke, spoke_url = start_spoke(tmp, hub)
         stack.enter_context(running(spoke))
         port = free_port()
-        bridge = start("bridge", ["dicom_bridge"], {
-            "TELECONSULT_BRIDGE_HOST": "127.0.0.1", "TELECONSULT_BRIDGE_PORT": str(port),
-            "TELECONSULT_BRIDGE_AE_TITLE": BRIDGE_AET, "TELECONSULT_BRIDGE_ALLOWED_AES": MODALITY_AET,
-            "TELECONSULT_BRIDGE_HUB_URL": hub.url, "TELECONSULT_BRIDGE_SPOKE_URL": spoke_url,
-            "TELECONSULT_BRIDGE_SPOKE_TOKEN": hub.spoke_tokens["PHC-1"],
-            "TELECONSULT_BRIDGE_SPOOL_DIR": str(tmp / "bridge" / "spool"),
-            "TELECONSULT_BRIDGE_RETRY_INITIAL_S": "0.2",
-        }, tmp)
+        bridge = start(
+            "bridge",
+            ["dicom_bridge"],
+            {
+                "TELECONSULT_BRIDGE_HOST": "127.0.0.1",
+                "TELECONSULT_BRIDGE_PORT": str(port),
+                "TELECONSULT_BRIDGE_AE_TITLE": BRIDGE_AET,
+                "TELECONSULT_BRIDGE_ALLOWED_AES": MODALITY_AET,
+                "TELECONSULT_BRIDGE_HUB_URL": hub.url,
+                "TELECONSULT_BRIDGE_SPOKE_URL": spoke_url,
+                "TELECONSULT_BRIDGE_SPOKE_TOKEN": hub.spoke_tokens["PHC-1"],
+                "TELECONSULT_BRIDGE_SPOOL_DIR": str(tmp / "bridge" / "spool"),
+                "TELECONSULT_BRIDGE_RETRY_INITIAL_S": "0.2",
+            },
+            tmp,
+        )
         stack.enter_context(running(bridge))
-        wait_for(lambda: "listening on" in bridge.output() or not bridge.alive(), 30, what="bridge start")
+        wait_for(
+            lambda: "listening on" in bridge.output() or not bridge.alive(), 30, what="bridge start"
+        )
         assert bridge.alive(), bridge.output()
-        r = requests.post(f"{spoke_url}/api/v1/auth/token", json={"username": "clinic1", "password": "demo"}, timeout=15)
+        r = requests.post(
+            f"{spoke_url}/api/v1/auth/token",
+            json={"username": "clinic1", "password": "demo"},
+            timeout=15,
+        )
         assert r.status_code == 200, r.text
         yield Clinic(hub, spoke_url, port, {"Authorization": f"Bearer {r.json()['access_token']}"})
 
 
 def _raise_case(c: Clinic, pseudonym: str) -> dict[str, Any]:
-    body = {"patient": {"pseudonym": pseudonym, "age": 61, "sex": "female"}, "complaint": "Breathless for a week",
-            "question": "Effusion? Tap here or refer?", "specialty": "med", "priority": "urgent"}
+    body = {
+        "patient": {"pseudonym": pseudonym, "age": 61, "sex": "female"},
+        "complaint": "Breathless for a week",
+        "question": "Effusion? Tap here or refer?",
+        "specialty": "med",
+        "priority": "urgent",
+    }
     r = requests.post(f"{c.spoke_url}/api/v1/cases", json=body, headers=c.doctor, timeout=10)
     assert r.status_code == 202, r.text
     return dict(r.json())
@@ -82,9 +101,24 @@ def _findscu(c: Clinic, tmp: Path, **keys: str) -> list[Dataset]:
     query_file = out / "query.dcm"
     query.save_as(query_file, implicit_vr=True, little_endian=True)
     result = subprocess.run(
-        [need_tool("findscu"), "-W", "-aet", MODALITY_AET, "-aec", BRIDGE_AET, "-X", "-od", str(out),
-         "127.0.0.1", str(c.dicom_port), str(query_file)],
-        env={**os.environ, "TCP_NODELAY": "1"}, capture_output=True, text=True, timeout=60,
+        [
+            need_tool("findscu"),
+            "-W",
+            "-aet",
+            MODALITY_AET,
+            "-aec",
+            BRIDGE_AET,
+            "-X",
+            "-od",
+            str(out),
+            "127.0.0.1",
+            str(c.dicom_port),
+            str(query_file),
+        ],
+        env={**os.environ, "TCP_NODELAY": "1"},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     return [dcmread(p) for p in sorted(out.glob("rsp*.dcm"))]
@@ -92,18 +126,36 @@ def _findscu(c: Clinic, tmp: Path, **keys: str) -> list[Dataset]:
 
 def _storescu(c: Clinic, files: list[Path]) -> None:
     result = subprocess.run(
-        [need_tool("storescu"), "-aet", MODALITY_AET, "-aec", BRIDGE_AET, "127.0.0.1", str(c.dicom_port), *map(str, files)],
-        env={**os.environ, "TCP_NODELAY": "1"}, capture_output=True, text=True, timeout=60,
+        [
+            need_tool("storescu"),
+            "-aet",
+            MODALITY_AET,
+            "-aec",
+            BRIDGE_AET,
+            "127.0.0.1",
+            str(c.dicom_port),
+            *map(str, files),
+        ],
+        env={**os.environ, "TCP_NODELAY": "1"},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def _hub_studies(c: Clinic, case_uid: str) -> list[dict[str, Any]]:
-    token = requests.post(f"{c.hub.url}/api/v1/auth/token", json={"username": "sup1", "password": "demo"}, timeout=10)
+    token = requests.post(
+        f"{c.hub.url}/api/v1/auth/token", json={"username": "sup1", "password": "demo"}, timeout=10
+    )
     headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
     cases = requests.get(f"{c.hub.url}/api/v1/cases", headers=headers, timeout=10).json()["items"]
     case = next(x for x in cases if x["uid"] == case_uid)
-    return list(requests.get(f"{c.hub.url}/api/v1/cases/{case['id']}/studies", headers=headers, timeout=10).json())
+    return list(
+        requests.get(
+            f"{c.hub.url}/api/v1/cases/{case['id']}/studies", headers=headers, timeout=10
+        ).json()
+    )
 
 
 def test_findscu_pulls_open_cases_and_images_link_back_or_wait_in_the_inbox(tmp_path: Path) -> None:
@@ -128,14 +180,30 @@ def test_findscu_pulls_open_cases_and_images_link_back_or_wait_in_the_inbox(tmp_
         assert [s["study_uid"] for s in linked] == [str(item.StudyInstanceUID)]
 
         def inbox() -> list[dict[str, Any]]:
-            return list(requests.get(f"{c.spoke_url}/api/v1/inbox", headers=c.doctor, timeout=10).json()["items"])
+            return list(
+                requests.get(f"{c.spoke_url}/api/v1/inbox", headers=c.doctor, timeout=10).json()[
+                    "items"
+                ]
+            )
 
         (waiting,) = wait_for(inbox, 30, what="the walk-in study in the inbox")
-        assert waiting["patient_id"] == "WALK-IN" and waiting["modalities"] == ["US"] and waiting["instances"] == 1
+        assert (
+            waiting["patient_id"] == "WALK-IN"
+            and waiting["modalities"] == ["US"]
+            and waiting["instances"] == 1
+        )
         url = f"{c.spoke_url}/api/v1/inbox/{waiting['study_uid']}/attach"
-        assert requests.post(url, json={"case_uid": "no-such-case"}, headers=c.doctor, timeout=10).status_code == 404
+        assert (
+            requests.post(
+                url, json={"case_uid": "no-such-case"}, headers=c.doctor, timeout=10
+            ).status_code
+            == 404
+        )
         r = requests.post(url, json={"case_uid": case["uid"]}, headers=c.doctor, timeout=10)
         assert r.status_code == 200, r.text
         assert inbox() == []
         assert len(_hub_studies(c, case["uid"])) == 2
-        assert requests.get(f"{c.spoke_url}/api/v1/worklist", headers=c.doctor, timeout=10).status_code == 401
+        assert (
+            requests.get(f"{c.spoke_url}/api/v1/worklist", headers=c.doctor, timeout=10).status_code
+            == 401
+        )

@@ -24,7 +24,9 @@ class HubHarness:
     spoke_tokens: dict[str, str]
 
     def login(self, username: str, password: str = "demo") -> dict[str, str]:
-        r = self.client.post("/api/v1/auth/token", json={"username": username, "password": password})
+        r = self.client.post(
+            "/api/v1/auth/token", json={"username": username, "password": password}
+        )
         assert r.status_code == 200, r.json
         return {"Authorization": "Bearer " + r.json["access_token"]}
 
@@ -36,7 +38,9 @@ class HubHarness:
         return sio.test_client(self.app, auth={"token": token}, flask_test_client=self.client)
 
     def raise_case(self, headers: dict[str, str] | None = None, **fields: Any) -> dict[str, Any]:
-        r = self.client.post("/api/v1/cases", json=case_body(**fields), headers=headers or self.spoke())
+        r = self.client.post(
+            "/api/v1/cases", json=case_body(**fields), headers=headers or self.spoke()
+        )
         assert r.status_code == 201, r.json
         return dict(r.json)
 
@@ -61,8 +65,15 @@ ADVICE = {
     "recommendations": "Below-elbow cast for 4 weeks; elevate; review in 1 week.",
     "disposition": "manage_locally",
     "prescriptions": [
-        {"drug": "Paracetamol", "strength": "500 mg", "dose": "1 tablet", "route": "oral",
-         "frequency": "every 6 hours", "duration": "5 days", "instructions": "after food"}
+        {
+            "drug": "Paracetamol",
+            "strength": "500 mg",
+            "dose": "1 tablet",
+            "route": "oral",
+            "frequency": "every 6 hours",
+            "duration": "5 days",
+            "instructions": "after food",
+        }
     ],
     "investigations": "X-ray after 1 week",
     "follow_up_date": "2026-12-01",
@@ -74,7 +85,11 @@ def hub(tmp_path: Path, database_url: str) -> Iterator[HubHarness]:
     tokens = prepare_hub_db(database_url)
     clock = FrozenClock()
     app = create_app(
-        test_config={"async_mode": "threading", "data_dir": str(tmp_path / "hub"), "database_url": database_url},
+        test_config={
+            "async_mode": "threading",
+            "data_dir": str(tmp_path / "hub"),
+            "database_url": database_url,
+        },
         clock=clock,
     )
     app.config["TESTING"] = True

@@ -11,7 +11,9 @@ from tests.conftest import need
 
 def test_the_hub_serves_the_socketio_client_and_nothing_else(tmp_path: Path) -> None:
     need(FILES["socket.io.min.js"].exists(), "web/node_modules is missing: run scripts/assets")
-    client = create_app(test_config={"async_mode": "threading", "data_dir": str(tmp_path)}).test_client()
+    client = create_app(
+        test_config={"async_mode": "threading", "data_dir": str(tmp_path)}
+    ).test_client()
     r = client.get("/assets/socket.io.min.js")
     assert r.status_code == 200 and b"socket.io" in r.data.lower()
     assert "javascript" in r.headers["Content-Type"]

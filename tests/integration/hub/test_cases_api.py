@@ -25,11 +25,15 @@ def test_a_spoke_raises_a_case_and_it_is_tokened_and_assigned(hub: HubHarness) -
     assert second["token"] == "ORTHO-0002" and second["queue_position"] == 2
 
 
-def test_the_same_idempotency_key_gives_the_same_case_and_a_different_body_is_refused(hub: HubHarness) -> None:
+def test_the_same_idempotency_key_gives_the_same_case_and_a_different_body_is_refused(
+    hub: HubHarness,
+) -> None:
     headers = {**hub.spoke(), "Idempotency-Key": "clinic-key-1"}
     first = hub.client.post("/api/v1/cases", json=case_body(), headers=headers)
     again = hub.client.post("/api/v1/cases", json=case_body(), headers=headers)
-    other = hub.client.post("/api/v1/cases", json=case_body(question="Something else?"), headers=headers)
+    other = hub.client.post(
+        "/api/v1/cases", json=case_body(question="Something else?"), headers=headers
+    )
     assert (first.status_code, again.status_code, other.status_code) == (201, 200, 409)
     assert again.json["id"] == first.json["id"]
     assert other.json["error"]["code"] == "conflict"
@@ -48,7 +52,9 @@ def test_a_case_without_required_fields_is_refused_with_the_fields_named(hub: Hu
 
 
 def test_unknown_or_missing_tokens_get_401_and_nothing_is_stored(hub: HubHarness) -> None:
-    r = hub.client.post("/api/v1/cases", json=case_body(), headers={"Authorization": "Bearer not-a-token"})
+    r = hub.client.post(
+        "/api/v1/cases", json=case_body(), headers={"Authorization": "Bearer not-a-token"}
+    )
     assert r.status_code == 401 and r.json["error"]["code"] == "not_authenticated"
     assert hub.client.post("/api/v1/cases", json=case_body()).status_code == 401
     assert hub.client.get("/api/v1/cases").status_code == 401
@@ -71,7 +77,9 @@ def test_wrong_password_and_unknown_user_get_the_same_answer(hub: HubHarness) ->
 
 
 def test_a_raised_by_from_another_spoke_is_refused(hub: HubHarness) -> None:
-    r = hub.client.post("/api/v1/cases", json=case_body(raised_by="clinic4"), headers=hub.spoke("PHC-1"))
+    r = hub.client.post(
+        "/api/v1/cases", json=case_body(raised_by="clinic4"), headers=hub.spoke("PHC-1")
+    )
     assert r.status_code == 400 and "raised_by" in r.json["error"]["fields"]
 
 
@@ -82,8 +90,13 @@ def test_cases_are_scoped_to_the_callers_spoke_and_role(hub: HubHarness) -> None
     assert hub.client.get("/api/v1/cases", headers=hub.spoke("PHC-2")).json["total"] == 0
     assert hub.client.get("/api/v1/cases", headers=hub.login("clinic4")).json["total"] == 0
     assert hub.client.get("/api/v1/cases", headers=hub.login("clinic2")).json["total"] == 1
-    assert hub.client.get(f"/api/v1/cases/{case['id']}", headers=hub.login("radio1")).status_code == 404
-    assert hub.client.get(f"/api/v1/cases/{case['id']}", headers=hub.login("sup1")).status_code == 200
+    assert (
+        hub.client.get(f"/api/v1/cases/{case['id']}", headers=hub.login("radio1")).status_code
+        == 404
+    )
+    assert (
+        hub.client.get(f"/api/v1/cases/{case['id']}", headers=hub.login("sup1")).status_code == 200
+    )
     assert hub.client.get("/api/v1/cases", headers=hub.login("admin")).status_code == 403
 
 
@@ -106,7 +119,9 @@ def test_advice_reaches_the_spoke_over_socketio_with_its_seq(hub: HubHarness) ->
     other_socket = hub.socket(hub.spoke_tokens["PHC-2"])
     assert spoke_socket.is_connected() and other_socket.is_connected()
     case = hub.raise_case()
-    r = hub.client.post(f"/api/v1/cases/{case['id']}/advice", json=ADVICE, headers=hub.login("ortho1"))
+    r = hub.client.post(
+        f"/api/v1/cases/{case['id']}/advice", json=ADVICE, headers=hub.login("ortho1")
+    )
     assert r.status_code == 201, r.json
     assert r.json["specialist"]["registration_number"] == "REG-ORTHO1"
     events = [(e["name"], e["args"][0]) for e in spoke_socket.get_received()]
@@ -116,7 +131,10 @@ def test_advice_reaches_the_spoke_over_socketio_with_its_seq(hub: HubHarness) ->
     assert advice_event["advice"]["prescriptions"][0]["drug"] == "Paracetamol"
     assert advice_event["case_id"] == case["id"] and advice_event["seq"] > events[0][1]["seq"]
     assert other_socket.get_received() == []
-    assert hub.client.get(f"/api/v1/cases/{case['id']}", headers=hub.spoke()).json["status"] == "advised"
+    assert (
+        hub.client.get(f"/api/v1/cases/{case['id']}", headers=hub.spoke()).json["status"]
+        == "advised"
+    )
 
 
 def test_the_spoke_acknowledges_advice_and_resume_replays_missed_events(hub: HubHarness) -> None:
@@ -145,8 +163,18 @@ def test_a_socket_without_a_valid_token_is_refused(hub: HubHarness) -> None:
 def test_only_the_assigned_specialist_may_advise(hub: HubHarness) -> None:
     hub.client.post("/api/v1/auth/token", json={"username": "ortho1", "password": "demo"})
     case = hub.raise_case(specialty="radio")
-    assert hub.client.post(f"/api/v1/cases/{case['id']}/advice", json=ADVICE, headers=hub.login("ortho1")).status_code == 404
-    assert hub.client.post(f"/api/v1/cases/{case['id']}/advice", json=ADVICE, headers=hub.login("clinic1")).status_code == 403
+    assert (
+        hub.client.post(
+            f"/api/v1/cases/{case['id']}/advice", json=ADVICE, headers=hub.login("ortho1")
+        ).status_code
+        == 404
+    )
+    assert (
+        hub.client.post(
+            f"/api/v1/cases/{case['id']}/advice", json=ADVICE, headers=hub.login("clinic1")
+        ).status_code
+        == 403
+    )
     assert _count(hub, Advice) == 0
 
 
@@ -155,7 +183,9 @@ def test_a_second_advice_is_a_new_version_pointing_to_the_first(hub: HubHarness)
     headers = hub.login("ortho1")
     first = hub.client.post(f"/api/v1/cases/{case['id']}/advice", json=ADVICE, headers=headers).json
     second = hub.client.post(
-        f"/api/v1/cases/{case['id']}/advice", json={**ADVICE, "assessment": "Corrected."}, headers=headers
+        f"/api/v1/cases/{case['id']}/advice",
+        json={**ADVICE, "assessment": "Corrected."},
+        headers=headers,
     ).json
     assert (second["version"], second["supersedes_id"]) == (2, first["id"])
     listed = hub.client.get(f"/api/v1/cases/{case['id']}/advice", headers=hub.spoke()).json
@@ -183,8 +213,19 @@ def test_a_case_waits_in_the_queue_when_no_specialist_is_on_duty(hub: HubHarness
 
 def test_messages_go_both_ways(hub: HubHarness) -> None:
     case = hub.raise_case()
-    r = hub.client.post(f"/api/v1/cases/{case['id']}/messages", json={"text": "Any X-ray?"}, headers=hub.login("ortho1"))
+    r = hub.client.post(
+        f"/api/v1/cases/{case['id']}/messages",
+        json={"text": "Any X-ray?"},
+        headers=hub.login("ortho1"),
+    )
     assert r.status_code == 201
-    hub.client.post(f"/api/v1/cases/{case['id']}/messages", json={"text": "Sending now."}, headers=hub.login("clinic1"))
-    texts = [m["text"] for m in hub.client.get(f"/api/v1/cases/{case['id']}/messages", headers=hub.spoke()).json]
+    hub.client.post(
+        f"/api/v1/cases/{case['id']}/messages",
+        json={"text": "Sending now."},
+        headers=hub.login("clinic1"),
+    )
+    texts = [
+        m["text"]
+        for m in hub.client.get(f"/api/v1/cases/{case['id']}/messages", headers=hub.spoke()).json
+    ]
     assert texts == ["Any X-ray?", "Sending now."]

@@ -30,7 +30,9 @@ def _bytes(ds: Dataset) -> bytes:
 def _stow(hub: HubHarness, parts: list[bytes], headers: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
     body, content_type = build_related(parts)
     return hub.client.post(
-        "/dicomweb/studies", data=body, headers={**hub.spoke(), "Content-Type": content_type, **(headers or {})}
+        "/dicomweb/studies",
+        data=body,
+        headers={**hub.spoke(), "Content-Type": content_type, **(headers or {})},
     )
 
 
@@ -48,9 +50,13 @@ def test_stow_stores_each_instance_once_links_it_by_accession_and_wado_returns_t
     first = _stow(hub, sent)
     assert first.status_code == 200, first.json
     assert len(first.json["00081199"]["Value"]) == 3
-    assert _stow(hub, sent[:1]).status_code == 200  # the same SOP instance again: success, stored once
+    assert (
+        _stow(hub, sent[:1]).status_code == 200
+    )  # the same SOP instance again: success, stored once
     assert _instances(hub) == 3
-    studies = hub.client.get(f"/api/v1/cases/{case['id']}/studies", headers=hub.login("ortho1")).json
+    studies = hub.client.get(
+        f"/api/v1/cases/{case['id']}/studies", headers=hub.login("ortho1")
+    ).json
     assert studies[0]["study_uid"] == series[0].StudyInstanceUID
     assert studies[0]["series"][0]["instances"] == 3
     ds = series[1]
@@ -58,7 +64,7 @@ def test_stow_stores_each_instance_once_links_it_by_accession_and_wado_returns_t
     r = hub.client.get(url, headers=hub.login("ortho1"))
     assert r.status_code == 200
     boundary = r.headers["Content-Type"].split("boundary=")[1]
-    (headers, content), = parse_related(r.data, boundary)
+    ((headers, content),) = parse_related(r.data, boundary)
     assert headers["content-type"] == "application/dicom" and content == sent[1]
     assert hub.client.get(url, headers=hub.spoke("PHC-2")).status_code == 404
 
@@ -71,10 +77,14 @@ def test_images_reach_the_specialist_as_an_event(hub: HubHarness) -> None:
     assert [(e["case_id"], e["received"], e["instances"]) for e in events] == [(case["id"], 2, 2)]
 
 
-def test_a_batch_stores_each_instance_once_and_the_event_counts_the_whole_study(hub: HubHarness) -> None:
+def test_a_batch_stores_each_instance_once_and_the_event_counts_the_whole_study(
+    hub: HubHarness,
+) -> None:
     case = hub.raise_case()
     specialist = hub.socket(hub.login("ortho1")["Authorization"].split()[1])
-    first, second, third = (_bytes(ds) for ds in make_ct_series(3, accession_number=case["accession_number"]))
+    first, second, third = (
+        _bytes(ds) for ds in make_ct_series(3, accession_number=case["accession_number"])
+    )
     assert _stow(hub, [first, second]).status_code == 200
 
     r = _stow(hub, [second, third, third])  # one already stored, one new sent twice
@@ -150,7 +160,9 @@ def test_good_and_bad_parts_together_store_the_good_ones(hub: HubHarness) -> Non
 
 
 def test_a_truncated_large_image_is_refused_though_its_pixels_are_not_read(hub: HubHarness) -> None:
-    ds = make_ct_series(1, rows=256, cols=256)[0]  # 128 KiB of pixel data: only its length is checked
+    ds = make_ct_series(1, rows=256, cols=256)[
+        0
+    ]  # 128 KiB of pixel data: only its length is checked
     whole = _bytes(ds)
 
     r = _stow(hub, [whole[: len(whole) - 1000]])
@@ -169,12 +181,24 @@ def test_a_dataset_without_sop_instance_uid_is_refused(hub: HubHarness) -> None:
 
 
 def test_wrong_content_type_gets_415_and_no_token_gets_401(hub: HubHarness) -> None:
-    r = hub.client.post("/dicomweb/studies", data=b"x", headers={**hub.spoke(), "Content-Type": "application/json"})
+    r = hub.client.post(
+        "/dicomweb/studies", data=b"x", headers={**hub.spoke(), "Content-Type": "application/json"}
+    )
     assert r.status_code == 415 and r.json["error"]["code"] == "unsupported_media_type"
     body, content_type = build_related([_bytes(make_ct_series(1)[0])])
-    assert hub.client.post("/dicomweb/studies", data=body, headers={"Content-Type": content_type}).status_code == 401
+    assert (
+        hub.client.post(
+            "/dicomweb/studies", data=body, headers={"Content-Type": content_type}
+        ).status_code
+        == 401
+    )
     # The caller is known before the body is read: a stranger gets 401 whatever they send.
-    assert hub.client.post("/dicomweb/studies", data=b"x", headers={"Content-Type": "text/plain"}).status_code == 401
+    assert (
+        hub.client.post(
+            "/dicomweb/studies", data=b"x", headers={"Content-Type": "text/plain"}
+        ).status_code
+        == 401
+    )
 
 
 def test_an_oversized_upload_gets_413(hub: HubHarness) -> None:
@@ -185,6 +209,7 @@ def test_an_oversized_upload_gets_413(hub: HubHarness) -> None:
 
 
 # -- QIDO-RS, WADO-RS metadata, frames and rendered previews ---------------------------------------
+
 
 def _json(hub: HubHarness, url: str, headers: dict[str, str]) -> list[dict[str, Any]]:
     r = hub.client.get(url, headers=headers)
@@ -223,10 +248,18 @@ def test_qido_finds_studies_by_patient_accession_date_and_modality(hub: HubHarne
     by_ct = {_value(s, "0020000D"): s for s in everything}[ct[0].StudyInstanceUID]
     assert _value(by_ct, "00201208") == 2 and by_ct["00080061"]["Value"] == ["CT"]
     assert by_ct["00100010"]["Value"] == [{"Alphabetic": "TEST^PATIENT"}]
-    assert _uids(_json(hub, "/dicomweb/studies?PatientID=PSEUDO-D*", spoke)) == [dx.StudyInstanceUID]
-    assert _uids(_json(hub, f"/dicomweb/studies?00080050={case['accession_number']}", spoke)) == [ct[0].StudyInstanceUID]
-    assert _uids(_json(hub, "/dicomweb/studies?StudyDate=20200101-20200131", spoke)) == [dx.StudyInstanceUID]
-    assert _uids(_json(hub, "/dicomweb/studies?ModalitiesInStudy=CT", spoke)) == [ct[0].StudyInstanceUID]
+    assert _uids(_json(hub, "/dicomweb/studies?PatientID=PSEUDO-D*", spoke)) == [
+        dx.StudyInstanceUID
+    ]
+    assert _uids(_json(hub, f"/dicomweb/studies?00080050={case['accession_number']}", spoke)) == [
+        ct[0].StudyInstanceUID
+    ]
+    assert _uids(_json(hub, "/dicomweb/studies?StudyDate=20200101-20200131", spoke)) == [
+        dx.StudyInstanceUID
+    ]
+    assert _uids(_json(hub, "/dicomweb/studies?ModalitiesInStudy=CT", spoke)) == [
+        ct[0].StudyInstanceUID
+    ]
     assert _uids(_json(hub, "/dicomweb/studies?linked=false", spoke)) == [dx.StudyInstanceUID]
     assert len(_json(hub, "/dicomweb/studies?limit=1&offset=1", spoke)) == 1
     assert hub.client.get("/dicomweb/studies?StudyDate=yesterday", headers=spoke).status_code == 400
@@ -244,8 +277,15 @@ def test_qido_is_scoped_like_the_rest_api(hub: HubHarness) -> None:
     assert len(_json(hub, "/dicomweb/studies", hub.login("sup1"))) == 2
     assert _json(hub, "/dicomweb/studies", hub.login("admin")) == []
     assert hub.client.get("/dicomweb/studies").status_code == 401
-    assert hub.client.get(f"/dicomweb/studies/{unlinked.StudyInstanceUID}/series", headers=hub.login("ortho1")).status_code == 404
-    assert hub.client.get(_base(linked) + "/rendered", headers=hub.spoke("PHC-2")).status_code == 404
+    assert (
+        hub.client.get(
+            f"/dicomweb/studies/{unlinked.StudyInstanceUID}/series", headers=hub.login("ortho1")
+        ).status_code
+        == 404
+    )
+    assert (
+        hub.client.get(_base(linked) + "/rendered", headers=hub.spoke("PHC-2")).status_code == 404
+    )
 
 
 def test_series_and_instances_and_their_metadata_for_a_viewer(hub: HubHarness) -> None:
@@ -256,11 +296,17 @@ def test_series_and_instances_and_their_metadata_for_a_viewer(hub: HubHarness) -
 
     (series,) = _json(hub, f"/dicomweb/studies/{study}/series?Modality=CT", reader)
     assert _value(series, "0020000E") == ct[0].SeriesInstanceUID and _value(series, "00201209") == 3
-    instances = _json(hub, f"/dicomweb/studies/{study}/series/{ct[0].SeriesInstanceUID}/instances", reader)
+    instances = _json(
+        hub, f"/dicomweb/studies/{study}/series/{ct[0].SeriesInstanceUID}/instances", reader
+    )
     assert _uids(instances, "00080018") == [d.SOPInstanceUID for d in ct]
-    assert _uids(_json(hub, f"/dicomweb/studies/{study}/instances?InstanceNumber=2", reader), "00080018") == [ct[1].SOPInstanceUID]
+    assert _uids(
+        _json(hub, f"/dicomweb/studies/{study}/instances?InstanceNumber=2", reader), "00080018"
+    ) == [ct[1].SOPInstanceUID]
 
-    metadata = _json(hub, f"/dicomweb/studies/{study}/series/{ct[0].SeriesInstanceUID}/metadata", reader)
+    metadata = _json(
+        hub, f"/dicomweb/studies/{study}/series/{ct[0].SeriesInstanceUID}/metadata", reader
+    )
     assert sorted(_uids(metadata, "00080018")) == sorted(d.SOPInstanceUID for d in ct)
     first = next(m for m in metadata if _value(m, "00080018") == ct[0].SOPInstanceUID)
     assert _value(first, "00280010") == 64 and _value(first, "00281052") == -1024
@@ -268,31 +314,44 @@ def test_series_and_instances_and_their_metadata_for_a_viewer(hub: HubHarness) -
     assert len(_json(hub, f"/dicomweb/studies/{study}/metadata", reader)) == 3
 
 
-def test_frames_come_raw_or_as_stored_and_rendered_previews_apply_the_window(hub: HubHarness) -> None:
+def test_frames_come_raw_or_as_stored_and_rendered_previews_apply_the_window(
+    hub: HubHarness,
+) -> None:
     case = hub.raise_case()
     ct = make_ct_series(1, accession_number=case["accession_number"])[0]
-    jp2 = compressed(make_ct_series(1, accession_number=case["accession_number"])[0], JPEG2000Lossless)
+    jp2 = compressed(
+        make_ct_series(1, accession_number=case["accession_number"])[0], JPEG2000Lossless
+    )
     _stow(hub, [_bytes(ct), _bytes(jp2)])
     reader = hub.login("ortho1")
 
     r = hub.client.get(_base(ct) + "/frames/1", headers=reader)
-    (headers, raw), = parse_related(r.data, r.headers["Content-Type"].split("boundary=")[1])
+    ((headers, raw),) = parse_related(r.data, r.headers["Content-Type"].split("boundary=")[1])
     assert headers["content-type"] == "application/octet-stream" and raw == ct.PixelData
     r = hub.client.get(_base(jp2) + "/frames/1", headers=reader)
-    (headers, stored), = parse_related(r.data, r.headers["Content-Type"].split("boundary=")[1])
-    assert headers["content-type"] == "image/jp2" and stored[:4] in (b"\xff\x4f\xff\x51", b"\x00\x00\x00\x0c")
+    ((headers, stored),) = parse_related(r.data, r.headers["Content-Type"].split("boundary=")[1])
+    assert headers["content-type"] == "image/jp2" and stored[:4] in (
+        b"\xff\x4f\xff\x51",
+        b"\x00\x00\x00\x0c",
+    )
     accept = {**reader, "Accept": 'multipart/related; type="application/octet-stream"'}
     r = hub.client.get(_base(jp2) + "/frames/1", headers=accept)
-    (_, decoded), = parse_related(r.data, r.headers["Content-Type"].split("boundary=")[1])
+    ((_, decoded),) = parse_related(r.data, r.headers["Content-Type"].split("boundary=")[1])
     assert decoded == jp2.pixel_array.astype("<u2").tobytes()
     assert hub.client.get(_base(ct) + "/frames/2", headers=reader).status_code == 404
 
     lung = _png(hub.client.get(_base(ct) + "/rendered?window=lung", headers=reader).data)
     brain = _png(hub.client.get(_base(ct) + "/rendered?window=40,80,linear", headers=reader).data)
     # Air (-1000 HU): a dark grey in the lung window (-600/1500), black in the brain window (40/80).
-    assert lung.shape == (64, 64) and lung[0, 0] == round(255 * ((-1000 + 600.5) / 1499 + 0.5)) and brain[0, 0] == 0
+    assert (
+        lung.shape == (64, 64)
+        and lung[0, 0] == round(255 * ((-1000 + 600.5) / 1499 + 0.5))
+        and brain[0, 0] == 0
+    )
     assert lung[32, 32] > 200 and 0 < brain[32, 32] < 255  # water-like tissue
-    r = hub.client.get(_base(jp2) + "/rendered?window=bone", headers={**reader, "Accept": "image/jpeg"})
+    r = hub.client.get(
+        _base(jp2) + "/rendered?window=bone", headers={**reader, "Accept": "image/jpeg"}
+    )
     assert r.headers["Content-Type"] == "image/jpeg" and r.data[:2] == b"\xff\xd8"
     assert hub.client.get(_base(ct) + "/rendered?window=wide", headers=reader).status_code == 400
 
@@ -307,7 +366,10 @@ def test_a_monochrome1_dx_renders_inverted_and_a_us_cine_frame_by_frame(hub: Hub
     image = _png(hub.client.get(_base(dx) + "/rendered", headers=reader).data)
     # Bone has low stored values; MONOCHROME1 shows low values bright.
     assert image[64, 48] > 200 and image[0, 0] < 50
-    frames = [_png(hub.client.get(_base(us) + f"/frames/{n}/rendered", headers=reader).data) for n in (1, 4)]
+    frames = [
+        _png(hub.client.get(_base(us) + f"/frames/{n}/rendered", headers=reader).data)
+        for n in (1, 4)
+    ]
     assert frames[0].shape == (48, 64, 3) and not np.array_equal(frames[0], frames[1])
     r = hub.client.get(_base(us) + "/frames/2,3", headers=reader)
     parts = parse_related(r.data, r.headers["Content-Type"].split("boundary=")[1])
@@ -322,11 +384,23 @@ def test_a_study_without_a_case_can_be_attached_by_hand(hub: HubHarness) -> None
     _stow(hub, [_bytes(dx)])
     url = f"/dicomweb/studies/{dx.StudyInstanceUID}/case"
 
-    assert hub.client.put(url, json={"case_uid": other_spoke_case["uid"]}, headers=hub.spoke()).status_code == 404
-    assert hub.client.put(url, json={"case_uid": case["uid"]}, headers=hub.spoke("PHC-2")).status_code == 404
+    assert (
+        hub.client.put(
+            url, json={"case_uid": other_spoke_case["uid"]}, headers=hub.spoke()
+        ).status_code
+        == 404
+    )
+    assert (
+        hub.client.put(url, json={"case_uid": case["uid"]}, headers=hub.spoke("PHC-2")).status_code
+        == 404
+    )
     r = hub.client.put(url, json={"case_uid": case["uid"]}, headers=hub.spoke())
     assert r.status_code == 200 and r.json["case_id"] == case["id"]
-    assert hub.client.put(url, json={"case_uid": case["uid"]}, headers=hub.spoke()).status_code == 200
-    studies = hub.client.get(f"/api/v1/cases/{case['id']}/studies", headers=hub.login("ortho1")).json
+    assert (
+        hub.client.put(url, json={"case_uid": case["uid"]}, headers=hub.spoke()).status_code == 200
+    )
+    studies = hub.client.get(
+        f"/api/v1/cases/{case['id']}/studies", headers=hub.login("ortho1")
+    ).json
     assert [s["study_uid"] for s in studies] == [dx.StudyInstanceUID]
     assert _json(hub, "/dicomweb/studies?linked=false", hub.spoke()) == []

@@ -31,23 +31,57 @@ class Morning:
 
     def staff_up(self) -> None:
         for name in ("ortho2", "ortho3"):
-            self.api("POST", "/users", self.admin, {"username": name, "password": "demo", "role": "specialist",
-                                                    "specialties": ["ortho"], "registration_number": f"REG-{name}",
-                                                    "max_active_cases": 4})
-        ortho1 = [s for s in self.api("GET", "/specialists?specialty=ortho", self.admin) if s["username"] == "ortho1"]
+            self.api(
+                "POST",
+                "/users",
+                self.admin,
+                {
+                    "username": name,
+                    "password": "demo",
+                    "role": "specialist",
+                    "specialties": ["ortho"],
+                    "registration_number": f"REG-{name}",
+                    "max_active_cases": 4,
+                },
+            )
+        ortho1 = [
+            s
+            for s in self.api("GET", "/specialists?specialty=ortho", self.admin)
+            if s["username"] == "ortho1"
+        ]
         self.api("PATCH", f"/specialists/{ortho1[0]['id']}", self.admin, {"max_active_cases": 4})
         for n in range(6, 11):
-            self.api("POST", "/users", self.admin, {"username": f"clinic{n}", "password": "demo",
-                                                    "role": "spoke_doctor", "spoke": DOCTORS[f"clinic{n}"]})
+            self.api(
+                "POST",
+                "/users",
+                self.admin,
+                {
+                    "username": f"clinic{n}",
+                    "password": "demo",
+                    "role": "spoke_doctor",
+                    "spoke": DOCTORS[f"clinic{n}"],
+                },
+            )
         self.logins = {name: self.hub.login(name) for name in ("ortho1", "ortho2", "ortho3")}
 
     def raise_case(self, n: int, priority: str) -> None:
         doctor = f"clinic{n % 10 + 1}"
-        body = {"patient": {"pseudonym": f"PT-{n:04d}", "age": 20 + n, "sex": "female" if n % 2 else "male"},
-                "complaint": f"Injury {n}", "question": "Fracture?", "specialty": "ortho", "priority": priority,
-                "raised_by": doctor}
+        body = {
+            "patient": {
+                "pseudonym": f"PT-{n:04d}",
+                "age": 20 + n,
+                "sex": "female" if n % 2 else "male",
+            },
+            "complaint": f"Injury {n}",
+            "question": "Fracture?",
+            "specialty": "ortho",
+            "priority": priority,
+            "raised_by": doctor,
+        }
         spoke = self.hub.spoke(DOCTORS[doctor])
-        r = self.hub.client.post("/api/v1/cases", json=body, headers={**spoke, "Idempotency-Key": f"am-{n}"})
+        r = self.hub.client.post(
+            "/api/v1/cases", json=body, headers={**spoke, "Idempotency-Key": f"am-{n}"}
+        )
         assert r.status_code == 201, r.json
         self.raised.append({**r.json, "doctor": doctor})
 
@@ -61,15 +95,22 @@ class Morning:
                 continue
             reviewing = self.api("GET", "/cases?assigned_to=me&status=in_review", who)["items"]
             for case in reviewing:
-                if _minutes(self.hub.clock.now().isoformat()) - _minutes(case["first_response_at"]) < 10:
+                if (
+                    _minutes(self.hub.clock.now().isoformat()) - _minutes(case["first_response_at"])
+                    < 10
+                ):
                     break
                 self.api("POST", f"/cases/{case['id']}/advice", who, ADVICE)
             else:
                 self.claim_next(who)
 
     def claim_next(self, who: dict[str, str]) -> None:
-        mine = self.api("GET", "/cases?assigned_to=me&status=assigned&order=queue&per_page=200", who)["items"]
-        pool = self.api("GET", "/cases?assigned_to=none&status=queued&order=queue&per_page=200", who)["items"]
+        mine = self.api(
+            "GET", "/cases?assigned_to=me&status=assigned&order=queue&per_page=200", who
+        )["items"]
+        pool = self.api(
+            "GET", "/cases?assigned_to=none&status=queued&order=queue&per_page=200", who
+        )["items"]
         waiting = mine or pool
         if waiting:
             assert [c["queue_position"] for c in waiting] == list(range(1, len(waiting) + 1))
@@ -111,14 +152,23 @@ def test_a_morning_at_the_hub(hub: HubHarness) -> None:
     m.staff_up()
     spoke_socket = hub.socket(hub.spoke_tokens["PHC-1"])
     groups = m.api("GET", "/supervision?specialty=ortho", m.sup)[0]
-    assert sorted(len(g["supervisees"]) for g in groups["groups"]) == [3, 3, 4] and groups["shortfall"] == 0
-    supervisor = {u["username"]: g["specialist"]["username"] for g in groups["groups"] for u in g["supervisees"]}
+    assert (
+        sorted(len(g["supervisees"]) for g in groups["groups"]) == [3, 3, 4]
+        and groups["shortfall"] == 0
+    )
+    supervisor = {
+        u["username"]: g["specialist"]["username"]
+        for g in groups["groups"]
+        for u in g["supervisees"]
+    }
 
     n = 0
     for tick in range(36):  # 09:00 .. 12:00
         now = hub.clock.now()
         if tick == 12:  # 10:00: ortho3 finishes what is under review and goes off duty
-            for case in m.api("GET", "/cases?assigned_to=me&status=in_review", m.logins["ortho3"])["items"]:
+            for case in m.api("GET", "/cases?assigned_to=me&status=in_review", m.logins["ortho3"])[
+                "items"
+            ]:
                 m.api("POST", f"/cases/{case['id']}/advice", m.logins["ortho3"], ADVICE)
             held = m.api("GET", "/cases?assigned_to=ortho3&status=assigned", m.sup)["items"]
             me = m.api("GET", "/me", m.logins["ortho3"])
@@ -130,12 +180,17 @@ def test_a_morning_at_the_hub(hub: HubHarness) -> None:
         for _ in range(arrivals):
             priority = _priority(n)
             if 15 <= tick <= 21:  # around the meeting only the one planned emergency comes in
-                priority = "emergency" if tick == 18 else "urgent" if priority == "emergency" else priority
+                priority = (
+                    "emergency" if tick == 18 else "urgent" if priority == "emergency" else priority
+                )
             m.raise_case(n, priority)
             n += 1
         assert now == hub.clock.now()
         m.tick()
-    while m.api("GET", "/cases?status=in_review", m.sup)["total"] or m.api("GET", "/cases?status=assigned", m.sup)["total"]:
+    while (
+        m.api("GET", "/cases?status=in_review", m.sup)["total"]
+        or m.api("GET", "/cases?status=assigned", m.sup)["total"]
+    ):
         m.tick()
 
     cases = {c["id"]: c for c in m.api("GET", "/cases?per_page=200", m.sup)["items"]}
@@ -148,17 +203,32 @@ def test_a_morning_at_the_hub(hub: HubHarness) -> None:
         history = m.api("GET", f"/cases/{raised['id']}/history", m.sup)
         route = history[1]
         assert route["action"] == "route" and route["reason"]
-        if route["assigned_to"] and route["assigned_to"]["username"] == supervisor[raised["doctor"]]:
+        if (
+            route["assigned_to"]
+            and route["assigned_to"]["username"] == supervisor[raised["doctor"]]
+        ):
             assert "supervisor is on duty" in route["reason"]
-        elif supervisor[raised["doctor"]] == "ortho3" and raised["submitted_at"] >= "2026-01-05T10:00":
+        elif (
+            supervisor[raised["doctor"]] == "ortho3"
+            and raised["submitted_at"] >= "2026-01-05T10:00"
+        ):
             assert "supervisor off duty" in route["reason"]
         if raised["id"] in rerouted_ids:
-            assert any(h["action"] == "reroute" and "ortho3 went off duty" in h["reason"] for h in history)
-        assert not any(h["assigned_to"] and h["assigned_to"]["username"] == "ortho3" and h["at"] > "2026-01-05T10:00"
-                       and h["action"] != "advise" for h in history)
+            assert any(
+                h["action"] == "reroute" and "ortho3 went off duty" in h["reason"] for h in history
+            )
+        assert not any(
+            h["assigned_to"]
+            and h["assigned_to"]["username"] == "ortho3"
+            and h["at"] > "2026-01-05T10:00"
+            and h["action"] != "advise"
+            for h in history
+        )
     assert rerouted_ids  # ortho3 had cases waiting when leaving
-    to_supervisor = sum("supervisor is on duty" in m.api("GET", f"/cases/{c['id']}/history", m.sup)[1]["reason"]
-                        for c in m.raised)
+    to_supervisor = sum(
+        "supervisor is on duty" in m.api("GET", f"/cases/{c['id']}/history", m.sup)[1]["reason"]
+        for c in m.raised
+    )
     assert to_supervisor >= 20
 
     # SLA: exactly the 10:30 emergency breached (everyone was at the meeting), escalated.
@@ -179,8 +249,13 @@ def test_a_morning_at_the_hub(hub: HubHarness) -> None:
     assert spokes == dict(Counter(DOCTORS[c["doctor"]] for c in m.raised))
     specialists = {s["username"]: s for s in summary["specialists"] if "ortho" in s["specialties"]}
     assert sorted(s["supervisees"] for s in specialists.values()) == [3, 3, 4]
-    assert specialists["ortho3"]["on_duty"] is False and all(s["active_cases"] == 0 for s in specialists.values())
-    assert summary["waits"]["p50_s"] is not None and summary["waits"]["p90_s"] >= summary["waits"]["p50_s"]
+    assert specialists["ortho3"]["on_duty"] is False and all(
+        s["active_cases"] == 0 for s in specialists.values()
+    )
+    assert (
+        summary["waits"]["p50_s"] is not None
+        and summary["waits"]["p90_s"] >= summary["waits"]["p50_s"]
+    )
 
     # The clinic heard about places in the queue, and closes its cases.
     names = Counter(e["name"] for e in spoke_socket.get_received())

@@ -22,14 +22,18 @@ def _csrf(client: FlaskClient, path: str = "/login") -> str:
 
 def sign_in(hub: HubHarness, username: str) -> str:
     token = _csrf(hub.client)
-    r = hub.client.post("/login", data={"username": username, "password": "demo", "csrf_token": token})
+    r = hub.client.post(
+        "/login", data={"username": username, "password": "demo", "csrf_token": token}
+    )
     assert r.status_code == 302, r.get_data(as_text=True)
     return _csrf(hub.client, r.headers["Location"])
 
 
 def test_sign_in_sets_an_httponly_samesite_session_and_redirects_by_role(hub: HubHarness) -> None:
     token = _csrf(hub.client)
-    r = hub.client.post("/login", data={"username": "ortho1", "password": "demo", "csrf_token": token})
+    r = hub.client.post(
+        "/login", data={"username": "ortho1", "password": "demo", "csrf_token": token}
+    )
     assert r.status_code == 302 and r.headers["Location"].endswith("/worklist")
     cookie = r.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
@@ -37,8 +41,16 @@ def test_sign_in_sets_an_httponly_samesite_session_and_redirects_by_role(hub: Hu
 
 def test_wrong_password_and_missing_csrf_are_refused(hub: HubHarness) -> None:
     token = _csrf(hub.client)
-    assert hub.client.post("/login", data={"username": "ortho1", "password": "x", "csrf_token": token}).status_code == 401
-    assert hub.client.post("/login", data={"username": "ortho1", "password": "demo"}).status_code == 400
+    assert (
+        hub.client.post(
+            "/login", data={"username": "ortho1", "password": "x", "csrf_token": token}
+        ).status_code
+        == 401
+    )
+    assert (
+        hub.client.post("/login", data={"username": "ortho1", "password": "demo"}).status_code
+        == 400
+    )
 
 
 def test_pages_need_sign_in_and_the_right_role(hub: HubHarness) -> None:
@@ -51,9 +63,17 @@ def test_pages_need_sign_in_and_the_right_role(hub: HubHarness) -> None:
 
 def test_every_page_has_a_csp_without_inline_code(hub: HubHarness) -> None:
     case = hub.raise_case(complaint="<script>alert(1)</script> wrist")
-    for user, paths in {"ortho1": ["/worklist", f"/cases/{case['id']}"], "sup1": ["/dashboard"],
-                        "admin": ["/admin/users", "/admin/spokes", "/admin/specialties", "/admin/supervision",
-                                  "/admin/duty"]}.items():
+    for user, paths in {
+        "ortho1": ["/worklist", f"/cases/{case['id']}"],
+        "sup1": ["/dashboard"],
+        "admin": [
+            "/admin/users",
+            "/admin/spokes",
+            "/admin/specialties",
+            "/admin/supervision",
+            "/admin/duty",
+        ],
+    }.items():
         hub.client.post("/logout", data={"csrf_token": _csrf(hub.client)})
         sign_in(hub, user)
         for path in paths:
@@ -70,11 +90,15 @@ def test_every_page_has_a_csp_without_inline_code(hub: HubHarness) -> None:
 def test_session_calls_to_the_api_need_the_csrf_token(hub: HubHarness) -> None:
     case = hub.raise_case()
     csrf = sign_in(hub, "ortho1")
-    assert hub.client.get(f"/api/v1/cases/{case['id']}").status_code == 200  # reads: the cookie is enough
+    assert (
+        hub.client.get(f"/api/v1/cases/{case['id']}").status_code == 200
+    )  # reads: the cookie is enough
     assert hub.client.post(f"/api/v1/cases/{case['id']}/claim").status_code == 403
     r = hub.client.post(f"/api/v1/cases/{case['id']}/claim", headers={"X-CSRFToken": csrf})
     assert r.status_code == 200, r.json
-    r = hub.client.post(f"/api/v1/cases/{case['id']}/advice", json=ADVICE, headers={"X-CSRFToken": csrf})
+    r = hub.client.post(
+        f"/api/v1/cases/{case['id']}/advice", json=ADVICE, headers={"X-CSRFToken": csrf}
+    )
     assert r.status_code == 201, r.json
     page = hub.client.get(f"/cases/{case['id']}/live").get_data(as_text=True)
     assert "Undisplaced distal radius fracture." in page
@@ -99,7 +123,9 @@ def test_socket_connects_with_the_page_session(hub: HubHarness) -> None:
     client = sio.test_client(hub.app, flask_test_client=hub.client)
     assert client.is_connected()
     hub.raise_case()
-    assert any(e["name"] == "case.assigned" or e["name"] == "case.updated" for e in client.get_received())
+    assert any(
+        e["name"] == "case.assigned" or e["name"] == "case.updated" for e in client.get_received()
+    )
     client.disconnect()
 
 
@@ -131,23 +157,33 @@ def test_images_of_another_patient_id_are_flagged_on_the_case_page(hub: HubHarne
 
     def stow(accession: str, patient_id: str) -> None:
         out = BytesIO()
-        dcmwrite(out, make_ct_series(1, accession_number=accession, patient_id=patient_id)[0], enforce_file_format=True)
+        dcmwrite(
+            out,
+            make_ct_series(1, accession_number=accession, patient_id=patient_id)[0],
+            enforce_file_format=True,
+        )
         body, content_type = build_related([out.getvalue()])
-        r = hub.client.post("/dicomweb/studies", data=body, headers={**hub.spoke(), "Content-Type": content_type})
+        r = hub.client.post(
+            "/dicomweb/studies", data=body, headers={**hub.spoke(), "Content-Type": content_type}
+        )
         assert r.status_code == 200, r.json
 
     right, wrong = hub.raise_case(), hub.raise_case()
     stow(right["accession_number"], right["patient"]["pseudonym"])
     stow(wrong["accession_number"], "SOMEONE-ELSE")
     sign_in(hub, "ortho1")
-    assert 'id="patient-mismatch"' not in hub.client.get(f"/cases/{right['id']}").get_data(as_text=True)
+    assert 'id="patient-mismatch"' not in hub.client.get(f"/cases/{right['id']}").get_data(
+        as_text=True
+    )
     page = hub.client.get(f"/cases/{wrong['id']}").get_data(as_text=True)
     assert 'id="patient-mismatch"' in page and "SOMEONE-ELSE" in page
 
 
 def test_language_is_kept_per_user(hub: HubHarness) -> None:
     csrf = sign_in(hub, "ortho1")
-    r = hub.client.post("/language", data={"language": "ru", "csrf_token": csrf, "next": "/worklist"})
+    r = hub.client.post(
+        "/language", data={"language": "ru", "csrf_token": csrf, "next": "/worklist"}
+    )
     assert r.status_code == 302
     assert hub.client.get("/api/v1/me").json["language"] == "ru"
     html = hub.client.get("/worklist").get_data(as_text=True)
@@ -158,6 +194,9 @@ def test_supervisor_reassigns_from_the_dashboard(hub: HubHarness) -> None:
     case = hub.raise_case()
     csrf = sign_in(hub, "sup1")
     assert case["token"] in hub.client.get("/dashboard/live").get_data(as_text=True)
-    r = hub.client.post(f"/api/v1/cases/{case['id']}/reassign", json={"specialist": "ortho1"},
-                        headers={"X-CSRFToken": csrf})
+    r = hub.client.post(
+        f"/api/v1/cases/{case['id']}/reassign",
+        json={"specialist": "ortho1"},
+        headers={"X-CSRFToken": csrf},
+    )
     assert r.status_code in (200, 409), r.json

@@ -41,9 +41,13 @@ def test_a_re_keyed_spoke_loses_its_old_connection(hub: HubHarness) -> None:
 def test_undelivered_advice_is_listed_until_the_spoke_acknowledges_it(hub: HubHarness) -> None:
     case = hub.raise_case()
     specialist = hub.login("ortho1")
-    advice = hub.client.post(f"/api/v1/cases/{case['id']}/advice", json=ADVICE, headers=specialist).json
+    advice = hub.client.post(
+        f"/api/v1/cases/{case['id']}/advice", json=ADVICE, headers=specialist
+    ).json
     listed = hub.client.get("/api/v1/advice/undelivered", headers=specialist).json
-    assert [(a["advice_id"], a["case_token"], a["spoke"]) for a in listed] == [(advice["id"], case["token"], "PHC-1")]
+    assert [(a["advice_id"], a["case_token"], a["spoke"]) for a in listed] == [
+        (advice["id"], case["token"], "PHC-1")
+    ]
     assert hub.client.get("/api/v1/advice/undelivered", headers=hub.login("radio1")).json == []
     spoke = hub.socket(hub.spoke_tokens["PHC-1"])
     assert spoke.emit("advice.ack", {"advice_id": advice["id"]}, callback=True) == {"ok": True}
@@ -53,18 +57,25 @@ def test_undelivered_advice_is_listed_until_the_spoke_acknowledges_it(hub: HubHa
 
 def test_another_spoke_cannot_acknowledge_advice_it_was_not_sent(hub: HubHarness) -> None:
     case = hub.raise_case()
-    advice = hub.client.post(f"/api/v1/cases/{case['id']}/advice", json=ADVICE, headers=hub.login("ortho1")).json
+    advice = hub.client.post(
+        f"/api/v1/cases/{case['id']}/advice", json=ADVICE, headers=hub.login("ortho1")
+    ).json
     intruder = hub.socket(hub.spoke_tokens["PHC-2"])
     assert intruder.emit("advice.ack", {"advice_id": advice["id"]}, callback=True) == {"ok": False}
 
 
 def test_presence_counts_live_connections(hub: HubHarness) -> None:
     supervisor = hub.login("sup1")
-    assert hub.client.get("/api/v1/presence", headers=supervisor).json == {"specialists": [], "spokes": []}
+    assert hub.client.get("/api/v1/presence", headers=supervisor).json == {
+        "specialists": [],
+        "spokes": [],
+    }
     a = hub.socket(hub.login("ortho1")["Authorization"].split()[1])
     hub.socket(hub.spoke_tokens["PHC-1"])
     online = hub.client.get("/api/v1/presence", headers=supervisor).json
-    assert [u["username"] for u in online["specialists"]] == ["ortho1"] and online["spokes"] == ["PHC-1"]
+    assert [u["username"] for u in online["specialists"]] == ["ortho1"] and online["spokes"] == [
+        "PHC-1"
+    ]
     a.disconnect()
     assert hub.client.get("/api/v1/presence", headers=supervisor).json["specialists"] == []
     assert hub.client.get("/api/v1/presence", headers=hub.login("ortho1")).status_code == 403
@@ -78,7 +89,12 @@ def test_a_specialist_offline_too_long_has_unstarted_cases_routed_again(hub: Hub
     workflow_tick(hub.app)
     hub.clock.advance(minutes=10)
     workflow_tick(hub.app)
-    assert hub.client.get(f"/api/v1/cases/{case['id']}", headers=hub.spoke()).json["assigned_to"]["username"] == "ortho1"
+    assert (
+        hub.client.get(f"/api/v1/cases/{case['id']}", headers=hub.spoke()).json["assigned_to"][
+            "username"
+        ]
+        == "ortho1"
+    )
 
     socket.disconnect()
     workflow_tick(hub.app)  # notes when ortho1 went offline

@@ -25,10 +25,17 @@ pytestmark = pytest.mark.slow
 
 CASE = {
     "patient": {"pseudonym": "RT-1", "age": 50, "sex": "female"},
-    "complaint": "Cough for three weeks", "question": "TB work-up?", "specialty": "med",
-    "priority": "routine", "raised_by": "clinic1",
+    "complaint": "Cough for three weeks",
+    "question": "TB work-up?",
+    "specialty": "med",
+    "priority": "routine",
+    "raised_by": "clinic1",
 }
-ADVICE = {"assessment": "Probable TB.", "recommendations": "Sputum CBNAAT.", "disposition": "manage_locally"}
+ADVICE = {
+    "assessment": "Probable TB.",
+    "recommendations": "Sputum CBNAAT.",
+    "disposition": "manage_locally",
+}
 
 
 def _bearer(token: str) -> dict[str, str]:
@@ -36,7 +43,9 @@ def _bearer(token: str) -> dict[str, str]:
 
 
 def _login(base: str, username: str) -> dict[str, str]:
-    r = requests.post(f"{base}/api/v1/auth/token", json={"username": username, "password": "demo"}, timeout=10)
+    r = requests.post(
+        f"{base}/api/v1/auth/token", json={"username": username, "password": "demo"}, timeout=10
+    )
     r.raise_for_status()
     return _bearer(r.json()["access_token"])
 
@@ -49,7 +58,12 @@ def _raise_case(base: str, spoke_token: str) -> dict[str, Any]:
 
 def _post_messages(base: str, headers: dict[str, str], case_id: int, n: int) -> None:
     for i in range(n):
-        r = requests.post(f"{base}/api/v1/cases/{case_id}/messages", json={"text": f"note {i}"}, headers=headers, timeout=10)
+        r = requests.post(
+            f"{base}/api/v1/cases/{case_id}/messages",
+            json={"text": f"note {i}"},
+            headers=headers,
+            timeout=10,
+        )
         assert r.status_code == 201, r.text
 
 
@@ -57,7 +71,9 @@ def _spoke_seqs_in_log(database_url: str, spoke_room: str) -> list[int]:
     db = Database(database_url)
     try:
         with db.session() as s:
-            return [e.seq for e in s.scalars(select(Event).order_by(Event.seq)) if spoke_room in e.rooms]
+            return [
+                e.seq for e in s.scalars(select(Event).order_by(Event.seq)) if spoke_room in e.rooms
+            ]
     finally:
         db.dispose()
 
@@ -82,7 +98,9 @@ def test_a_spoke_disconnected_while_20_events_happen_gets_all_20_in_order(hub: R
     try:
         answer = again.resume(last_seen)
         assert answer["ok"] and answer["replayed"] == 20
-        missed = wait_for(lambda: len(again.events) >= 20 and again.events, 10, what="20 missed events")
+        missed = wait_for(
+            lambda: len(again.events) >= 20 and again.events, 10, what="20 missed events"
+        )
         assert [e["type"] for e in missed] == ["message.posted"] * 20
         assert [e["message"]["text"] for e in missed] == [f"note {i}" for i in range(20)]
         seqs = [e["seq"] for e in missed]
@@ -91,7 +109,9 @@ def test_a_spoke_disconnected_while_20_events_happen_gets_all_20_in_order(hub: R
         again.close()
 
 
-def test_the_hub_killed_and_restarted_loses_nothing_a_client_was_told(tmp_path: Path, hub: RunningHub) -> None:
+def test_the_hub_killed_and_restarted_loses_nothing_a_client_was_told(
+    tmp_path: Path, hub: RunningHub
+) -> None:
     token = hub.spoke_tokens["PHC-1"]
     spoke = Listener(hub.url, token, reconnection=True)
     try:
@@ -101,16 +121,22 @@ def test_the_hub_killed_and_restarted_loses_nothing_a_client_was_told(tmp_path: 
         hub.process.stop(sig=9)
         wait_for(lambda: not spoke.client.connected, 10, what="the client to notice")
 
-        process, _ = start_hub(tmp_path, hub.database_url, name="hub-restarted", port=hub.port, async_mode="eventlet")
+        process, _ = start_hub(
+            tmp_path, hub.database_url, name="hub-restarted", port=hub.port, async_mode="eventlet"
+        )
         with running(process):
             wait_for(lambda: spoke.client.connected, 20, what="the client to reconnect")
             before = len(spoke.events)
             answer = spoke.resume(0)
-            replayed = wait_for(lambda: len(spoke.events) >= before + 6 and spoke.events[before:], 10, what="replay")
+            replayed = wait_for(
+                lambda: len(spoke.events) >= before + 6 and spoke.events[before:], 10, what="replay"
+            )
             assert answer["replayed"] == 6
             assert replayed == told  # every event, byte for byte, with the same seq
             _post_messages(hub.url, _login(hub.url, "med1"), case["id"], 1)
-            live = wait_for(lambda: len(spoke.events) > before + 6 and spoke.events[-1], 10, what="a live event")
+            live = wait_for(
+                lambda: len(spoke.events) > before + 6 and spoke.events[-1], 10, what="a live event"
+            )
             assert live["seq"] > told[-1]["seq"] and live["message"]["text"] == "note 0"
     finally:
         spoke.close()
@@ -138,20 +164,41 @@ def test_advice_given_on_one_hub_process_reaches_a_spoke_on_another(tmp_path: Pa
     need(redis_available(), "Redis is not reachable on 127.0.0.1:6379")
     channel = f"teleconsult-test-{uuid.uuid4().hex[:8]}"
     extra = {"TELECONSULT_HUB_MESSAGE_QUEUE": REDIS_URL}
-    with fresh_postgres() as url, hub_process(tmp_path, url, "eventlet", {**extra, "TELECONSULT_HUB_SOCKETIO_CHANNEL": channel}) as a:
-        b_process, b_port = start_hub(tmp_path, url, name="hub-b", async_mode="eventlet",
-                                      extra_env={**extra, "TELECONSULT_HUB_SOCKETIO_CHANNEL": channel})
+    with (
+        fresh_postgres() as url,
+        hub_process(
+            tmp_path, url, "eventlet", {**extra, "TELECONSULT_HUB_SOCKETIO_CHANNEL": channel}
+        ) as a,
+    ):
+        b_process, b_port = start_hub(
+            tmp_path,
+            url,
+            name="hub-b",
+            async_mode="eventlet",
+            extra_env={**extra, "TELECONSULT_HUB_SOCKETIO_CHANNEL": channel},
+        )
         with running(b_process):
             b_url = f"http://127.0.0.1:{b_port}"
             spoke = Listener(b_url, a.spoke_tokens["PHC-1"])
             try:
                 case = _raise_case(a.url, a.spoke_tokens["PHC-1"])
-                r = requests.post(f"{a.url}/api/v1/cases/{case['id']}/advice", json=ADVICE,
-                                  headers=_login(a.url, "med1"), timeout=10)
+                r = requests.post(
+                    f"{a.url}/api/v1/cases/{case['id']}/advice",
+                    json=ADVICE,
+                    headers=_login(a.url, "med1"),
+                    timeout=10,
+                )
                 assert r.status_code == 201, r.text
-                _, event = wait_for(lambda: spoke.first("advice.issued"), 10, what="advice via process B")
-                assert event["advice"]["assessment"] == "Probable TB." and event["case_id"] == case["id"]
-                online = requests.get(f"{a.url}/api/v1/presence", headers=_login(a.url, "sup1"), timeout=10).json()
+                _, event = wait_for(
+                    lambda: spoke.first("advice.issued"), 10, what="advice via process B"
+                )
+                assert (
+                    event["advice"]["assessment"] == "Probable TB."
+                    and event["case_id"] == case["id"]
+                )
+                online = requests.get(
+                    f"{a.url}/api/v1/presence", headers=_login(a.url, "sup1"), timeout=10
+                ).json()
                 assert "PHC-1" in online["spokes"]
             finally:
                 spoke.close()

@@ -19,13 +19,20 @@ def test_environment_overrides_with_the_type_of_the_default() -> None:
         "TELECONSULT_HUB_PORT": "1",  # another component's: ignored here
     }
     s = load_settings("bridge", environ=env)
-    assert (s.port, s.allowed_aes, s.accept_any_ae, s.retry_max_s) == (4242, ["CT1", "US2"], True, 2.5)
+    assert (s.port, s.allowed_aes, s.accept_any_ae, s.retry_max_s) == (
+        4242,
+        ["CT1", "US2"],
+        True,
+        2.5,
+    )
 
 
 def test_a_file_layer_sits_between_defaults_and_environment(tmp_path: Path) -> None:
     f = tmp_path / "hub.toml"
     f.write_text('port = 6000\nasync_mode = "threading"\n')
-    s = load_settings("hub", environ={"TELECONSULT_HUB_CONFIG": str(f), "TELECONSULT_HUB_PORT": "7000"})
+    s = load_settings(
+        "hub", environ={"TELECONSULT_HUB_CONFIG": str(f), "TELECONSULT_HUB_PORT": "7000"}
+    )
     assert (s.port, s.async_mode) == (7000, "threading")
 
 
@@ -36,7 +43,11 @@ def test_the_test_config_file_loads() -> None:
 
 @pytest.mark.parametrize(
     "env",
-    [{"TELECONSULT_HUB_PORTT": "1"}, {"TELECONSULT_HUB_PORT": "five"}, {"TELECONSULT_HUB_ASYNC_MODE": "x", "TELECONSULT_HUB_TOKEN_TTL_S": "1h"}],
+    [
+        {"TELECONSULT_HUB_PORTT": "1"},
+        {"TELECONSULT_HUB_PORT": "five"},
+        {"TELECONSULT_HUB_ASYNC_MODE": "x", "TELECONSULT_HUB_TOKEN_TTL_S": "1h"},
+    ],
 )
 def test_unknown_or_unreadable_settings_are_refused_by_name(env: dict[str, str]) -> None:
     with pytest.raises(SettingsError):

@@ -95,11 +95,21 @@ def test_the_next_request_goes_while_the_last_one_is_settled_and_none_twice(
         done(*paths)
 
     monkeypatch.setattr(spool, "done", slow_done)
-    forwarder = Forwarder(spool, fake_hub.url, TOKEN, batch_size=1, max_in_flight=1,
-                          retry_initial_s=0.02, retry_max_s=0.1, timeout_s=5.0)
+    forwarder = Forwarder(
+        spool,
+        fake_hub.url,
+        TOKEN,
+        batch_size=1,
+        max_in_flight=1,
+        retry_initial_s=0.02,
+        retry_max_s=0.1,
+        timeout_s=5.0,
+    )
     forwarder.start()
     try:
-        wait_for(lambda: len(fake_hub.requests) >= 2, what="a second request while the first is settled")
+        wait_for(
+            lambda: len(fake_hub.requests) >= 2, what="a second request while the first is settled"
+        )
         settled.set()
         wait_for(lambda: spool.count() == 0, what="the spool drained")
     finally:
@@ -227,16 +237,27 @@ def test_parse_stow_response_reads_referenced_and_failed() -> None:
     assert parse_stow_response(None).stored == set()
 
 
-def test_the_forwarder_forgets_progress_settled_long_enough_ago(spool: Spool, fake_hub: FakeHub) -> None:
+def test_the_forwarder_forgets_progress_settled_long_enough_ago(
+    spool: Spool, fake_hub: FakeHub
+) -> None:
     ledger = Ledger(spool.root / "progress.sqlite")
     ledger.receive([("1.2.3", "ACC-DONE")])
     ledger.link("ACC-DONE", "case-done")
     ledger.mark(["1.2.3"], AT_HUB)
-    forwarder = Forwarder(spool, fake_hub.url, TOKEN, ledger=ledger, keep_progress_s=0.0,
-                          retry_initial_s=0.02, retry_max_s=0.1)
+    forwarder = Forwarder(
+        spool,
+        fake_hub.url,
+        TOKEN,
+        ledger=ledger,
+        keep_progress_s=0.0,
+        retry_initial_s=0.02,
+        retry_max_s=0.1,
+    )
     forwarder.start()
     try:
-        wait_for(lambda: ledger.case_of("ACC-DONE") is None, timeout=5, what="the settled case forgotten")
+        wait_for(
+            lambda: ledger.case_of("ACC-DONE") is None, timeout=5, what="the settled case forgotten"
+        )
     finally:
         forwarder.stop()
     assert ledger.counts() == {}

@@ -22,11 +22,15 @@ from dicom_bridge.spool import Spool, SpoolWriter
 from tests.unit.dicom_bridge.bridge_support import dataset_bytes
 
 
-def _store(spool: Spool, uid: str, data: bytes, wake: threading.Event | None = None, pieces: int = 3) -> int:
-    instance = StoredInstance(spool, CTImageStorage, uid, ExplicitVRLittleEndian, "MODALITY", wake=wake)
+def _store(
+    spool: Spool, uid: str, data: bytes, wake: threading.Event | None = None, pieces: int = 3
+) -> int:
+    instance = StoredInstance(
+        spool, CTImageStorage, uid, ExplicitVRLittleEndian, "MODALITY", wake=wake
+    )
     step = max(1, len(data) // pieces)
     for start in range(0, len(data), step):
-        instance.write(memoryview(data)[start: start + step])
+        instance.write(memoryview(data)[start : start + step])
     return instance.finish()
 
 
@@ -41,7 +45,9 @@ class _FullDisk(Spool):
         return writer
 
 
-def test_fragments_become_the_received_instance_as_part10(tmp_path: Path, ct_files: list[Path]) -> None:
+def test_fragments_become_the_received_instance_as_part10(
+    tmp_path: Path, ct_files: list[Path]
+) -> None:
     spool, wake = Spool(tmp_path), threading.Event()
     original = ct_files[0].read_bytes()
 
@@ -64,7 +70,10 @@ def test_the_file_meta_is_what_pydicom_writes(tmp_path: Path) -> None:
     meta = dcmread(tmp_path / "x.dcm", force=True).file_meta
     assert meta.FileMetaInformationGroupLength == len(header) - 132 - 12
     assert meta.FileMetaInformationVersion == b"\x00\x01"
-    assert (meta.MediaStorageSOPInstanceUID, meta.SourceApplicationEntityTitle) == ("1.2.3.4", "CT1")
+    assert (meta.MediaStorageSOPInstanceUID, meta.SourceApplicationEntityTitle) == (
+        "1.2.3.4",
+        "CT1",
+    )
 
 
 def test_out_of_resources_when_the_disk_fails_and_nothing_is_left(tmp_path: Path) -> None:
@@ -110,12 +119,30 @@ def test_the_same_instance_twice_keeps_the_first(tmp_path: Path, ct_files: list[
     ("syntax", "data", "problem"),
     [
         (ExplicitVRLittleEndian, os.urandom(4096), "not a DICOM data set"),
-        (ImplicitVRLittleEndian, b"\x10\x00\x10\x00\xff\xff\xff\x7f" + bytes(100), "runs past the end"),
-        (ExplicitVRLittleEndian, b"\x08\x00\x16\x00UI\x02\x001\x00\x08\x00\x05\x00CS\x00\x00", "out of order"),
+        (
+            ImplicitVRLittleEndian,
+            b"\x10\x00\x10\x00\xff\xff\xff\x7f" + bytes(100),
+            "runs past the end",
+        ),
+        (
+            ExplicitVRLittleEndian,
+            b"\x08\x00\x16\x00UI\x02\x001\x00\x08\x00\x05\x00CS\x00\x00",
+            "out of order",
+        ),
         (ExplicitVRLittleEndian, b"\x10\x00\x10\x00PN\x04\x00A^B ", "no SOPInstanceUID"),
-        (ExplicitVRLittleEndian, b"\x08\x00\x18\x00UI\x06\x009.9.9\x00", "not the one in the request"),
+        (
+            ExplicitVRLittleEndian,
+            b"\x08\x00\x18\x00UI\x06\x009.9.9\x00",
+            "not the one in the request",
+        ),
     ],
-    ids=["random bytes", "length past the end", "out of order", "no SOPInstanceUID", "another SOPInstanceUID"],
+    ids=[
+        "random bytes",
+        "length past the end",
+        "out of order",
+        "no SOPInstanceUID",
+        "another SOPInstanceUID",
+    ],
 )
 def test_what_the_hub_would_refuse_is_refused_at_once(
     tmp_path: Path, syntax: str, data: bytes, problem: str, caplog: pytest.LogCaptureFixture

@@ -30,8 +30,12 @@ def _variants() -> dict[str, Dataset]:
     empty = make_dx(accession_number="")
     undefined_length_before = make_dx(accession_number="AFTER-SQ")
     undefined_length_before.ReferencedImageSequence = Sequence([Dataset()])  # (0008,1140) is after
-    undefined_length_before.CodingSchemeIdentificationSequence = Sequence([Dataset()])  # (0008,0110)
-    undefined_length_before.add_new(0x00080006, "SQ", Sequence([Dataset()]))  # Language Code Sequence
+    undefined_length_before.CodingSchemeIdentificationSequence = Sequence(
+        [Dataset()]
+    )  # (0008,0110)
+    undefined_length_before.add_new(
+        0x00080006, "SQ", Sequence([Dataset()])
+    )  # Language Code Sequence
     undefined_length_before[0x00080006].is_undefined_length = True  # written with delimiters
     latin = make_dx(accession_number="ÄCC-1")
     latin.SpecificCharacterSet = "ISO_IR 100"
@@ -40,10 +44,18 @@ def _variants() -> dict[str, Dataset]:
     big = make_dx(accession_number="ACC-BIG")
     big.file_meta.TransferSyntaxUID = ExplicitVRBigEndian
     return {
-        "ct": ct, "implicit": implicit, "padded": padded, "missing": missing, "empty": empty,
-        "undefined length before": undefined_length_before, "latin-1": latin,
-        "deflated": deflated, "big endian": big,
-        "jpeg2000 us": compressed(make_us_cine(frames=3, accession_number="ACC-US"), JPEG2000Lossless),
+        "ct": ct,
+        "implicit": implicit,
+        "padded": padded,
+        "missing": missing,
+        "empty": empty,
+        "undefined length before": undefined_length_before,
+        "latin-1": latin,
+        "deflated": deflated,
+        "big endian": big,
+        "jpeg2000 us": compressed(
+            make_us_cine(frames=3, accession_number="ACC-US"), JPEG2000Lossless
+        ),
         "rle dx": compressed(make_dx(accession_number="ACC-RLE"), RLELossless),
     }
 
@@ -52,7 +64,9 @@ def _variants() -> dict[str, Dataset]:
 def test_the_accession_number_is_what_pydicom_reads(tmp_path: Path, name: str) -> None:
     ds = _variants()[name]
     if ds.file_meta.TransferSyntaxUID == ExplicitVRBigEndian:
-        ds.save_as(tmp_path / "x.dcm", little_endian=False, implicit_vr=False, enforce_file_format=True)
+        ds.save_as(
+            tmp_path / "x.dcm", little_endian=False, implicit_vr=False, enforce_file_format=True
+        )
         (path,) = [tmp_path / "x.dcm"]
     else:
         (path,) = write_series([ds], tmp_path)
@@ -64,8 +78,15 @@ def test_the_accession_number_is_what_pydicom_reads(tmp_path: Path, name: str) -
 
 @pytest.mark.parametrize(
     ("name", "scanned"),
-    [("ct", True), ("implicit", True), ("missing", True), ("jpeg2000 us", True),
-     ("deflated", False), ("latin-1", False), ("undefined length before", False)],
+    [
+        ("ct", True),
+        ("implicit", True),
+        ("missing", True),
+        ("jpeg2000 us", True),
+        ("deflated", False),
+        ("latin-1", False),
+        ("undefined length before", False),
+    ],
 )
 def test_the_scan_answers_alone_only_when_sure(tmp_path: Path, name: str, scanned: bool) -> None:
     (path,) = write_series([_variants()[name]], tmp_path)

@@ -44,7 +44,9 @@ def _forwarder(spool: Spool, hub: FakeHub, **kwargs: Any) -> Forwarder:
     return Forwarder(spool, hub.url, "tok", **{**defaults, **kwargs})
 
 
-def test_the_ledger_counts_each_instance_once_per_case_and_survives_a_restart(tmp_path: Path) -> None:
+def test_the_ledger_counts_each_instance_once_per_case_and_survives_a_restart(
+    tmp_path: Path,
+) -> None:
     ledger = Ledger(tmp_path / "progress.sqlite")
     ledger.receive([("1.1", "ACC-1"), ("1.2", "ACC-1"), ("1.3", "OTHER")])
     ledger.receive([("1.1", "ACC-1")])
@@ -85,13 +87,19 @@ def test_deidentified_instances_go_with_their_case_and_burned_in_ones_are_refuse
     tmp_path: Path, fake_hub: FakeHub
 ) -> None:
     spool = Spool(tmp_path / "spool")
-    ct = make_ct_series(2, rows=8, cols=8, accession_number="ACC-1", patient_id="REAL-ID", patient_name="Real^Name")
+    ct = make_ct_series(
+        2, rows=8, cols=8, accession_number="ACC-1", patient_id="REAL-ID", patient_name="Real^Name"
+    )
     us = make_us_cine(frames=1, rows=8, cols=8, accession_number="ACC-1")
     us.BurnedInAnnotation = "YES"
     for path in write_series([*ct, us], tmp_path / "in"):
         spool.put(path.read_bytes(), path.stem)
-    forwarder = _forwarder(spool, fake_hub, profile=Profile(key=KEY),
-                           cases=CaseDirectory(Worklist([{"uid": CASE_UID, "accession_number": "ACC-1"}])))
+    forwarder = _forwarder(
+        spool,
+        fake_hub,
+        profile=Profile(key=KEY),
+        cases=CaseDirectory(Worklist([{"uid": CASE_UID, "accession_number": "ACC-1"}])),
+    )
     forwarder.start()
     try:
         wait_for(lambda: spool.count() == 0, what="the spool drained")
@@ -101,21 +109,37 @@ def test_deidentified_instances_go_with_their_case_and_burned_in_ones_are_refuse
     (request,) = fake_hub.requests
     assert request["headers"]["X-Case-UID"] == CASE_UID
     sent = [dcmread(io.BytesIO(data)) for _, data in request["parts"]]
-    assert sorted(str(ds.SOPInstanceUID) for ds in sent) == sorted(new_uid(KEY, str(ds.SOPInstanceUID)) for ds in ct)
+    assert sorted(str(ds.SOPInstanceUID) for ds in sent) == sorted(
+        new_uid(KEY, str(ds.SOPInstanceUID)) for ds in ct
+    )
     assert all(ds.PatientID != "REAL-ID" and ds.AccessionNumber == "" for ds in sent)
     assert [p.stem for p in spool.rejected()] == [str(us.SOPInstanceUID)]
-    assert spool.root.joinpath("rejected", f"{us.SOPInstanceUID}.reason.txt").read_text().count("BurnedIn") == 1
+    assert (
+        spool.root.joinpath("rejected", f"{us.SOPInstanceUID}.reason.txt")
+        .read_text()
+        .count("BurnedIn")
+        == 1
+    )
     assert forwarder.ledger.counts() == {CASE_UID: Counts(received=3, at_hub=2, rejected=1)}
 
 
-def test_deidentified_instances_wait_while_the_spoke_never_answered(tmp_path: Path, fake_hub: FakeHub) -> None:
+def test_deidentified_instances_wait_while_the_spoke_never_answered(
+    tmp_path: Path, fake_hub: FakeHub
+) -> None:
     spool = Spool(tmp_path / "spool")
-    (path,) = write_series(make_ct_series(1, rows=8, cols=8, accession_number="ACC-1"), tmp_path / "in")
+    (path,) = write_series(
+        make_ct_series(1, rows=8, cols=8, accession_number="ACC-1"), tmp_path / "in"
+    )
     spool.put(path.read_bytes(), path.stem)
-    forwarder = _forwarder(spool, fake_hub, profile=Profile(key=KEY), cases=CaseDirectory(Worklist(None)))
+    forwarder = _forwarder(
+        spool, fake_hub, profile=Profile(key=KEY), cases=CaseDirectory(Worklist(None))
+    )
     forwarder.start()
     try:
-        wait_for(lambda: "cannot link" in (forwarder.status()["last_error"] or ""), what="the link refused")
+        wait_for(
+            lambda: "cannot link" in (forwarder.status()["last_error"] or ""),
+            what="the link refused",
+        )
     finally:
         forwarder.stop()
 
@@ -145,9 +169,18 @@ def test_no_more_than_max_in_flight_requests_at_once(tmp_path: Path, fake_hub: F
 
 def test_a_case_settled_long_ago_is_forgotten_and_an_open_one_kept(tmp_path: Path) -> None:
     ledger = Ledger(tmp_path / "progress.sqlite")
-    assert ledger.receive([("1.1", "ACC-OLD"), ("1.2", "ACC-OLD"), ("2.1", "ACC-OPEN"), ("3.1", "ACC-NEW")]) == 4
+    assert (
+        ledger.receive(
+            [("1.1", "ACC-OLD"), ("1.2", "ACC-OLD"), ("2.1", "ACC-OPEN"), ("3.1", "ACC-NEW")]
+        )
+        == 4
+    )
     assert ledger.receive([("1.1", "ACC-OLD")]) == 0
-    for accession, case_uid in (("ACC-OLD", "case-old"), ("ACC-OPEN", "case-open"), ("ACC-NEW", "case-new")):
+    for accession, case_uid in (
+        ("ACC-OLD", "case-old"),
+        ("ACC-OPEN", "case-open"),
+        ("ACC-NEW", "case-new"),
+    ):
         ledger.link(accession, case_uid)
     ledger.mark(["1.1"], AT_HUB)
     ledger.mark(["1.2", "3.1"], REJECTED)
@@ -155,7 +188,9 @@ def test_a_case_settled_long_ago_is_forgotten_and_an_open_one_kept(tmp_path: Pat
 
     now = time.time()
     assert ledger.prune(older_than_s=3600, now=now) == 0  # settled just now: kept
-    assert ledger.prune(older_than_s=3600, now=now + 7200) == 3  # ACC-OLD and ACC-NEW; 2.1 still waits
+    assert (
+        ledger.prune(older_than_s=3600, now=now + 7200) == 3
+    )  # ACC-OLD and ACC-NEW; 2.1 still waits
 
     assert ledger.counts() == {"case-open": Counts(received=1, at_hub=0, rejected=0)}
     assert ledger.case_of("ACC-OLD") is None and ledger.case_of("ACC-OPEN") == "case-open"
@@ -172,5 +207,7 @@ def test_a_ledger_from_before_settled_at_is_upgraded(tmp_path: Path) -> None:
 
     ledger = Ledger(path)
 
-    assert ledger.prune(older_than_s=60, now=time.time() + 120) == 1  # the settled one, as of the upgrade
+    assert (
+        ledger.prune(older_than_s=60, now=time.time() + 120) == 1
+    )  # the settled one, as of the upgrade
     assert ledger.receive([("1.2", "ACC-2")]) == 0

@@ -80,13 +80,23 @@ def command(**elements: Any) -> bytes:
 
 def c_store_rq(uid: str | None, message_id: int = 1, sop_class: str = CTImageStorage) -> bytes:
     extra = {"AffectedSOPInstanceUID": uid} if uid is not None else {}
-    return command(AffectedSOPClassUID=sop_class, CommandField=0x0001, MessageID=message_id,
-                   Priority=0, CommandDataSetType=0x0000, **extra)
+    return command(
+        AffectedSOPClassUID=sop_class,
+        CommandField=0x0001,
+        MessageID=message_id,
+        Priority=0,
+        CommandDataSetType=0x0000,
+        **extra,
+    )
 
 
 def c_echo_rq(message_id: int = 9) -> bytes:
-    return command(AffectedSOPClassUID=Verification, CommandField=0x0030, MessageID=message_id,
-                   CommandDataSetType=0x0101)
+    return command(
+        AffectedSOPClassUID=Verification,
+        CommandField=0x0030,
+        MessageID=message_id,
+        CommandDataSetType=0x0101,
+    )
 
 
 def pdv(context_id: int, data: bytes, is_command: bool = True, last: bool = True) -> bytes:
@@ -164,8 +174,9 @@ class RawPeer:
         ac.decode(pdu(pdu_type, body))
         return {int(item.context_id): int(item.result_reason) for item in ac.presentation_context}
 
-    def send_message(self, context_id: int, cmd: bytes, dataset: bytes | None = None,
-                     fragment: int = 16384) -> None:
+    def send_message(
+        self, context_id: int, cmd: bytes, dataset: bytes | None = None, fragment: int = 16384
+    ) -> None:
         items = pdvs(context_id, cmd, True, fragment)
         if dataset is not None:
             items += pdvs(context_id, dataset, False, fragment)
@@ -179,10 +190,10 @@ class RawPeer:
             assert pdu_type == P_DATA, f"expected P-DATA-TF, got PDU type 0x{pdu_type:02X}"
             offset = 0
             while offset < len(body):
-                length = int.from_bytes(body[offset: offset + 4], "big")
+                length = int.from_bytes(body[offset : offset + 4], "big")
                 control = body[offset + 5]
                 if control & 0x01:  # a command fragment
-                    data += body[offset + 6: offset + 4 + length]
+                    data += body[offset + 6 : offset + 4 + length]
                     if control & 0x02:  # the last one
                         return decode_command(data)
                 offset += 4 + length
@@ -232,7 +243,9 @@ class Bridge:
 
 
 @contextmanager
-def running_bridge(settings: Settings, worklist: Any = None, plain_files: bool = False) -> Iterator[Bridge]:
+def running_bridge(
+    settings: Settings, worklist: Any = None, plain_files: bool = False
+) -> Iterator[Bridge]:
     spool = Spool(settings.spool_dir)
     if plain_files:
         spool._tmpfile = False  # write in tmp/ and rename, as where O_TMPFILE is missing
@@ -257,11 +270,15 @@ def files_being_written(spool: Spool) -> list[str]:
 
 
 def wait_mid_instance(spool: Spool) -> None:
-    wait_for(lambda: files_being_written(spool), 5, what="the instance being written into the spool")
+    wait_for(
+        lambda: files_being_written(spool), 5, what="the instance being written into the spool"
+    )
 
 
 def assert_nothing_spooled(spool: Spool) -> None:
-    wait_for(lambda: not files_being_written(spool), 5, what="the unfinished instance to be dropped")
+    wait_for(
+        lambda: not files_being_written(spool), 5, what="the unfinished instance to be dropped"
+    )
     assert spool.count() == 0
     assert list(spool.incoming_dir.iterdir()) == []
     assert list(spool.tmp_dir.iterdir()) == []
@@ -292,9 +309,23 @@ def ct_file(tmp_path: Path) -> Path:
 def test_storescu_with_4k_pdus_is_spooled_byte_for_byte(scp: RunningScp, ct_file: Path) -> None:
     storescu = need_tool("storescu")
     result = subprocess.run(
-        [storescu, "--max-send-pdu", "4096", "-aet", MODALITY_AET, "-aec", BRIDGE_AET,
-         "127.0.0.1", str(scp.port), str(ct_file)],
-        env={**os.environ, "TCP_NODELAY": "1"}, capture_output=True, text=True, timeout=60)
+        [
+            storescu,
+            "--max-send-pdu",
+            "4096",
+            "-aet",
+            MODALITY_AET,
+            "-aec",
+            BRIDGE_AET,
+            "127.0.0.1",
+            str(scp.port),
+            str(ct_file),
+        ],
+        env={**os.environ, "TCP_NODELAY": "1"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
     assert result.returncode == 0, result.stdout + result.stderr
     spooled = scp.spool.path_for(ct_file.stem).read_bytes()
@@ -355,11 +386,20 @@ VIOLATIONS: dict[str, tuple[bool, bytes]] = {  # name: (associate first?, what t
     "PDV item of length 0": (True, p_data(bytes(4) + bytes([ECHO_CX, 0x03]))),
     "oversized command": (True, p_data(pdv(ECHO_CX, bytes(70_000)))),
     "data set without a command": (True, p_data(pdv(CT_CX, bytes(64), is_command=False))),
-    "command before the data set ended": (True, p_data(
-        pdv(CT_CX, c_store_rq("1.2.3.4")), pdv(CT_CX, bytes(64), is_command=False, last=False), pdv(ECHO_CX, ECHO))),
+    "command before the data set ended": (
+        True,
+        p_data(
+            pdv(CT_CX, c_store_rq("1.2.3.4")),
+            pdv(CT_CX, bytes(64), is_command=False, last=False),
+            pdv(ECHO_CX, ECHO),
+        ),
+    ),
     "unknown PDU type": (True, pdu(0x09, bytes(4))),
     "second A-ASSOCIATE-RQ": (True, association_rq()),
-    "A-RELEASE-RQ longer than 4 bytes": (True, bytes([0x05, 0]) + (0xFFFF_FFF0).to_bytes(4, "big") + bytes(4)),
+    "A-RELEASE-RQ longer than 4 bytes": (
+        True,
+        bytes([0x05, 0]) + (0xFFFF_FFF0).to_bytes(4, "big") + bytes(4),
+    ),
 }
 
 
@@ -382,7 +422,10 @@ def test_protocol_violation_aborts_the_association_and_the_server_keeps_serving(
 def test_silent_peer_mid_instance_is_aborted_after_the_network_timeout(
     bridge_settings: Settings, ct_file: Path
 ) -> None:
-    with running_bridge(bridge_settings.replace(network_timeout_s=0.5)) as bridge, raw_peer(bridge.port) as peer:
+    with (
+        running_bridge(bridge_settings.replace(network_timeout_s=0.5)) as bridge,
+        raw_peer(bridge.port) as peer,
+    ):
         peer.associate()
         peer.send(p_data(pdv(CT_CX, c_store_rq(ct_file.stem))))
         peer.send(p_data(pdv(CT_CX, b"\x08\x00\x05\x00", is_command=False, last=False)))
@@ -395,12 +438,27 @@ def test_silent_peer_mid_instance_is_aborted_after_the_network_timeout(
 # -- 4. operations the bridge does not offer ----------------------------------------------------
 
 UNSUPPORTED_OPERATIONS = {
-    "C-GET-RQ": (command(AffectedSOPClassUID=CTImageStorage, CommandField=0x0010, MessageID=11, Priority=0,
-                         CommandDataSetType=0x0000),
-                 encode(Dataset(QueryRetrieveLevel="STUDY", StudyInstanceUID="1.2.3"), False, True)),
-    "N-ACTION-RQ": (command(RequestedSOPClassUID=CTImageStorage, RequestedSOPInstanceUID="1.2.3.4",
-                            CommandField=0x0130, MessageID=11, ActionTypeID=1, CommandDataSetType=0x0101),
-                    None),
+    "C-GET-RQ": (
+        command(
+            AffectedSOPClassUID=CTImageStorage,
+            CommandField=0x0010,
+            MessageID=11,
+            Priority=0,
+            CommandDataSetType=0x0000,
+        ),
+        encode(Dataset(QueryRetrieveLevel="STUDY", StudyInstanceUID="1.2.3"), False, True),
+    ),
+    "N-ACTION-RQ": (
+        command(
+            RequestedSOPClassUID=CTImageStorage,
+            RequestedSOPInstanceUID="1.2.3.4",
+            CommandField=0x0130,
+            MessageID=11,
+            ActionTypeID=1,
+            CommandDataSetType=0x0101,
+        ),
+        None,
+    ),
 }
 
 
@@ -423,8 +481,10 @@ def test_unsupported_operation_is_answered_0211_and_the_association_goes_on(
 def test_c_cancel_gets_no_answer_and_the_association_goes_on(scp: RunningScp) -> None:
     with raw_peer(scp.port) as peer:
         peer.associate()
-        peer.send_message(MWL_CX, command(CommandField=0x0FFF, MessageIDBeingRespondedTo=3,
-                                          CommandDataSetType=0x0101))
+        peer.send_message(
+            MWL_CX,
+            command(CommandField=0x0FFF, MessageIDBeingRespondedTo=3, CommandDataSetType=0x0101),
+        )
         peer.send_message(ECHO_CX, c_echo_rq(message_id=4))
         response = peer.response()  # the echo's: the cancel is not answered
 
@@ -448,17 +508,25 @@ def test_association_beyond_max_associations_is_rejected_busy_until_one_releases
             assert pdu_type == A_ASSOCIATE_RJ_TYPE
             rj = A_ASSOCIATE_RJ()
             rj.decode(pdu(pdu_type, body))
-            assert (rj.result, rj.source, rj.reason_diagnostic) == (0x02, 0x03, 0x02)  # transient, local limit
+            assert (rj.result, rj.source, rj.reason_diagnostic) == (
+                0x02,
+                0x03,
+                0x02,
+            )  # transient, local limit
             assert peer.ending() == "closed"
 
         first.release()
-        assert wait_for(lambda: echo_status(bridge.port) == 0x0000, 5, what="a free association slot")
+        assert wait_for(
+            lambda: echo_status(bridge.port) == 0x0000, 5, what="a free association slot"
+        )
 
 
 def test_responses_respect_the_peers_maximum_pdu_length(scp: RunningScp, ct_file: Path) -> None:
     with raw_peer(scp.port, max_pdu=32) as peer:
         peer.associate()
-        peer.send_message(CT_CX, c_store_rq(ct_file.stem, message_id=7), dataset_bytes(ct_file.read_bytes()))
+        peer.send_message(
+            CT_CX, c_store_rq(ct_file.stem, message_id=7), dataset_bytes(ct_file.read_bytes())
+        )
         response = peer.response()
 
     assert (response[0x0120], response[0x0900], response[0x1000]) == (7, 0x0000, ct_file.stem)
@@ -472,7 +540,9 @@ class HoldOn(logging.Handler):
         super().__init__()
         self.text, self.holding, self.go = text, threading.Event(), threading.Event()
 
-    def handle(self, record: logging.LogRecord) -> bool:  # not emit(): no handler lock held while waiting
+    def handle(
+        self, record: logging.LogRecord
+    ) -> bool:  # not emit(): no handler lock held while waiting
         if self.text in record.getMessage():
             self.holding.set()
             self.go.wait(5)
@@ -486,13 +556,17 @@ def test_a_released_association_no_longer_counts_against_max_associations(
     bridge_settings: Settings, ct_file: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="dicom_bridge.server")
-    hold = HoldOn("instance(s) spooled")  # the server thread is past its A-RELEASE-RP, still closing
+    hold = HoldOn(
+        "instance(s) spooled"
+    )  # the server thread is past its A-RELEASE-RP, still closing
     logging.getLogger("dicom_bridge.server").addHandler(hold)
     try:
         with running_bridge(bridge_settings.replace(max_associations=1)) as bridge:
             with raw_peer(bridge.port) as first:
                 first.associate()
-                first.send_message(CT_CX, c_store_rq(ct_file.stem), dataset_bytes(ct_file.read_bytes()))
+                first.send_message(
+                    CT_CX, c_store_rq(ct_file.stem), dataset_bytes(ct_file.read_bytes())
+                )
                 assert first.response()[0x0900] == 0x0000
                 assert first.release() == A_RELEASE_RP_TYPE
             assert hold.holding.wait(5)
@@ -510,8 +584,11 @@ def test_a_released_association_no_longer_counts_against_max_associations(
 
 
 @pytest.mark.filterwarnings("ignore:Invalid value for VR UI")
-@pytest.mark.parametrize(("uid", "empty"), [(None, False), ("../../etc/passwd", False), ("", False), ("1.2.3.4", True)],
-                         ids=["no instance UID", "not a UID", "empty UID", "empty data set"])
+@pytest.mark.parametrize(
+    ("uid", "empty"),
+    [(None, False), ("../../etc/passwd", False), ("", False), ("1.2.3.4", True)],
+    ids=["no instance UID", "not a UID", "empty UID", "empty data set"],
+)
 def test_c_store_the_bridge_cannot_file_is_answered_c210_and_not_spooled(
     scp: RunningScp, ct_file: Path, uid: str | None, empty: bool
 ) -> None:
@@ -572,10 +649,16 @@ class FakeWorklist:
 
 
 def open_case(pseudonym: str, accession: str) -> dict[str, Any]:
-    return {"uid": f"5f1c1f4e-0000-4000-8000-{accession[-12:].rjust(12, '0')}", "token": accession,
-            "accession_number": accession, "patient": {"pseudonym": pseudonym, "age": 61, "sex": "female"},
-            "complaint": "Breathless for a week", "question": "Effusion? Tap here or refer?",
-            "raised_by": "Dr Rao", "created_at": "2026-01-05T09:30:00"}
+    return {
+        "uid": f"5f1c1f4e-0000-4000-8000-{accession[-12:].rjust(12, '0')}",
+        "token": accession,
+        "accession_number": accession,
+        "patient": {"pseudonym": pseudonym, "age": 61, "sex": "female"},
+        "complaint": "Breathless for a week",
+        "question": "Effusion? Tap here or refer?",
+        "raised_by": "Dr Rao",
+        "created_at": "2026-01-05T09:30:00",
+    }
 
 
 def worklist_query() -> Dataset:
@@ -588,45 +671,77 @@ def worklist_query() -> Dataset:
     return query
 
 
-def worklist_find(port: int, transfer_syntax: str = ImplicitVRLittleEndian) -> list[tuple[int, Dataset | None]]:
+def worklist_find(
+    port: int, transfer_syntax: str = ImplicitVRLittleEndian
+) -> list[tuple[int, Dataset | None]]:
     query = worklist_query()
     ae = AE(ae_title=MODALITY_AET)
     ae.add_requested_context(ModalityWorklistInformationFind, transfer_syntax)
     assoc = ae.associate("127.0.0.1", port, ae_title=BRIDGE_AET)
     assert assoc.is_established
     try:
-        return [(int(status.Status), identifier)
-                for status, identifier in assoc.send_c_find(query, ModalityWorklistInformationFind)]
+        return [
+            (int(status.Status), identifier)
+            for status, identifier in assoc.send_c_find(query, ModalityWorklistInformationFind)
+        ]
     finally:
         assoc.release()
 
 
-@pytest.mark.parametrize("transfer_syntax", [ImplicitVRLittleEndian, ExplicitVRLittleEndian], ids=["implicit", "explicit"])
+@pytest.mark.parametrize(
+    "transfer_syntax",
+    [ImplicitVRLittleEndian, ExplicitVRLittleEndian],
+    ids=["implicit", "explicit"],
+)
 def test_worklist_c_find_returns_each_open_case_then_success(
     bridge_settings: Settings, transfer_syntax: str
 ) -> None:
-    worklist = FakeWorklist([open_case("RAMPUR-0077", "ACC-77"), open_case("RAMPUR-0078", "ACC-78")])
+    worklist = FakeWorklist(
+        [open_case("RAMPUR-0077", "ACC-77"), open_case("RAMPUR-0078", "ACC-78")]
+    )
     with running_bridge(bridge_settings, worklist=worklist) as bridge:
         answers = worklist_find(bridge.port, transfer_syntax)
 
     assert [status for status, _ in answers] == [0xFF00, 0xFF00, 0x0000]
     items = [identifier for _, identifier in answers[:2]]
     assert [(i.PatientID, i.AccessionNumber, i.PatientSex) for i in items] == [
-        ("RAMPUR-0077", "ACC-77", "F"), ("RAMPUR-0078", "ACC-78", "F")]
+        ("RAMPUR-0077", "ACC-77", "F"),
+        ("RAMPUR-0078", "ACC-78", "F"),
+    ]
     assert items[0].ScheduledProcedureStepSequence[0].ScheduledStationAETitle == MODALITY_AET
     assert answers[2][1] is None
 
 
-def test_findscu_worklist_query_gets_the_open_cases(bridge_settings: Settings, tmp_path: Path) -> None:
+def test_findscu_worklist_query_gets_the_open_cases(
+    bridge_settings: Settings, tmp_path: Path
+) -> None:
     findscu = need_tool("findscu")
     query = tmp_path / "query.dcm"
     worklist_query().save_as(query, implicit_vr=True, little_endian=True)
-    worklist = FakeWorklist([open_case("RAMPUR-0077", "ACC-77"), open_case("RAMPUR-0078", "ACC-78")])
+    worklist = FakeWorklist(
+        [open_case("RAMPUR-0077", "ACC-77"), open_case("RAMPUR-0078", "ACC-78")]
+    )
     with running_bridge(bridge_settings, worklist=worklist) as bridge:
         result = subprocess.run(
-            [findscu, "-W", "-aet", MODALITY_AET, "-aec", BRIDGE_AET, "-X", "-od", str(tmp_path),
-             "127.0.0.1", str(bridge.port), str(query)],
-            env={**os.environ, "TCP_NODELAY": "1"}, capture_output=True, text=True, timeout=60)
+            [
+                findscu,
+                "-W",
+                "-aet",
+                MODALITY_AET,
+                "-aec",
+                BRIDGE_AET,
+                "-X",
+                "-od",
+                str(tmp_path),
+                "127.0.0.1",
+                str(bridge.port),
+                str(query),
+            ],
+            env={**os.environ, "TCP_NODELAY": "1"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
     assert result.returncode == 0, result.stdout + result.stderr
     answers = sorted(str(dcmread(path).AccessionNumber) for path in tmp_path.glob("rsp*.dcm"))
@@ -638,7 +753,9 @@ def test_worklist_c_find_without_a_worklist_fails(scp: RunningScp) -> None:
     assert code_to_category(status) == "Failure" and identifier is None
 
 
-def test_worklist_c_find_when_the_spoke_is_unavailable_is_answered_a700(bridge_settings: Settings) -> None:
+def test_worklist_c_find_when_the_spoke_is_unavailable_is_answered_a700(
+    bridge_settings: Settings,
+) -> None:
     worklist = FakeWorklist([], WorklistUnavailable("the spoke did not answer"))
     with running_bridge(bridge_settings, worklist=worklist) as bridge:
         assert worklist_find(bridge.port) == [(0xA700, None)]
@@ -660,8 +777,11 @@ def test_release_is_answered_and_the_instances_are_counted_in_the_log(
         assert peer.read_pdu() == (A_RELEASE_RP_TYPE, bytes(4))
         assert peer.ending() == "closed"
 
-    wait_for(lambda: f"AE '{MODALITY_AET}'" in caplog.text and "1 instance(s) spooled" in caplog.text, 5,
-             what="the association's summary in the log")
+    wait_for(
+        lambda: f"AE '{MODALITY_AET}'" in caplog.text and "1 instance(s) spooled" in caplog.text,
+        5,
+        what="the association's summary in the log",
+    )
     assert scp.spool.count() == 1
 
 
@@ -676,7 +796,16 @@ def test_shutdown_aborts_open_associations_promptly_and_keeps_no_half_instance(
         if state == "mid-instance":
             peer.associate()
             peer.send(p_data(pdv(CT_CX, c_store_rq(ct_file.stem))))
-            peer.send(p_data(pdv(CT_CX, dataset_bytes(ct_file.read_bytes())[:5000], is_command=False, last=False)))
+            peer.send(
+                p_data(
+                    pdv(
+                        CT_CX,
+                        dataset_bytes(ct_file.read_bytes())[:5000],
+                        is_command=False,
+                        last=False,
+                    )
+                )
+            )
             wait_mid_instance(bridge.spool)
         else:
             # Taken by an association thread, still waiting for the A-ASSOCIATE-RQ.
@@ -699,8 +828,12 @@ def test_unsupported_contexts_are_rejected_the_others_accepted_with_role_selecti
     ae = AE(ae_title=MODALITY_AET)
     ae.add_requested_context(CTImageStorage, ExplicitVRLittleEndian)
     ae.add_requested_context(PRIVATE_SOP_CLASS, ExplicitVRLittleEndian)
-    ae.add_requested_context(MRImageStorage, MPEG2MPML)  # a transfer syntax the bridge does not take
-    role = build_role(CTImageStorage, scu_role=True, scp_role=True)  # offers to be SCP too, as C-GET SCUs do
+    ae.add_requested_context(
+        MRImageStorage, MPEG2MPML
+    )  # a transfer syntax the bridge does not take
+    role = build_role(
+        CTImageStorage, scu_role=True, scp_role=True
+    )  # offers to be SCP too, as C-GET SCUs do
     assoc = ae.associate("127.0.0.1", scp.port, ae_title=BRIDGE_AET, ext_neg=[role])
     assert assoc.is_established
     try:
@@ -711,7 +844,13 @@ def test_unsupported_contexts_are_rejected_the_others_accepted_with_role_selecti
         assoc.release()
 
     assert list(accepted) == [CTImageStorage]
-    assert (accepted[CTImageStorage].as_scu, accepted[CTImageStorage].as_scp) == (True, False)  # default roles
-    assert rejected == {PRIVATE_SOP_CLASS: 0x03, MRImageStorage: 0x04}  # abstract / transfer syntax not supported
+    assert (accepted[CTImageStorage].as_scu, accepted[CTImageStorage].as_scp) == (
+        True,
+        False,
+    )  # default roles
+    assert rejected == {
+        PRIVATE_SOP_CLASS: 0x03,
+        MRImageStorage: 0x04,
+    }  # abstract / transfer syntax not supported
     assert status == 0x0000
     assert scp.spool.path_for(ct_file.stem).exists()

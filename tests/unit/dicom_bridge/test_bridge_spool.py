@@ -125,7 +125,9 @@ def test_an_instance_written_piece_by_piece_appears_only_when_committed(
     tmp_path: Path, ct_files: list[Path], nameless: bool
 ) -> None:
     spool = Spool(tmp_path)
-    spool._tmpfile = spool._tmpfile and nameless  # the other way, as on a file system without O_TMPFILE
+    spool._tmpfile = (
+        spool._tmpfile and nameless
+    )  # the other way, as on a file system without O_TMPFILE
     data = ct_files[0].read_bytes()
     writer = spool.begin(ct_files[0].stem)
     writer.write(data[:1000])

@@ -21,8 +21,14 @@ UID_2_25 = re.compile(r"^2\.25\.(0|[1-9][0-9]*)$")
 
 
 def _ct() -> Dataset:
-    ds = make_ct_series(1, rows=8, cols=8, accession_number="ACC-D-1", patient_id="RAMPUR-0042",
-                        patient_name="Devi^Sita")[0]
+    ds = make_ct_series(
+        1,
+        rows=8,
+        cols=8,
+        accession_number="ACC-D-1",
+        patient_id="RAMPUR-0042",
+        patient_name="Devi^Sita",
+    )[0]
     ds.InstitutionName, ds.StationName, ds.OperatorsName = "PHC Rampur", "CT-1", "Tech^One"
     ds.StudyDescription, ds.SeriesDescription = "CT wrist of Sita Devi", "axial"
     ds.OtherPatientIDs, ds.PatientAge, ds.PatientAddress = "AADHAAR-1234", "034Y", "Ward 4, Rampur"
@@ -42,10 +48,27 @@ def test_patient_identifiers_are_replaced_removed_or_emptied() -> None:
 
     assert "RAMPUR-0042" not in str(out) and "Sita" not in str(out) and "Rampur" not in str(out)
     assert str(out.PatientID) == str(out.PatientName) == pseudonym(KEY, "RAMPUR-0042")
-    for emptied in ("PatientBirthDate", "PatientSex", "AccessionNumber", "StudyID", "StudyDate", "StudyTime"):
+    for emptied in (
+        "PatientBirthDate",
+        "PatientSex",
+        "AccessionNumber",
+        "StudyID",
+        "StudyDate",
+        "StudyTime",
+    ):
         assert emptied in out and out[emptied].value in ("", None), emptied
-    for removed in ("InstitutionName", "StationName", "OperatorsName", "StudyDescription", "SeriesDescription",
-                    "OtherPatientIDs", "PatientAge", "PatientAddress", "SeriesDate", "AcquisitionDate"):
+    for removed in (
+        "InstitutionName",
+        "StationName",
+        "OperatorsName",
+        "StudyDescription",
+        "SeriesDescription",
+        "OtherPatientIDs",
+        "PatientAge",
+        "PatientAddress",
+        "SeriesDate",
+        "AcquisitionDate",
+    ):
         assert removed not in out, removed
     assert out.PatientIdentityRemoved == "YES" and "Basic Application" in out.DeidentificationMethod
     assert out.DeidentificationMethodCodeSequence[0].CodeValue == "113100"
@@ -58,13 +81,28 @@ def test_uids_are_replaced_consistently_and_standard_uids_kept() -> None:
 
     out_a, out_b = deidentify(a, PROFILE), deidentify(b, PROFILE)
 
-    for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "FrameOfReferenceUID"):
-        assert UID_2_25.match(str(out_a[keyword].value)) and out_a[keyword].value != a[keyword].value
-    assert out_a.StudyInstanceUID == out_b.StudyInstanceUID and out_a.SeriesInstanceUID == out_b.SeriesInstanceUID
+    for keyword in (
+        "StudyInstanceUID",
+        "SeriesInstanceUID",
+        "SOPInstanceUID",
+        "FrameOfReferenceUID",
+    ):
+        assert (
+            UID_2_25.match(str(out_a[keyword].value)) and out_a[keyword].value != a[keyword].value
+        )
+    assert (
+        out_a.StudyInstanceUID == out_b.StudyInstanceUID
+        and out_a.SeriesInstanceUID == out_b.SeriesInstanceUID
+    )
     assert out_a.SOPInstanceUID != out_b.SOPInstanceUID
     assert out_a.file_meta.MediaStorageSOPInstanceUID == out_a.SOPInstanceUID
-    assert out_a.SOPClassUID == a.SOPClassUID and out_a.file_meta.TransferSyntaxUID == a.file_meta.TransferSyntaxUID
-    assert deidentify(a, PROFILE).SOPInstanceUID == out_a.SOPInstanceUID  # re-sending maps to the same UID
+    assert (
+        out_a.SOPClassUID == a.SOPClassUID
+        and out_a.file_meta.TransferSyntaxUID == a.file_meta.TransferSyntaxUID
+    )
+    assert (
+        deidentify(a, PROFILE).SOPInstanceUID == out_a.SOPInstanceUID
+    )  # re-sending maps to the same UID
     assert deidentify(a, Profile(key=b"another clinic")).SOPInstanceUID != out_a.SOPInstanceUID
 
 
@@ -112,7 +150,10 @@ def test_burned_in_annotation_is_refused_unless_allowed() -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.from_regex(r"[1-9][0-9]{0,5}(\.(0|[1-9][0-9]{0,9})){1,8}", fullmatch=True), st.binary(min_size=1, max_size=32))
+@given(
+    st.from_regex(r"[1-9][0-9]{0,5}(\.(0|[1-9][0-9]{0,9})){1,8}", fullmatch=True),
+    st.binary(min_size=1, max_size=32),
+)
 def test_new_uid_is_a_valid_stable_2_25_uid(uid: str, key: bytes) -> None:
     fresh = new_uid(key, uid)
 
@@ -121,8 +162,12 @@ def test_new_uid_is_a_valid_stable_2_25_uid(uid: str, key: bytes) -> None:
 
 
 @settings(max_examples=40, deadline=None)
-@given(patient_id=st.text(min_size=1, max_size=64).filter(lambda t: "\\" not in t and t.strip() == t),
-       name=st.text(alphabet=st.characters(min_codepoint=65, max_codepoint=122), min_size=3, max_size=30))
+@given(
+    patient_id=st.text(min_size=1, max_size=64).filter(lambda t: "\\" not in t and t.strip() == t),
+    name=st.text(
+        alphabet=st.characters(min_codepoint=65, max_codepoint=122), min_size=3, max_size=30
+    ),
+)
 def test_no_original_patient_id_or_name_survives(patient_id: str, name: str) -> None:
     ds = make_ct_series(1, rows=4, cols=4, patient_id=patient_id, patient_name=name)[0]
 

@@ -59,20 +59,31 @@ def test_the_response_reads_back_with_pydicom() -> None:
     assert response.CommandDataSetType == 0x0101
     assert response.AffectedSOPClassUID == CTImageStorage
     assert response.AffectedSOPInstanceUID == "1.2.826.0.1.3680043.8.498.1"
-    assert response.CommandGroupLength == len(encode_response(request, 0xA700, with_instance=True)) - 12
+    assert (
+        response.CommandGroupLength
+        == len(encode_response(request, 0xA700, with_instance=True)) - 12
+    )
 
 
 @pytest.mark.parametrize(
     "data",
-    [b"\x00\x00\x00\x01", b"\x08\x00\x10\x00\x02\x00\x00\x00AB",  # short header; outside group 0000
-     b"\x00\x00\x00\x01\xff\x00\x00\x00", b"\x00\x00\x10\x01\x00\x00\x00\x00"],  # runs past end; no field
+    [
+        b"\x00\x00\x00\x01",
+        b"\x08\x00\x10\x00\x02\x00\x00\x00AB",  # short header; outside group 0000
+        b"\x00\x00\x00\x01\xff\x00\x00\x00",
+        b"\x00\x00\x10\x01\x00\x00\x00\x00",
+    ],  # runs past end; no field
 )
 def test_an_unreadable_command_is_refused(data: bytes) -> None:
     with pytest.raises(CommandError):
         decode_command(data)
 
 
-@given(size=st.integers(0, 5000), max_pdu=st.sampled_from([0, 7, 16, 1000, 16384]), command=st.booleans())
+@given(
+    size=st.integers(0, 5000),
+    max_pdu=st.sampled_from([0, 7, 16, 1000, 16384]),
+    command=st.booleans(),
+)
 def test_framing_splits_and_pynetdicom_reassembles(size: int, max_pdu: int, command: bool) -> None:
     data = bytes(range(256)) * (size // 256) + bytes(size % 256)
 
@@ -84,7 +95,9 @@ def test_framing_splits_and_pynetdicom_reassembles(size: int, max_pdu: int, comm
         assert max_pdu == 0 or len(raw) - 6 <= max(max_pdu, 7)
         pdu = P_DATA_TF()
         pdu.decode(raw)
-        (item,) = pdu.presentation_data_value_items  # pynetdicom: the value starts with the control byte
+        (item,) = (
+            pdu.presentation_data_value_items
+        )  # pynetdicom: the value starts with the control byte
         context_id, value = item.presentation_context_id, item.presentation_data_value
         length, header_context, is_command, last = pdv_header(raw[6:12])
         assert (context_id, header_context, is_command) == (3, 3, command)

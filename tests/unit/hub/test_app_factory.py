@@ -16,7 +16,9 @@ def test_the_factory_makes_a_hub_with_a_generated_private_secret(tmp_path: Path)
 
 
 def test_a_configured_secret_wins(tmp_path: Path) -> None:
-    app = create_app(test_config={"async_mode": "threading", "data_dir": str(tmp_path), "secret_key": "x" * 50})
+    app = create_app(
+        test_config={"async_mode": "threading", "data_dir": str(tmp_path), "secret_key": "x" * 50}
+    )
     assert app.config["SECRET_KEY"] == "x" * 50 and not (tmp_path / "secret_key").exists()
 
 

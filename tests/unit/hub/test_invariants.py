@@ -19,7 +19,9 @@ T0 = datetime(2026, 1, 5, 9, tzinfo=UTC)
 
 supervision_ops = st.lists(
     st.tuples(
-        st.sampled_from(["add_doctor", "remove_doctor", "add_specialist", "remove_specialist", "reassign"]),
+        st.sampled_from(
+            ["add_doctor", "remove_doctor", "add_specialist", "remove_specialist", "reassign"]
+        ),
         st.integers(0, 30),
         st.integers(0, 8),
     ),
@@ -29,7 +31,9 @@ supervision_ops = st.lists(
 
 @settings(max_examples=300, deadline=None)
 @given(ratio=st.integers(1, 5), ops=supervision_ops)
-def test_no_sequence_of_changes_breaks_the_ratio(ratio: int, ops: list[tuple[str, int, int]]) -> None:
+def test_no_sequence_of_changes_breaks_the_ratio(
+    ratio: int, ops: list[tuple[str, int, int]]
+) -> None:
     group = SupervisionGroup.build(ratio, [100, 101], {}, [])
     doctors: set[int] = set()
     for op, doctor, specialist in ops:
@@ -74,7 +78,9 @@ def test_new_doctors_go_to_the_specialist_with_fewest_and_overflow_is_reported()
 
 floor_ops = st.lists(
     st.tuples(
-        st.sampled_from(["submit", "submit", "submit", "claim", "finish", "release", "off", "on", "reassign"]),
+        st.sampled_from(
+            ["submit", "submit", "submit", "claim", "finish", "release", "off", "on", "reassign"]
+        ),
         st.integers(0, 200),
         st.sampled_from(["emergency", "urgent", "routine"]),
     ),
@@ -84,7 +90,9 @@ floor_ops = st.lists(
 
 @settings(max_examples=200, deadline=None)
 @given(ops=floor_ops, limit=st.integers(1, 4))
-def test_every_case_is_with_one_specialist_or_in_one_queue(ops: list[tuple[str, int, str]], limit: int) -> None:
+def test_every_case_is_with_one_specialist_or_in_one_queue(
+    ops: list[tuple[str, int, str]], limit: int
+) -> None:
     floor = Floor()
     for sid in (1, 2, 3):
         floor.specialists[sid] = FloorSpecialist(sid, frozenset({"ortho"}), max_active=limit)
@@ -111,16 +119,25 @@ def test_every_case_is_with_one_specialist_or_in_one_queue(ops: list[tuple[str, 
         for spec in floor.specialists.values():
             # routing never takes a specialist over their limit (only a supervisor by hand may)
             if op != "reassign":
-                held = [c for c in floor.cases.values() if c.assigned_to == spec.specialist_id and c.status in ACTIVE]
+                held = [
+                    c
+                    for c in floor.cases.values()
+                    if c.assigned_to == spec.specialist_id and c.status in ACTIVE
+                ]
                 assert len(held) <= max(limit, spec.active)
 
 
 def test_an_off_duty_specialists_waiting_cases_move_and_pool_cases_are_served_in_order() -> None:
     floor = Floor()
-    floor.specialists = {1: FloorSpecialist(1, frozenset({"ortho"}), 2), 2: FloorSpecialist(2, frozenset({"ortho"}), 2)}
+    floor.specialists = {
+        1: FloorSpecialist(1, frozenset({"ortho"}), 2),
+        2: FloorSpecialist(2, frozenset({"ortho"}), 2),
+    }
     floor.supervisors = {("ortho", 50): 1}
     now = T0
-    for n, priority in enumerate(["routine", "routine", "routine", "routine", "routine", "emergency"]):
+    for n, priority in enumerate(
+        ["routine", "routine", "routine", "routine", "routine", "emergency"]
+    ):
         floor.submit(FloorCase(n, "ortho", priority, now + timedelta(minutes=n), raised_by=50), now)
     assert [floor.cases[n].assigned_to for n in range(4)] == [1, 1, 2, 2]
     assert floor.position(5) == 1 and floor.position(4) == 2  # emergency first in the pool

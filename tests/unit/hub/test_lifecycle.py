@@ -38,8 +38,11 @@ def who_may(action: Action) -> list[Actor]:
     return [
         actor
         for party, actor in (
-            (Party.CLINIC, CLINIC), (Party.ASSIGNEE, SPECIALIST), (Party.SPECIALTY, SPECIALIST),
-            (Party.SUPERVISOR, SUPERVISOR), (Party.HUB, HUB),
+            (Party.CLINIC, CLINIC),
+            (Party.ASSIGNEE, SPECIALIST),
+            (Party.SPECIALTY, SPECIALIST),
+            (Party.SUPERVISOR, SUPERVISOR),
+            (Party.HUB, HUB),
         )
         if party in parties
     ]
@@ -62,9 +65,20 @@ def test_each_action_is_allowed_exactly_from_its_source_states(action: Action, s
 
 
 @pytest.mark.parametrize("action", list(Action))
-def test_callers_outside_the_rule_are_forbidden_before_the_state_is_looked_at(action: Action) -> None:
+def test_callers_outside_the_rule_are_forbidden_before_the_state_is_looked_at(
+    action: Action,
+) -> None:
     allowed = set(who_may(action))
-    for actor in (CLINIC, SPOKE_SERVICE, OTHER_CLINIC, SPECIALIST, STRANGER, SUPERVISOR, ADMIN, HUB):
+    for actor in (
+        CLINIC,
+        SPOKE_SERVICE,
+        OTHER_CLINIC,
+        SPECIALIST,
+        STRANGER,
+        SUPERVISOR,
+        ADMIN,
+        HUB,
+    ):
         if actor in allowed or (actor is SPOKE_SERVICE and CLINIC in allowed):
             continue
         with pytest.raises(Forbidden):

@@ -46,7 +46,9 @@ def test_eta_uses_the_measured_handling_time_and_the_specialists_on_duty() -> No
     assert rate.specialist_eta(T, 2) == T + timedelta(minutes=20)
     assert rate.pool_eta(T, position=1, waiting_with_specialists=5) == T + timedelta(minutes=20)
     assert Throughput(600, 0).pool_eta(T, 1, 0) == T + timedelta(minutes=10)
-    assert not eta_changed(T, T + timedelta(seconds=30)) and eta_changed(T, T + timedelta(minutes=6))
+    assert not eta_changed(T, T + timedelta(seconds=30)) and eta_changed(
+        T, T + timedelta(minutes=6)
+    )
 
 
 def test_sla_defaults_and_configuration() -> None:
@@ -71,7 +73,9 @@ def test_hours_are_read_like_a_notice_board() -> None:
     hours = parse_hours("mon-fri 09:00-12:00, sat 09:00-11:00")
     monday_10 = datetime(2026, 1, 5, 10, 0, tzinfo=IST)
     assert hours.is_open(monday_10, IST)
-    assert hours.next_opening(datetime(2026, 1, 5, 12, 0, tzinfo=IST), IST) == datetime(2026, 1, 6, 9, 0, tzinfo=IST)
+    assert hours.next_opening(datetime(2026, 1, 5, 12, 0, tzinfo=IST), IST) == datetime(
+        2026, 1, 6, 9, 0, tzinfo=IST
+    )
     saturday_noon = datetime(2026, 1, 10, 12, 0, tzinfo=IST)
     assert hours.next_opening(saturday_noon, IST) == datetime(2026, 1, 12, 9, 0, tzinfo=IST)
     assert parse_hours("24h").is_open(monday_10, IST)

@@ -25,14 +25,24 @@ def test_the_supervisor_on_duty_with_room_gets_the_case_even_if_busier() -> None
 
 
 def test_a_supervisor_off_duty_or_at_the_limit_is_passed_over_with_the_reason() -> None:
-    off = choose_specialist([SpecialistLoad(1, True, 3, 5), SpecialistLoad(2, False, 0, 5)], supervisor_id=2)
-    full = choose_specialist([SpecialistLoad(1, True, 3, 5), SpecialistLoad(2, True, 5, 5)], supervisor_id=2)
+    off = choose_specialist(
+        [SpecialistLoad(1, True, 3, 5), SpecialistLoad(2, False, 0, 5)], supervisor_id=2
+    )
+    full = choose_specialist(
+        [SpecialistLoad(1, True, 3, 5), SpecialistLoad(2, True, 5, 5)], supervisor_id=2
+    )
     assert off.specialist_id == full.specialist_id == 1
-    assert off.reason.startswith("supervisor off duty") and full.reason.startswith("supervisor at case limit")
+    assert off.reason.startswith("supervisor off duty") and full.reason.startswith(
+        "supervisor at case limit"
+    )
 
 
 def test_least_loaded_first_then_longest_idle_then_lowest_id() -> None:
-    loads = [SpecialistLoad(1, True, 1, 5, T1), SpecialistLoad(2, True, 1, 5, T0), SpecialistLoad(3, True, 2, 5)]
+    loads = [
+        SpecialistLoad(1, True, 1, 5, T1),
+        SpecialistLoad(2, True, 1, 5, T0),
+        SpecialistLoad(3, True, 2, 5),
+    ]
     assert choose_specialist(loads).specialist_id == 2
     never = [SpecialistLoad(4, True, 1, 5, None), SpecialistLoad(5, True, 1, 5, T0)]
     assert choose_specialist(never).specialist_id == 4  # never assigned = idle longest
@@ -54,7 +64,11 @@ def test_outside_hours_only_emergencies_are_routed_to_the_on_call_list() -> None
 
 def test_the_pool_is_handed_out_in_queue_order_until_nobody_has_room() -> None:
     loads = [SpecialistLoad(1, True, 4, 5), SpecialistLoad(2, True, 3, 5)]
-    waiting = [WaitingCase(10, "emergency", None), WaitingCase(11, "urgent", None), WaitingCase(12, "routine", None),
-               WaitingCase(13, "routine", None)]
+    waiting = [
+        WaitingCase(10, "emergency", None),
+        WaitingCase(11, "urgent", None),
+        WaitingCase(12, "routine", None),
+        WaitingCase(13, "routine", None),
+    ]
     handed = fill_from_pool(waiting, loads, T1)
     assert [(cid, d.specialist_id) for cid, d in handed] == [(10, 2), (11, 1), (12, 2)]

@@ -12,7 +12,9 @@ def test_what_is_built_parses_back_to_the_same_parts(parts: list[bytes]) -> None
     assert [content for _, content in parse_related(body, boundary)] == parts
 
 
-@pytest.mark.parametrize("body", [b"", b"no boundary here", b"--b\r\nContent-Type: x\r\n\r\nunterminated"])
+@pytest.mark.parametrize(
+    "body", [b"", b"no boundary here", b"--b\r\nContent-Type: x\r\n\r\nunterminated"]
+)
 def test_malformed_bodies_are_refused(body: bytes) -> None:
     with pytest.raises(MultipartError):
         parse_related(body, "b")

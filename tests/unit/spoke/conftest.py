@@ -33,9 +33,15 @@ def spoke_settings(tmp: Path, hub_url: str, spoke_token: str, **changes: Any) ->
     """Settings of a PHC-1 spoke whose data live in ``tmp``; the outbox retries fast."""
     data_dir = tmp / "spoke"
     values: dict[str, Any] = {
-        "data_dir": str(data_dir), "database_url": f"sqlite:///{data_dir / 'spoke.sqlite'}",
-        "hub_url": hub_url, "spoke_token": spoke_token, "spoke_code": "PHC-1",
-        "secret_key": "test-secret", "sync_interval_s": 0.05, "hub_timeout_s": 5.0, **changes,
+        "data_dir": str(data_dir),
+        "database_url": f"sqlite:///{data_dir / 'spoke.sqlite'}",
+        "hub_url": hub_url,
+        "spoke_token": spoke_token,
+        "spoke_code": "PHC-1",
+        "secret_key": "test-secret",
+        "sync_interval_s": 0.05,
+        "hub_timeout_s": 5.0,
+        **changes,
     }
     return load_settings("spoke", environ={}, overrides=values)
 
@@ -81,7 +87,11 @@ def api_token(client: FlaskClient, username: str = "clinic1") -> str:
 
 
 def hub_token(hub: RunningHub, username: str) -> str:
-    answer = requests.post(f"{hub.url}/api/v1/auth/token", json={"username": username, "password": PASSWORD}, timeout=10)
+    answer = requests.post(
+        f"{hub.url}/api/v1/auth/token",
+        json={"username": username, "password": PASSWORD},
+        timeout=10,
+    )
     answer.raise_for_status()
     return str(answer.json()["access_token"])
 
@@ -94,7 +104,9 @@ def csrf_of(html: str) -> str:
 
 def sign_in_page(client: FlaskClient, username: str = "clinic1") -> None:
     page = client.get("/signin").get_data(as_text=True)
-    answer = client.post("/signin", data={"username": username, "password": PASSWORD, "csrf_token": csrf_of(page)})
+    answer = client.post(
+        "/signin", data={"username": username, "password": PASSWORD, "csrf_token": csrf_of(page)}
+    )
     assert answer.status_code == 302, answer.get_data(as_text=True)
 
 

@@ -20,7 +20,9 @@ def test_factory_and_health(client: FlaskClient) -> None:
 
 def test_clinic_doctor_of_this_spoke_gets_a_token(client: FlaskClient) -> None:
     token = api_token(client, "clinic1")
-    assert client.get("/api/v1/cases", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    assert (
+        client.get("/api/v1/cases", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    )
 
 
 def test_wrong_password_is_401(client: FlaskClient) -> None:
@@ -36,23 +38,51 @@ def test_doctor_of_another_spoke_cannot_sign_in(client: FlaskClient) -> None:
 
 
 def test_specialist_cannot_sign_in_at_a_spoke(client: FlaskClient) -> None:
-    assert client.post("/api/v1/auth/token", json={"username": "ortho1", "password": PASSWORD}).status_code == 403
+    assert (
+        client.post(
+            "/api/v1/auth/token", json={"username": "ortho1", "password": PASSWORD}
+        ).status_code
+        == 403
+    )
 
 
 def test_api_needs_a_valid_bearer_token(client: FlaskClient) -> None:
     assert client.get("/api/v1/cases").status_code == 401
-    assert client.get("/api/v1/cases", headers={"Authorization": "Bearer forged"}).status_code == 401
+    assert (
+        client.get("/api/v1/cases", headers={"Authorization": "Bearer forged"}).status_code == 401
+    )
 
 
-def test_offline_sign_in_with_the_password_last_verified(app: Flask, tmp_path: Path, hub: RunningHub) -> None:
+def test_offline_sign_in_with_the_password_last_verified(
+    app: Flask, tmp_path: Path, hub: RunningHub
+) -> None:
     api_token(app.test_client(), "clinic1")  # verified at the hub: hash cached locally
-    offline = spoke_settings(tmp_path, f"http://127.0.0.1:{free_port()}", "unused",
-                             database_url=services(app).settings.database_url)
+    offline = spoke_settings(
+        tmp_path,
+        f"http://127.0.0.1:{free_port()}",
+        "unused",
+        database_url=services(app).settings.database_url,
+    )
     offline_app = make_app(offline)
     try:
         client = offline_app.test_client()
-        assert client.post("/api/v1/auth/token", json={"username": "clinic1", "password": PASSWORD}).status_code == 200
-        assert client.post("/api/v1/auth/token", json={"username": "clinic1", "password": "x"}).status_code == 401
-        assert client.post("/api/v1/auth/token", json={"username": "clinic2", "password": PASSWORD}).status_code == 401
+        assert (
+            client.post(
+                "/api/v1/auth/token", json={"username": "clinic1", "password": PASSWORD}
+            ).status_code
+            == 200
+        )
+        assert (
+            client.post(
+                "/api/v1/auth/token", json={"username": "clinic1", "password": "x"}
+            ).status_code
+            == 401
+        )
+        assert (
+            client.post(
+                "/api/v1/auth/token", json={"username": "clinic2", "password": PASSWORD}
+            ).status_code
+            == 401
+        )
     finally:
         services(offline_app).db.dispose()

@@ -17,7 +17,9 @@ from tests.unit.spoke.conftest import csrf_of, services, sign_in_page
 def choose(client: FlaskClient, language: str, page: str = "/") -> str:
     """Pick ``language`` with the chooser of ``page``; returns the page it leads back to."""
     html = client.get(page).get_data(as_text=True)
-    answer = client.post("/language", data={"language": language, "next": page, "csrf_token": csrf_of(html)})
+    answer = client.post(
+        "/language", data={"language": language, "next": page, "csrf_token": csrf_of(html)}
+    )
     assert answer.status_code == 302 and answer.headers["Location"].endswith(page)
     return client.get(page).get_data(as_text=True)
 
@@ -34,7 +36,11 @@ def test_russian_case_list_and_new_case_form(client: FlaskClient) -> None:
     listing = choose(client, "ru")
     assert '<html lang="ru">' in listing
     assert "Случаи клиники PHC-1" in listing and "Создать случай" in listing and "Выход" in listing
-    assert "Входящие изображения" in listing and "Случаев пока нет." in listing and "Cases of PHC-1" not in listing
+    assert (
+        "Входящие изображения" in listing
+        and "Случаев пока нет." in listing
+        and "Cases of PHC-1" not in listing
+    )
     form = client.get("/cases/new").get_data(as_text=True)
     assert "Основная жалоба" in form and "Вопрос специалисту" in form and "Возраст (лет)" in form
     assert "Частота дыхания (/мин)" in form and "женский" in form and "планово" in form
@@ -58,15 +64,33 @@ def test_the_choice_survives_the_next_requests_and_a_new_sign_in(client: FlaskCl
 def test_a_raised_case_in_russian(client: FlaskClient) -> None:
     sign_in_page(client)
     form = choose(client, "ru", "/cases/new")
-    answer = client.post("/cases/new", data={
-        "csrf_token": csrf_of(form), "pseudonym": "PT-7", "age": "30", "sex": "female", "complaint": "Кашель",
-        "question": "Что делать?", "specialty": "med", "priority": "urgent",
-    })
+    answer = client.post(
+        "/cases/new",
+        data={
+            "csrf_token": csrf_of(form),
+            "pseudonym": "PT-7",
+            "age": "30",
+            "sex": "female",
+            "complaint": "Кашель",
+            "question": "Что делать?",
+            "specialty": "med",
+            "priority": "urgent",
+        },
+    )
     assert answer.status_code == 302, answer.get_data(as_text=True)
     case = client.get(answer.headers["Location"]).get_data(as_text=True)
-    assert "Ожидает отправки в центр." in case and "Сообщение специалисту" in case and "PT-7, возраст 30, женский" in case
+    assert (
+        "Ожидает отправки в центр." in case
+        and "Сообщение специалисту" in case
+        and "PT-7, возраст 30, женский" in case
+    )
     listing = client.get("/").get_data(as_text=True)
-    assert "PT-7" in listing and "срочно" in listing and "ожидает" in listing and "Отправлен в центр" in listing
+    assert (
+        "PT-7" in listing
+        and "срочно" in listing
+        and "ожидает" in listing
+        and "Отправлен в центр" in listing
+    )
     assert "1 случай будет отправлен, когда связь восстановится." in listing
 
 
@@ -75,7 +99,11 @@ def test_hindi_and_vietnamese_render(client: FlaskClient) -> None:
     hindi = choose(client, "hi", "/cases/new")
     assert '<html lang="hi">' in hindi and "मुख्य शिकायत" in hindi and "केस दर्ज करें" in hindi
     vietnamese = choose(client, "vi", "/cases/new")
-    assert '<html lang="vi">' in vietnamese and "Lý do khám chính" in vietnamese and "Tạo ca bệnh" in vietnamese
+    assert (
+        '<html lang="vi">' in vietnamese
+        and "Lý do khám chính" in vietnamese
+        and "Tạo ca bệnh" in vietnamese
+    )
 
 
 def test_browser_language_when_nothing_is_chosen(client: FlaskClient) -> None:
@@ -86,7 +114,9 @@ def test_browser_language_when_nothing_is_chosen(client: FlaskClient) -> None:
 def test_an_unknown_language_or_a_foreign_target_is_ignored(client: FlaskClient) -> None:
     sign_in_page(client)
     html = client.get("/").get_data(as_text=True)
-    answer = client.post("/language", data={"language": "xx", "next": "//evil.example/", "csrf_token": csrf_of(html)})
+    answer = client.post(
+        "/language", data={"language": "xx", "next": "//evil.example/", "csrf_token": csrf_of(html)}
+    )
     assert answer.status_code == 302 and answer.headers["Location"] == "/"
     assert "Cases of PHC-1" in client.get("/").get_data(as_text=True)
 
@@ -100,12 +130,16 @@ def test_translated_pages_keep_the_csp(client: FlaskClient) -> None:
     sign_in_page(client)
     for page in (choose(client, "ru", "/cases/new"), client.get("/").get_data(as_text=True)):
         assert not re.search(r"<script(?![^>]*\bsrc=)", page), "inline script"
-        assert "<style" not in page and " style=" not in page and not re.search(r"\son[a-z]+=", page)
+        assert (
+            "<style" not in page and " style=" not in page and not re.search(r"\son[a-z]+=", page)
+        )
     answer = client.get("/")
     assert answer.headers["Content-Security-Policy"] == CSP and "default-src 'self'" in CSP
 
 
-def test_the_language_saved_at_the_hub_applies_at_sign_in(client: FlaskClient, hub: RunningHub) -> None:
+def test_the_language_saved_at_the_hub_applies_at_sign_in(
+    client: FlaskClient, hub: RunningHub
+) -> None:
     db = Database(hub.database_url)
     with db.session() as s:
         s.execute(update(User).where(User.username == "clinic2").values(language="vi"))

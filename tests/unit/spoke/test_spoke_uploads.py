@@ -23,9 +23,11 @@ from tests.support.hub import RunningHub
 from tests.support.waiting import wait_for
 from tests.unit.spoke.conftest import case_body, csrf_of, hub_token, services, sign_in_page
 
-PDF = (b"%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n"
-       b"2 0 obj << /Type /Pages /Kids [] /Count 0 >> endobj\n"
-       b"trailer << /Root 1 0 R >>\n%%EOF\n")
+PDF = (
+    b"%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n"
+    b"2 0 obj << /Type /Pages /Kids [] /Count 0 >> endobj\n"
+    b"trailer << /Root 1 0 R >>\n%%EOF\n"
+)
 
 
 def jpeg_photo() -> bytes:
@@ -41,7 +43,10 @@ def dicom_file(patient_id: str = "OTHER-ID") -> tuple[bytes, str]:
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds = Dataset()
     ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.SOPClassUID, ds.SOPInstanceUID = (
+        meta.MediaStorageSOPClassUID,
+        meta.MediaStorageSOPInstanceUID,
+    )
     ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
     ds.PatientID, ds.Modality, ds.InstanceNumber = patient_id, "CT", 1
     ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.PhotometricInterpretation = 4, 4, 1, "MONOCHROME2"
@@ -67,15 +72,27 @@ def upload_dir(app: Flask, uid: str) -> Path:
     return Path(services(app).settings.data_dir) / "uploads" / uid
 
 
-def test_photo_pdf_and_dicom_reach_the_hub_linked_to_the_case(running: Flask, hub: RunningHub) -> None:
+def test_photo_pdf_and_dicom_reach_the_hub_linked_to_the_case(
+    running: Flask, hub: RunningHub
+) -> None:
     client = running.test_client()
     case = raise_case(running)
     services(running).outbox.wake()
-    synced = wait_for(lambda: (c := services(running).store.get_case(case["uid"]))["sync_state"] == SyncState.SYNCED and c,
-                      15, what="case synced")
+    synced = wait_for(
+        lambda: (
+            (c := services(running).store.get_case(case["uid"]))["sync_state"] == SyncState.SYNCED
+            and c
+        ),
+        15,
+        what="case synced",
+    )
     sign_in_page(client)
     dicom, dicom_uid = dicom_file()
-    answer = upload(client, case["uid"], [(jpeg_photo(), "wrist.jpg"), (PDF, "lab report.pdf"), (dicom, "ct.dcm")])
+    answer = upload(
+        client,
+        case["uid"],
+        [(jpeg_photo(), "wrist.jpg"), (PDF, "lab report.pdf"), (dicom, "ct.dcm")],
+    )
     assert answer.status_code == 302, answer.get_data(as_text=True)
 
     specialist = {"Authorization": f"Bearer {hub_token(hub, 'med1')}"}
@@ -94,11 +111,16 @@ def test_photo_pdf_and_dicom_reach_the_hub_linked_to_the_case(running: Flask, hu
     # The hub has the PDF as Encapsulated PDF and the photo as Secondary Capture.
     classes = set()
     for series in uploaded["series"]:
-        found = requests.get(f"{hub.url}/dicomweb/studies/{uploaded['study_uid']}/series/{series['series_uid']}/instances",
-                             headers=specialist, timeout=10).json()
+        found = requests.get(
+            f"{hub.url}/dicomweb/studies/{uploaded['study_uid']}/series/{series['series_uid']}/instances",
+            headers=specialist,
+            timeout=10,
+        ).json()
         classes |= {i["00080016"]["Value"][0] for i in found}
     assert classes == {ENCAPSULATED_PDF, SECONDARY_CAPTURE}
-    wado = requests.get(f"{hub.url}/dicomweb/studies/{uploaded['study_uid']}", headers=specialist, timeout=10)
+    wado = requests.get(
+        f"{hub.url}/dicomweb/studies/{uploaded['study_uid']}", headers=specialist, timeout=10
+    )
     assert wado.status_code == 200 and b"lab report.pdf" in wado.content and PDF in wado.content
 
     # The confirmed files are gone from the clinic's disk; the page says they are at the hub.
@@ -116,7 +138,9 @@ def test_upload_waits_for_the_case_and_shows_waiting(client: FlaskClient) -> Non
     assert len(list(upload_dir(client.application, case["uid"]).glob("*.dcm"))) == 1
     stored = pydicom.dcmread(next(upload_dir(client.application, case["uid"]).glob("*.dcm")))
     assert stored.PatientID == "PT-0001" and stored.AccessionNumber == case["accession_number"]
-    assert stored.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian and stored.SamplesPerPixel == 3
+    assert (
+        stored.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian and stored.SamplesPerPixel == 3
+    )
     page = client.get(f"/cases/{case['uid']}").get_data(as_text=True)
     assert "waiting to be sent" in page and "1 file kept at the clinic" in page
 
@@ -124,10 +148,15 @@ def test_upload_waits_for_the_case_and_shows_waiting(client: FlaskClient) -> Non
 def test_text_renamed_jpg_is_refused_and_nothing_is_queued(client: FlaskClient) -> None:
     case = raise_case(client.application)
     sign_in_page(client)
-    answer = upload(client, case["uid"], [(jpeg_photo(), "fine.jpg"), (b"just some notes\n", "notes.jpg")])
+    answer = upload(
+        client, case["uid"], [(jpeg_photo(), "fine.jpg"), (b"just some notes\n", "notes.jpg")]
+    )
     html = answer.get_data(as_text=True)
     assert answer.status_code == 400
-    assert "Nothing was uploaded" in html and "notes.jpg: not a DICOM file, JPEG or PNG photo, or PDF report" in html
+    assert (
+        "Nothing was uploaded" in html
+        and "notes.jpg: not a DICOM file, JPEG or PNG photo, or PDF report" in html
+    )
     assert not upload_dir(client.application, case["uid"]).exists()
 
 
@@ -158,8 +187,11 @@ def test_upload_needs_sign_in_and_a_known_case(client: FlaskClient) -> None:
     sign_in_page(client)
     assert upload(client, "no-such-case", [(PDF, "r.pdf")], csrf=False).status_code == 400
     token = csrf_of(client.get(f"/cases/{case['uid']}").get_data(as_text=True))
-    answer = client.post("/cases/no-such-case/uploads", data={"csrf_token": token, "files": [(BytesIO(PDF), "r.pdf")]},
-                         content_type="multipart/form-data")
+    answer = client.post(
+        "/cases/no-such-case/uploads",
+        data={"csrf_token": token, "files": [(BytesIO(PDF), "r.pdf")]},
+        content_type="multipart/form-data",
+    )
     assert answer.status_code == 404
 
 
@@ -167,16 +199,24 @@ def test_instance_the_hub_refuses_is_set_aside_with_its_reason(running: Flask) -
     client = running.test_client()
     case = raise_case(running)
     services(running).outbox.wake()
-    wait_for(lambda: services(running).store.get_case(case["uid"])["hub_id"], 15, what="case synced")
+    wait_for(
+        lambda: services(running).store.get_case(case["uid"])["hub_id"], 15, what="case synced"
+    )
     sign_in_page(client)
     raw, sop_uid = dicom_file()
     ds = pydicom.dcmread(BytesIO(raw))
-    ds.PixelData = bytes(8)  # shorter than 4 x 4 x 2 bytes: the hub refuses it, the spoke does not look
+    ds.PixelData = bytes(
+        8
+    )  # shorter than 4 x 4 x 2 bytes: the hub refuses it, the spoke does not look
     out = BytesIO()
     ds.save_as(out, enforce_file_format=True)
     assert upload(client, case["uid"], [(out.getvalue(), "short.dcm")]).status_code == 302
     queue = services(running).uploads.queue  # type: ignore[union-attr]
-    refused = wait_for(lambda: [r for r in queue.records(case["uid"]) if r["state"] == "refused"], 15, what="refused")
+    refused = wait_for(
+        lambda: [r for r in queue.records(case["uid"]) if r["state"] == "refused"],
+        15,
+        what="refused",
+    )
     assert refused[0]["sop_uid"] == sop_uid and "truncated" in refused[0]["reason"]
     assert (upload_dir(running, case["uid"]) / "refused" / f"{sop_uid}.dcm").exists()
     page = client.get(f"/cases/{case['uid']}").get_data(as_text=True)
@@ -187,7 +227,9 @@ def test_files_larger_than_the_apps_form_limit_are_taken(client: FlaskClient) ->
     case = raise_case(client.application)
     sign_in_page(client)
     big = BytesIO()
-    Image.frombytes("RGB", (1024, 1024), random.Random(7).randbytes(3 * 1024 * 1024)).save(big, format="PNG")
+    Image.frombytes("RGB", (1024, 1024), random.Random(7).randbytes(3 * 1024 * 1024)).save(
+        big, format="PNG"
+    )
     assert big.tell() > 1024 * 1024
     assert upload(client, case["uid"], [(big.getvalue(), "big.png")]).status_code == 302
     assert len(list(upload_dir(client.application, case["uid"]).glob("*.dcm"))) == 1

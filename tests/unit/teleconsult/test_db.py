@@ -55,7 +55,11 @@ SCRIPT = textwrap.dedent(
 def _run(tmp_path: Path, mode: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", SCRIPT, str(tmp_path / "db.sqlite"), mode],
-        capture_output=True, text=True, timeout=120, check=False, cwd=Path(__file__).resolve().parents[3],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=Path(__file__).resolve().parents[3],
     )
 
 

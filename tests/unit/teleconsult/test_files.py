@@ -35,7 +35,11 @@ def test_a_batch_is_written_fsynced_before_any_rename_and_each_folder_synced_onc
 
     assert all(path.read_bytes() == data for path, data in batch.items())
     assert calls == ["fsync"] * 4 + ["rename"] * 4 + ["dir a", "dir b"]
-    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["0.dcm", "1.dcm", "2.dcm"]  # no .tmp-
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == [
+        "0.dcm",
+        "1.dcm",
+        "2.dcm",
+    ]  # no .tmp-
 
 
 def test_a_failed_flush_puts_no_file_in_place_and_leaves_no_temporary(
