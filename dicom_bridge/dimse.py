@@ -72,6 +72,11 @@ class Command(dict[int, Any]):
         return int(self.get(MESSAGE_ID, 0))
 
     @property
+    def responding_to(self) -> int:
+        """Message ID Being Responded To: the request a C-CANCEL (or a response) is about."""
+        return int(self.get(MESSAGE_ID_BEING_RESPONDED_TO, 0))
+
+    @property
     def has_dataset(self) -> bool:
         return int(self.get(COMMAND_DATASET_TYPE, NO_DATASET)) != NO_DATASET
 

@@ -25,17 +25,7 @@ from typing import Any, cast
 
 from pydicom.uid import UID, ImplicitVRLittleEndian
 from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION
-from pynetdicom._globals import APPLICATION_CONTEXT_NAME
-from pynetdicom.dsutils import decode, encode
-from pynetdicom.pdu import A_ABORT_RQ, A_ASSOCIATE_AC, A_ASSOCIATE_RJ, A_ASSOCIATE_RQ, A_RELEASE_RP
-from pynetdicom.pdu_primitives import (
-    A_ASSOCIATE,
-    ImplementationClassUIDNotification,
-    ImplementationVersionNameNotification,
-    MaximumLengthNotification,
-    SCP_SCU_RoleSelectionNegotiation,
-)
-from pynetdicom.presentation import PresentationContext, negotiate_as_acceptor
+from pynetdicom.presentation import PresentationContext
 from pynetdicom.sop_class import ModalityWorklistInformationFind  # type: ignore[attr-defined]
 
 from dicom_bridge.dimse import (
@@ -57,6 +47,22 @@ from dicom_bridge.dimse import (
     pdv_header,
 )
 from dicom_bridge.handlers import StoredInstance, worklist_responses
+from dicom_bridge.pynetdicom_compat import (
+    A_ABORT_RQ,
+    A_ASSOCIATE,
+    A_ASSOCIATE_AC,
+    A_ASSOCIATE_RJ,
+    A_ASSOCIATE_RQ,
+    A_RELEASE_RP,
+    APPLICATION_CONTEXT_NAME,
+    ImplementationClassUIDNotification,
+    ImplementationVersionNameNotification,
+    MaximumLengthNotification,
+    SCP_SCU_RoleSelectionNegotiation,
+    decode_dataset,
+    encode_dataset,
+    negotiate_as_acceptor,
+)
 from dicom_bridge.spool import Spool
 from dicom_bridge.worklist import WorklistSource
 
@@ -143,6 +149,9 @@ class Association:
         self._context_id = 0
         self._instance: StoredInstance | None = None
         self._dataset: bytearray | None = None
+        # The C-FIND being answered (only a C-CANCEL of it may arrive meanwhile), and whether it was.
+        self._finding: Command | None = None
+        self._find_cancelled = False
 
     # -- running ---------------------------------------------------------------------------------
 
@@ -307,6 +316,8 @@ class Association:
             raise ProtocolError(f"unreadable command: {exc}") from exc
         finally:
             self._command.clear()
+        if self._finding is not None and request.field != C_CANCEL_RQ:
+            raise ProtocolError("a request other than C-CANCEL arrived while a C-FIND was answered")
         self._request = request
         context = self.accepted[context_id]
         if request.field == C_STORE_RQ and request.sop_class_uid != context.abstract_syntax:
@@ -377,7 +388,10 @@ class Association:
         elif request.field == C_FIND_RQ:
             self._find(request, context_id, dataset)
         elif request.field == C_CANCEL_RQ:
-            pass  # C-FIND answers are sent as they are made: nothing is left to cancel
+            # Only answered through the C-FIND it cancels (its final status, 0xFE00); one for a
+            # request already answered is ignored (PS3.7 9.3.2.3).
+            if self._finding is not None and request.responding_to == self._finding.message_id:
+                self._find_cancelled = True
         else:
             logger.warning(
                 "%s from %s: operation 0x%04X not supported",
@@ -399,17 +413,52 @@ class Association:
             return
         implicit = context.transfer_syntax[0] == ImplicitVRLittleEndian
         try:
-            query = decode(io.BytesIO(bytes(dataset)), implicit, True)
+            query = decode_dataset(bytes(dataset), implicit)
         except Exception as exc:
             logger.warning("worklist C-FIND from %s: unreadable query: %s", self.peer, exc)
             self._respond(request, context_id, UNABLE_TO_PROCESS)
             return
-        for status, item in worklist_responses(query, worklist, self.peer):
-            identifier = encode(item, implicit, True) if item is not None else None
-            if item is not None and identifier is None:
-                logger.error("worklist item could not be encoded; skipped")
-                continue
-            self._respond(request, context_id, status, identifier=identifier)
+        self._finding, self._find_cancelled = request, False
+        try:
+            answers = worklist_responses(query, worklist, self.peer, self._cancel_arrived)
+            for status, item in answers:
+                identifier = encode_dataset(item, implicit) if item is not None else None
+                if item is not None and identifier is None:
+                    logger.error("worklist item could not be encoded; skipped")
+                    continue
+                self._respond(request, context_id, status, identifier=identifier)
+        finally:
+            self._finding = None
+        if self._find_cancelled:
+            logger.info("worklist C-FIND from %s cancelled by the peer", self.peer)
+
+    def _cancel_arrived(self) -> bool:
+        """Read whatever the peer sent while the C-FIND is answered; True once it cancelled it.
+
+        Only a C-CANCEL (or an A-ABORT) may come: the bridge does not negotiate asynchronous
+        operations, so the peer waits for the final answer before any other request.
+        """
+        while not self._find_cancelled and self._input_waiting():
+            pdu_type, length = self._pdu_header()
+            if pdu_type == A_ABORT_TYPE:
+                self._read(self._fixed_length(pdu_type, length))
+                raise PeerGone()
+            if pdu_type != P_DATA_TF_TYPE:
+                raise ProtocolError(
+                    f"PDU type 0x{pdu_type:02X} while a C-FIND was answered", ABORT_UNEXPECTED_PDU
+                )
+            self._p_data(length)
+        return self._find_cancelled
+
+    def _input_waiting(self) -> bool:
+        """Whether the peer has sent something not yet read, without waiting for it."""
+        self.sock.setblocking(False)
+        try:
+            return bool(self.rfile.peek(1))
+        except BlockingIOError:
+            return False
+        finally:
+            self.sock.settimeout(self.config.network_timeout_s)
 
     # -- sending ---------------------------------------------------------------------------------
 

@@ -29,16 +29,24 @@ from pydicom.uid import (
     MRImageStorage,
 )
 from pynetdicom import AE, build_role
-from pynetdicom._globals import APPLICATION_CONTEXT_NAME
-from pynetdicom.dsutils import encode
-from pynetdicom.pdu import A_ASSOCIATE_AC, A_ASSOCIATE_RJ, A_ASSOCIATE_RQ, A_RELEASE_RQ
-from pynetdicom.pdu_primitives import A_ASSOCIATE, MaximumLengthNotification
+from pynetdicom.events import EVT_PDU_SENT
 from pynetdicom.presentation import build_context
 from pynetdicom.sop_class import ModalityWorklistInformationFind, Verification  # type: ignore[attr-defined]
 from pynetdicom.status import code_to_category
 
 from config.settings import Settings
 from dicom_bridge.dimse import Command, decode_command, p_data_tf
+from dicom_bridge.pynetdicom_compat import (
+    A_ASSOCIATE,
+    A_ASSOCIATE_AC,
+    A_ASSOCIATE_RJ,
+    A_ASSOCIATE_RQ,
+    A_RELEASE_RQ,
+    APPLICATION_CONTEXT_NAME,
+    P_DATA_TF,
+    MaximumLengthNotification,
+    encode_dataset,
+)
 from dicom_bridge.scp import start_scp
 from dicom_bridge.server import DicomServer
 from dicom_bridge.spool import Spool
@@ -74,8 +82,8 @@ def command(**elements: Any) -> bytes:
     ds.CommandGroupLength = 0
     for keyword, value in elements.items():
         setattr(ds, keyword, value)
-    ds.CommandGroupLength = len(encode(ds, True, True)) - 12
-    return bytes(encode(ds, True, True))
+    ds.CommandGroupLength = len(encode_dataset(ds, True) or b"") - 12
+    return bytes(encode_dataset(ds, True) or b"")
 
 
 def c_store_rq(uid: str | None, message_id: int = 1, sop_class: str = CTImageStorage) -> bytes:
@@ -446,7 +454,7 @@ UNSUPPORTED_OPERATIONS = {
             Priority=0,
             CommandDataSetType=0x0000,
         ),
-        encode(Dataset(QueryRetrieveLevel="STUDY", StudyInstanceUID="1.2.3"), False, True),
+        encode_dataset(Dataset(QueryRetrieveLevel="STUDY", StudyInstanceUID="1.2.3"), False),
     ),
     "N-ACTION-RQ": (
         command(
@@ -746,6 +754,64 @@ def test_findscu_worklist_query_gets_the_open_cases(
     assert result.returncode == 0, result.stdout + result.stderr
     answers = sorted(str(dcmread(path).AccessionNumber) for path in tmp_path.glob("rsp*.dcm"))
     assert answers == ["ACC-77", "ACC-78"]
+
+
+@dataclass
+class WorklistHeldUntil:
+    """Open cases given only once ``release`` is set: the C-FIND's answers start after it."""
+
+    cases: list[dict[str, Any]]
+    release: threading.Event
+
+    def open_cases(self) -> list[dict[str, Any]]:
+        assert self.release.wait(10), "the modality never sent its C-CANCEL"
+        return self.cases
+
+
+def test_worklist_c_find_cancelled_by_pynetdicom_ends_with_status_cancel(
+    bridge_settings: Settings,
+) -> None:
+    """pynetdicom's SCU sends a real C-CANCEL once its C-FIND is on the wire; the bridge answers
+    no further item, ends the C-FIND with 0xFE00 and the association goes on."""
+    cancel_sent = threading.Event()
+    worklist = WorklistHeldUntil(
+        [open_case(f"RAMPUR-00{n}", f"ACC-{n}") for n in range(70, 75)], cancel_sent
+    )
+    sent: list[str] = []
+
+    def on_sent(event: Any) -> None:
+        if not isinstance(event.pdu, P_DATA_TF):
+            return
+        if not sent and not event.pdu.presentation_data_value_items[-1].data[0] & 0x01:
+            sent.append("query")  # the C-FIND's identifier is out: cancel it (message ID 1)
+            context_id = event.assoc.accepted_contexts[0].context_id
+            event.assoc.send_c_cancel(1, context_id)
+        elif sent == ["query"]:
+            sent.append("cancel")
+            cancel_sent.set()
+
+    with running_bridge(bridge_settings, worklist=worklist) as bridge:
+        ae = AE(ae_title=MODALITY_AET)
+        ae.add_requested_context(ModalityWorklistInformationFind, ImplicitVRLittleEndian)
+        ae.add_requested_context(Verification)
+        assoc = ae.associate(
+            "127.0.0.1", bridge.port, ae_title=BRIDGE_AET, evt_handlers=[(EVT_PDU_SENT, on_sent)]
+        )
+        assert assoc.is_established
+        try:
+            answers = [
+                int(status.Status)
+                for status, _ in assoc.send_c_find(
+                    worklist_query(), ModalityWorklistInformationFind
+                )
+            ]
+            echo = int(assoc.send_c_echo().Status)
+        finally:
+            assoc.release()
+
+    assert sent == ["query", "cancel"]
+    assert answers == [0xFE00]
+    assert echo == 0x0000
 
 
 def test_worklist_c_find_without_a_worklist_fails(scp: RunningScp) -> None:

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import io
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from pydicom.dataset import Dataset
 from pydicom.uid import CTImageStorage
-from pynetdicom.dsutils import decode, encode
-from pynetdicom.pdu import P_DATA_TF
 
 from dicom_bridge.dimse import (
     C_STORE_RQ,
@@ -21,6 +17,7 @@ from dicom_bridge.dimse import (
     p_data_tf,
     pdv_header,
 )
+from dicom_bridge.pynetdicom_compat import P_DATA_TF, decode_dataset, encode_dataset
 
 
 def _store_request() -> bytes:
@@ -32,8 +29,8 @@ def _store_request() -> bytes:
     ds.CommandDataSetType = 0x0000
     ds.AffectedSOPInstanceUID = "1.2.826.0.1.3680043.8.498.1"
     ds.CommandGroupLength = 0
-    ds.CommandGroupLength = len(encode(ds, True, True)) - 12
-    data = encode(ds, True, True)
+    ds.CommandGroupLength = len(encode_dataset(ds, True) or b"") - 12
+    data = encode_dataset(ds, True)
     assert data is not None
     return data
 
@@ -51,7 +48,7 @@ def test_a_command_pydicom_encodes_is_read() -> None:
 def test_the_response_reads_back_with_pydicom() -> None:
     request = decode_command(_store_request())
 
-    response = decode(io.BytesIO(encode_response(request, 0xA700, with_instance=True)), True, True)
+    response = decode_dataset(encode_response(request, 0xA700, with_instance=True), True)
 
     assert response.CommandField == 0x8001
     assert response.MessageIDBeingRespondedTo == 7
