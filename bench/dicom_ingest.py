@@ -1,5 +1,7 @@
 """DICOM ingest benchmark: the same 200-slice CT (512x512, 16 bit, ~100 MB) sent with DCMTK's
-storescu to DCMTK storescp, to Orthanc (fsync on) and to our bridge, alternating, several rounds
+storescu to DCMTK storescp, to Orthanc (fsync on), to our bridge and to a stock pynetdicom SCP
+putting each instance into the bridge's same durable spool (bench/stock_scp.py: what the bridge's
+own receive loop gains over pynetdicom's public API), alternating, several rounds
 (and the same files spooled with no network, the disk's share: storescp never fsyncs, the bridge must);
 then end to end (storescu -> bridge -> hub, until the hub lists every instance) against storescu
 -> storescp alone. Prints MB/s and ratios. Not a test: run it by hand.
@@ -116,10 +118,29 @@ def bridge(
         yield port, process
 
 
+@contextmanager
+def stock_scp(tmp: Path) -> Iterator[int]:
+    """A stock pynetdicom SCP with the bridge's durable spool, as its own process."""
+    port = free_port()
+    script = str(ROOT / "bench" / "stock_scp.py")
+    log = tmp / "stock_scp.log"
+    with log.open("wb") as fh:
+        popen = subprocess.Popen(
+            [sys.executable, script, str(port), str(tmp / "spool")],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    with running(Process("pynetdicom SCP", popen, log)):
+        wait_for(lambda: _listening(port) or popen.poll() is not None, 30, what="pynetdicom SCP")
+        assert popen.poll() is None, log.read_text()
+        yield port
+
+
 def rounds_of_ingest(
     folder: Path, tmp: Path, rounds: int, profile: Path | None, no_fsync_row: bool = False
 ) -> dict[str, list[float]]:
-    targets = ["storescp", "orthanc", "bridge", "spool alone"] + (
+    targets = ["storescp", "orthanc", "bridge", "pynetdicom SCP", "spool alone"] + (
         ["bridge-nofsync"] if no_fsync_row else []
     )
     times: dict[str, list[float]] = {name: [] for name in targets}
@@ -144,6 +165,12 @@ def _one_ingest(target: str, folder: Path, where: Path, profile: Path | None) ->
     if target == "orthanc":
         with orthanc(where, {}) as pacs:
             return storescu(pacs.dicom_port, "CLINICPACS", folder)
+    if target == "pynetdicom SCP":
+        with stock_scp(where) as port:
+            elapsed = storescu(port, "STOCKSCP", folder)
+        spooled = len(list((where / "spool" / "incoming").glob("*")))
+        assert spooled == len(list(folder.iterdir())), f"{spooled} instances spooled"
+        return elapsed
     with bridge(where, fsync=target != "bridge-nofsync") as (port, process):
         if profile is None or target != "bridge":
             return storescu(port, "SPOKE1", folder)
@@ -255,8 +282,11 @@ def _print_ingest(times: dict[str, list[float]], megabytes: float) -> None:
         rounds = " ".join(f"{v:.2f}" for v in values)
         ratio = "(no network)" if name == "spool alone" else f"{base / median:.2f}x"
         print(f"{name:<15} {median:>9.2f} {megabytes / median:>8.1f} {ratio:>12}   {rounds}")
+    bridge = statistics.median(times["bridge"])
+    print(f"bridge vs Orthanc: {statistics.median(times['orthanc']) / bridge:.2f}x")
     print(
-        f"bridge vs Orthanc: {statistics.median(times['orthanc']) / statistics.median(times['bridge']):.2f}x"
+        f"bridge vs a stock pynetdicom SCP, same spool: "
+        f"{statistics.median(times['pynetdicom SCP']) / bridge:.2f}x"
     )
     disk = statistics.median(times["spool alone"])
     print(
