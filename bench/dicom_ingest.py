@@ -2,11 +2,13 @@
 storescu to DCMTK storescp, to Orthanc (fsync on), to our bridge and to a stock pynetdicom SCP
 putting each instance into the bridge's same durable spool (bench/stock_scp.py: what the bridge's
 own receive loop gains over pynetdicom's public API), alternating, several rounds
-(and the same files spooled with no network, the disk's share: storescp never fsyncs, the bridge must);
+(and the same files spooled with no network, the disk's share: storescp never fsyncs, the bridge
+must);
 then end to end (storescu -> bridge -> hub, until the hub lists every instance) against storescu
 -> storescp alone. Prints MB/s and ratios. Not a test: run it by hand.
 
-    /work/venv/bin/python bench/dicom_ingest.py [--rounds 3] [--slices 200] [--profile DIR] [--no-fsync-row]
+    /work/venv/bin/python bench/dicom_ingest.py [--rounds 3] [--slices 200] [--profile DIR] [--no-
+    fsync-row]
 
 Needs DCMTK (storescu, storescp) and Orthanc (Debian packages dcmtk, orthanc). With --profile,
 py-spy records the bridge of the last round as a flame graph (SVG) in DIR. With --no-fsync-row,
@@ -105,7 +107,8 @@ def bridge_env(tmp: Path, port: int, hub_url: str, token: str) -> dict[str, str]
 def bridge(
     tmp: Path, hub_url: str = "http://127.0.0.1:9", token: str = "", fsync: bool = True
 ) -> Iterator[tuple[int, Process]]:
-    """Our bridge as its own process; with the default hub URL nothing is forwarded (ingest only)."""
+    """Our bridge as its own process; with the default hub URL nothing is forwarded (ingest
+    only)."""
     tmp.mkdir(parents=True, exist_ok=True)
     port = free_port()
     env = bridge_env(tmp, port, hub_url, token)
@@ -261,7 +264,8 @@ def main() -> int:
         files = write_series(make_ct_series(args.slices, rows=args.size, cols=args.size), folder)
         megabytes = sum(f.stat().st_size for f in files) / 1e6
         print(
-            f"CT series: {len(files)} files, {megabytes:.1f} MB; {args.rounds} rounds, alternating order"
+            f"CT series: {len(files)} files, {megabytes:.1f} MB; {args.rounds} rounds, "
+            "alternating order"
         )
         if not args.skip_ingest:
             times = rounds_of_ingest(
@@ -290,8 +294,10 @@ def _print_ingest(times: dict[str, list[float]], megabytes: float) -> None:
     )
     disk = statistics.median(times["spool alone"])
     print(
-        f"spool alone: {disk:.2f} s to write and fsync the same files, no network (storescp never fsyncs); "
-        f"storescp's time plus that would be {base / (base + disk):.2f}x storescp, before any overlap"
+        f"spool alone: {disk:.2f} s to write and fsync the same files, no network (storescp never "
+        "fsyncs); "
+        f"storescp's time plus that would be {base / (base + disk):.2f}x storescp, before any "
+        "overlap"
     )
 
 

@@ -1,7 +1,9 @@
 """Page-load times of the clinicians' pages with 500 cases in the database.
 
-    python bench/pages.py                 # hub on PostgreSQL (127.0.0.1:5432, database created and dropped)
-    python bench/pages.py --sqlite        # the embedded default (see the README on SQLite under eventlet)
+    python bench/pages.py                 # hub on PostgreSQL (127.0.0.1:5432, database created and
+    dropped)
+    python bench/pages.py --sqlite        # the embedded default (see the README on SQLite under
+    eventlet)
 
 Starts a real hub (eventlet) and the spoke of PHC-1, raises the cases through the hub's REST API
 (spread over specialties, priorities and the two spokes; some claimed and advised), then opens
@@ -183,7 +185,8 @@ def main() -> None:
                 page.context.close()
             browser.close()
     print(
-        "\n| page | user | server ms (p50) | DOMContentLoaded ms | load ms | HTML KiB |\n|---|---|---:|---:|---:|---:|"
+        "\n| page | user | server ms (p50) | DOMContentLoaded ms | load ms | HTML KiB "
+        "|\n|---|---|---:|---:|---:|---:|"
     )
     for name, user, server, dcl, load, size in rows:
         print(f"| {name} | {user} | {server:.0f} | {dcl:.0f} | {load:.0f} | {size / 1024:.0f} |")

@@ -6,7 +6,8 @@ the event (inside the advising transaction, just before commit) to the client's 
     python bench/realtime.py                       # 100, 500, 1000 clients; 1 and 2 processes
     python bench/realtime.py --clients 1000 --advice 300 --processes 1
 
-Needs: PostgreSQL and Redis for the two-process runs (as the tests do), aiohttp (pip install aiohttp).
+Needs: PostgreSQL and Redis for the two-process runs (as the tests do), aiohttp (pip install
+aiohttp).
 Prints a table; nothing here is a pass/fail test.
 """
 
@@ -226,15 +227,18 @@ def main() -> None:
     args = parser.parse_args()
     _raise_fd_limit()
     print(
-        f"{'clients':>7} {'procs':>5} {'held':>6} {'connect s':>9} {'advice':>6} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'hub RSS MB':>12}"
+        f"{'clients':>7} {'procs':>5} {'held':>6} {'connect s':>9} {'advice':>6} {'p50 ms':>7} "
+        f"{'p99 ms':>7} {'max ms':>7} {'hub RSS MB':>12}"
     )
     for processes in args.processes:
         for n in args.clients:
             r = run(n, processes, args.advice)
             lat = r.latencies_ms
             print(
-                f"{r.clients:>7} {r.processes:>5} {r.connected:>6} {r.connect_s:>9.2f} {len(lat):>6} "
-                f"{_pct(lat, 50):>7.1f} {_pct(lat, 99):>7.1f} {max(lat):>7.1f} {'/'.join(f'{m:.0f}' for m in r.rss_mb):>12}",
+                f"{r.clients:>7} {r.processes:>5} {r.connected:>6} {r.connect_s:>9.2f} "
+                f"{len(lat):>6} "
+                f"{_pct(lat, 50):>7.1f} {_pct(lat, 99):>7.1f} {max(lat):>7.1f} "
+                f"{'/'.join(f'{m:.0f}' for m in r.rss_mb):>12}",
                 flush=True,
             )
 

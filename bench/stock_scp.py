@@ -39,7 +39,7 @@ def main() -> int:
     ae = AE(ae_title="STOCKSCP")
     ae.maximum_pdu_size = 0
     for context in AllStoragePresentationContexts:
-        ae.add_supported_context(context.abstract_syntax, TRANSFER_SYNTAXES)
+        ae.add_supported_context(str(context.abstract_syntax), TRANSFER_SYNTAXES)
     server = ae.start_server(
         ("127.0.0.1", port), block=False, evt_handlers=[(evt.EVT_C_STORE, handle_store, [spool])]
     )
@@ -47,7 +47,8 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     stop.wait()
-    server.shutdown()
+    if server is not None:
+        server.shutdown()
     spool.close()
     return 0
 

@@ -26,7 +26,8 @@ METHOD = "PS3.15 E.1 Basic Application Confidentiality Profile"
 # PS3.16 CID 7050: the profile and the options applied.
 BASIC_PROFILE_CODE = ("113100", "Basic Application Confidentiality Profile")
 MODIFIED_DATES_CODE = ("113107", "Retain Longitudinal Temporal Information Modified Dates Option")
-# Well-known UIDs (SOP classes, transfer syntaxes, coding schemes) are the standard's, not the patient's.
+# Well-known UIDs (SOP classes, transfer syntaxes, coding schemes) are the standard's, not the
+# patient's.
 _STANDARD_UID_ROOT = "1.2.840.10008."
 _KEEP_UIDS = {
     "SOPClassUID",
@@ -48,26 +49,36 @@ def _words(text: str) -> frozenset[str]:
 # Table E.1-1, action X (remove). Free text and identifiers of people, places and devices.
 REMOVE = _words(
     "PatientAge PatientWeight PatientSize PatientAddress PatientBirthTime PatientBirthName "
-    "PatientMotherBirthName PatientTelephoneNumbers PatientComments PatientState PatientReligiousPreference "
-    "OtherPatientIDs OtherPatientNames OtherPatientIDsSequence MedicalRecordLocator EthnicGroup Occupation "
-    "AdditionalPatientHistory AdmittingDiagnosesDescription MilitaryRank BranchOfService CountryOfResidence "
-    "RegionOfResidence PregnancyStatus SmokingStatus PatientInsurancePlanCodeSequence ResponsiblePerson "
+    "PatientMotherBirthName PatientTelephoneNumbers PatientComments PatientState "
+    "PatientReligiousPreference "
+    "OtherPatientIDs OtherPatientNames OtherPatientIDsSequence MedicalRecordLocator EthnicGroup "
+    "Occupation "
+    "AdditionalPatientHistory AdmittingDiagnosesDescription MilitaryRank BranchOfService "
+    "CountryOfResidence "
+    "RegionOfResidence PregnancyStatus SmokingStatus PatientInsurancePlanCodeSequence "
+    "ResponsiblePerson "
     "ResponsibleOrganization ReferringPhysicianAddress ReferringPhysicianTelephoneNumbers "
-    "ReferringPhysicianIdentificationSequence PerformingPhysicianName PerformingPhysicianIdentificationSequence "
-    "NameOfPhysiciansReadingStudy PhysiciansOfRecord PhysiciansOfRecordIdentificationSequence RequestingPhysician "
-    "OperatorsName OperatorIdentificationSequence InstitutionName InstitutionAddress InstitutionalDepartmentName "
-    "InstitutionCodeSequence StationName DeviceSerialNumber StudyDescription SeriesDescription ImageComments "
+    "ReferringPhysicianIdentificationSequence PerformingPhysicianName "
+    "PerformingPhysicianIdentificationSequence "
+    "NameOfPhysiciansReadingStudy PhysiciansOfRecord PhysiciansOfRecordIdentificationSequence "
+    "RequestingPhysician "
+    "OperatorsName OperatorIdentificationSequence InstitutionName InstitutionAddress "
+    "InstitutionalDepartmentName "
+    "InstitutionCodeSequence StationName DeviceSerialNumber StudyDescription SeriesDescription "
+    "ImageComments "
     "ProtocolName DerivationDescription RequestAttributesSequence RequestedProcedureDescription "
     "RequestedProcedureID ScheduledProcedureStepDescription ScheduledProcedureStepID "
     "PerformedProcedureStepDescription PerformedProcedureStepID PerformedProcedureStepStartDate "
     "PerformedProcedureStepStartTime PerformedProcedureStepEndDate PerformedProcedureStepEndTime "
     "ReferencedPatientSequence ReferencedStudySequence ReferencedPerformedProcedureStepSequence "
     "AdmissionID IssuerOfAdmissionID ServiceEpisodeID ServiceEpisodeDescription VisitComments "
-    "CurrentPatientLocation PatientInstitutionResidence InterpretationRecorder InterpretationAuthor "
+    "CurrentPatientLocation PatientInstitutionResidence InterpretationRecorder "
+    "InterpretationAuthor "
     "TextComments TextString ContrastBolusAgent ImagePathFilterTypeStackCodeSequence "
     "AcquisitionComments ReasonForStudy RequestedContrastAgent StudyComments IssuerOfPatientID "
     "PatientSexNeutered PatientSpeciesDescription PatientBreedDescription RequestingService "
-    "IdentifyingComments ModifiedAttributesSequence OriginalAttributesSequence DigitalSignaturesSequence"
+    "IdentifyingComments ModifiedAttributesSequence OriginalAttributesSequence "
+    "DigitalSignaturesSequence"
 )
 # Action Z (zero length): type 2 attributes that must stay present.
 EMPTY = _words(
@@ -77,15 +88,18 @@ EMPTY = _words(
 # Dates and times: emptied (Z) or removed (X), or shifted with the Modified Dates option.
 EMPTY_DATES = _words("StudyDate StudyTime ContentDate ContentTime")
 REMOVE_DATES = _words(
-    "SeriesDate SeriesTime AcquisitionDate AcquisitionTime AcquisitionDateTime InstanceCreationDate "
-    "InstanceCreationTime OverlayDate OverlayTime CurveDate CurveTime DateOfLastCalibration TimeOfLastCalibration "
+    "SeriesDate SeriesTime AcquisitionDate AcquisitionTime AcquisitionDateTime "
+    "InstanceCreationDate "
+    "InstanceCreationTime OverlayDate OverlayTime CurveDate CurveTime DateOfLastCalibration "
+    "TimeOfLastCalibration "
     "ScheduledProcedureStepStartDate ScheduledProcedureStepStartTime ScheduledProcedureStepEndDate "
     "ScheduledProcedureStepEndTime"
 )
 
 
 class BurnedInAnnotation(ValueError):
-    """The image says its pixels show text (e.g. the patient's name): the profile cannot clean it."""
+    """The image says its pixels show text (e.g. the patient's name): the profile cannot clean
+    it."""
 
 
 @dataclass(frozen=True)
@@ -99,7 +113,8 @@ class Profile:
 
 
 def new_uid(key: bytes, uid: str) -> str:
-    """The replacement of ``uid``: ``2.25.`` and 128 bits of HMAC-SHA256 (PS3.5 B.2), stable per key."""
+    """The replacement of ``uid``: ``2.25.`` and 128 bits of HMAC-SHA256 (PS3.5 B.2), stable per
+    key."""
     digest = hmac.new(
         key, uid.strip().rstrip("\x00").encode("ascii", "replace"), hashlib.sha256
     ).digest()
@@ -128,7 +143,8 @@ def check_burned_in(ds: Dataset, profile: Profile) -> None:
     if value == "YES" and not profile.allow_burned_in:
         modality = str(ds.get("Modality", "") or "?")
         raise BurnedInAnnotation(
-            f"{modality} image has BurnedInAnnotation=YES: the pixels may show the patient's identity "
+            f"{modality} image has BurnedInAnnotation=YES: the pixels may show the patient's "
+            "identity "
             "and de-identification cannot remove it (set deid_allow_burned_in to forward anyway)"
         )
 

@@ -129,7 +129,8 @@ def _us(value: int) -> bytes:
 def encode_response(
     request: Command, status: int, *, dataset: bool = False, with_instance: bool = False
 ) -> bytes:
-    """Encode the response to ``request`` with ``status`` (its Command Field with the response bit)."""
+    """Encode the response to ``request`` with ``status`` (its Command Field with the response
+    bit)."""
     elements = []
     if request.sop_class_uid:
         elements.append(_element(AFFECTED_SOP_CLASS_UID, request.sop_class_uid.encode("ascii")))

@@ -341,7 +341,8 @@ class Forwarder:
     # -- one request -----------------------------------------------------------------------------
 
     def forward_once(self) -> bool:
-        """Send one batch now, in this thread; return False if the spool was empty. Raises RetryLater."""
+        """Send one batch now, in this thread; return False if the spool was empty. Raises
+        RetryLater."""
         pending = self.spool.pending()
         self._register(pending)
         if not pending:

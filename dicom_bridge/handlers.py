@@ -43,7 +43,8 @@ def _meta_element(element: int, vr: bytes, value: bytes, pad: bytes = b"\x00") -
 def part10_header(
     sop_class_uid: str, sop_instance_uid: str, transfer_syntax: str, source_ae: str
 ) -> bytes:
-    """The preamble and File Meta Information (PS3.10 7.1) of an instance received over the network."""
+    """The preamble and File Meta Information (PS3.10 7.1) of an instance received over the
+    network."""
     body = b"".join(
         [
             _meta_element(0x0001, b"OB", b"\x00\x01"),

@@ -63,7 +63,8 @@ def scan_accession_number(head: bytes) -> str | None:
 
 
 class CaseDirectory:
-    """AccessionNumber -> case uid, from the worklist; asks the spoke again on a miss (rate limited)."""
+    """AccessionNumber -> case uid, from the worklist; asks the spoke again on a miss (rate
+    limited)."""
 
     def __init__(
         self,

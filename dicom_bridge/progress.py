@@ -35,7 +35,8 @@ CREATE TABLE IF NOT EXISTS instances (
 CREATE INDEX IF NOT EXISTS instances_accession ON instances (accession);
 CREATE TABLE IF NOT EXISTS links (accession TEXT PRIMARY KEY, case_uid TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS pushed (
-    case_uid TEXT PRIMARY KEY, received INTEGER NOT NULL, at_hub INTEGER NOT NULL, rejected INTEGER NOT NULL
+    case_uid TEXT PRIMARY KEY, received INTEGER NOT NULL, at_hub INTEGER NOT NULL,
+    rejected INTEGER NOT NULL
 );
 """
 
@@ -93,7 +94,8 @@ class Ledger:
         Returns how many were new."""
         with self._transaction() as db:
             cursor = db.executemany(
-                "INSERT OR IGNORE INTO instances (sop_uid, accession, state) VALUES (?, ?, 'received')",
+                "INSERT OR IGNORE INTO instances (sop_uid, accession, state) VALUES (?, ?, "
+                "'received')",
                 list(items),
             )
             return max(cursor.rowcount, 0)

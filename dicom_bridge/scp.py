@@ -1,5 +1,6 @@
 """The bridge's DICOM service: Verification, the Modality Worklist and every storage SOP class
-pynetdicom knows, with uncompressed and compressed transfer syntaxes accepted and stored as received.
+pynetdicom knows, with uncompressed and compressed transfer syntaxes accepted and stored as
+received.
 """
 
 from __future__ import annotations
@@ -95,7 +96,8 @@ def start_scp(
 ) -> DicomServer:
     """Start the bridge's DICOM server in the background on ``(settings.host, settings.port)``.
 
-    ``server.server_address`` has the bound port (useful with port 0); ``server.shutdown()`` stops it.
+    ``server.server_address`` has the bound port (useful with port 0); ``server.shutdown()`` stops
+    it.
     """
     config = server_config(settings)
     return DicomServer(

@@ -149,7 +149,8 @@ class Association:
         self._context_id = 0
         self._instance: StoredInstance | None = None
         self._dataset: bytearray | None = None
-        # The C-FIND being answered (only a C-CANCEL of it may arrive meanwhile), and whether it was.
+        # The C-FIND being answered (only a C-CANCEL of it may arrive meanwhile), and whether it
+        # was.
         self._finding: Command | None = None
         self._find_cancelled = False
 
@@ -355,7 +356,8 @@ class Association:
             self._complete()
 
     def _stream_into(self, instance: StoredInstance | None, size: int) -> None:
-        """Pass ``size`` bytes from the socket to ``instance`` (None: drop them), a chunk at a time."""
+        """Pass ``size`` bytes from the socket to ``instance`` (None: drop them), a chunk at a
+        time."""
         while size:
             view = self._chunk[: min(size, CHUNK)]
             got = self.rfile.readinto(view)
@@ -534,7 +536,8 @@ class Association:
         return data
 
     def abort(self) -> None:
-        """Cut the connection (server shutdown): the thread ends, an unfinished instance is dropped."""
+        """Cut the connection (server shutdown): the thread ends, an unfinished instance is
+        dropped."""
         self._send_abort(0x00)
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)

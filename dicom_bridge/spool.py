@@ -254,7 +254,8 @@ class Spool:
             self._spares.append(fd)
 
     def _nameless_file(self) -> int:
-        """A nameless, writable file in ``incoming/`` (a spare if one is ready); -1 if unsupported."""
+        """A nameless, writable file in ``incoming/`` (a spare if one is ready); -1 if
+        unsupported."""
         with self._lock:
             if self._spares:
                 return self._spares.pop()

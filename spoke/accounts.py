@@ -108,7 +108,8 @@ class Accounts:
 
     # -- local bearer tokens ------------------------------------------------------------------
     def issue_token(self, doctor: ClinicDoctor) -> tuple[str, int]:
-        """A new bearer token for ``doctor`` and its lifetime in seconds; only its sha256 is kept."""
+        """A new bearer token for ``doctor`` and its lifetime in seconds; only its sha256 is
+        kept."""
         raw = secrets.token_urlsafe(32)
         now = self.clock.now()
         with self.db.session() as session:

@@ -16,7 +16,8 @@ class HubUnavailable(Exception):
 
 
 class HubRefused(Exception):
-    """The hub answered with a 4xx: ``status``, the hub's error ``code``, ``message``, ``fields``."""
+    """The hub answered with a 4xx: ``status``, the hub's error ``code``, ``message``,
+    ``fields``."""
 
     def __init__(
         self, status: int, code: str, message: str, fields: dict[str, Any] | None = None

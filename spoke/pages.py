@@ -294,14 +294,16 @@ def post_message(uid: str) -> ResponseReturnValue:
         _at_hub(
             lambda: api.provide_info(case["hub_id"], f"{g.doctor.name}: {text}"),
             _(
-                "The hub cannot be reached now: your message was not sent. Try again when the link is back."
+                "The hub cannot be reached now: your message was not sent. Try again when the "
+                "link is back."
             ),
         )
     else:
         _at_hub(
             lambda: api.post_message(case["hub_id"], f"{g.doctor.name}: {text}"),
             _(
-                "The hub cannot be reached now: your message was not sent. Try again when the link is back."
+                "The hub cannot be reached now: your message was not sent. Try again when the "
+                "link is back."
             ),
         )
     return redirect(url_for("pages.case_page", uid=uid))
@@ -328,7 +330,8 @@ def close_case(uid: str) -> ResponseReturnValue:
         _at_hub(
             lambda: spoke().hub_api.close_case(case["hub_id"]),
             _(
-                "The hub cannot be reached now: the case was not closed. Try again when the link is back."
+                "The hub cannot be reached now: the case was not closed. Try again when the link "
+                "is back."
             ),
         )
     return redirect(url_for("pages.case_page", uid=uid))

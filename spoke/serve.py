@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> None:
             settings.host,
             server.effective_port,
             settings.hub_url,
-        )  # type: ignore[union-attr]
+        )
         server.run()
     finally:
         server.close()

@@ -123,7 +123,8 @@ class CaseStore:
 
     # -- the outbox --------------------------------------------------------------------------
     def raise_case(self, data: dict[str, Any], raised_by: str | None) -> dict[str, Any]:
-        """Store a validated case (``CaseCreateSchema``) as pending; the same uid again returns it."""
+        """Store a validated case (``CaseCreateSchema``) as pending; the same uid again returns
+        it."""
         uid = str(data.get("uid") or uuid.uuid4())
         now = self.clock.now()
         with self.db.session() as session:
@@ -452,7 +453,7 @@ class CaseStore:
                     LocalCase.uid.not_in(have),
                 )
             ).all()
-            return [(uid, int(hub_id)) for uid, hub_id in rows]
+            return [(uid, hub_id) for uid, hub_id in rows if hub_id is not None]
 
     # -- state --------------------------------------------------------------------------------
     def last_seq(self) -> int:

@@ -24,7 +24,8 @@ def default_url(settings: Mapping[str, Any]) -> str:
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for ``url``. SQLite: WAL, foreign keys, and waiting for locks instead of failing."""
+    """An engine for ``url``. SQLite: WAL, foreign keys, and waiting for locks instead of
+    failing."""
     if url.startswith("sqlite"):
         kwargs.setdefault("connect_args", {"check_same_thread": False, "timeout": 30})
         engine = create_engine(url, **kwargs)

@@ -148,15 +148,18 @@ class Demo:
             f"""
 Teleconsult demo is running (data in {root}; logs in {root / "logs"}).
 
-  Hub (specialists, supervisors, API)   {hub_url}          REST {hub_url}/api/v1   DICOMweb {hub_url}/dicomweb
+  Hub (specialists, supervisors, API)   {hub_url}
+                                        REST {hub_url}/api/v1   DICOMweb {hub_url}/dicomweb
   Spoke PHC-1 (clinic doctors)          {spoke_url}
-  DICOM bridge of PHC-1                 AE title SPOKE1 on {self.host}:{self.dicom_port} (accepts any calling AE: demo only)
+  DICOM bridge of PHC-1                 AE title SPOKE1 on {self.host}:{self.dicom_port}
+                                        (accepts any calling AE: demo only)
 
   Logins (password '{DEMO_PASSWORD}', demo only):
     admin · supervisor sup1 · specialists ortho1 radio1 med1 ent1 eye1
     clinic doctors clinic1 clinic2 clinic3 (spoke PHC-1), clinic4 clinic5 (spoke PHC-2)
 
-  Worklist:     findscu -v -W -aec SPOKE1 {self.host} {self.dicom_port} -k PatientID -k AccessionNumber -k RequestedProcedureDescription
+  Worklist:     findscu -v -W -aec SPOKE1 {self.host} {self.dicom_port} -k PatientID \\
+                    -k AccessionNumber -k RequestedProcedureDescription
   Send images:  storescu -aec SPOKE1 {self.host} {self.dicom_port} +sd <folder of .dcm>
                 (with AccessionNumber = the case's accession number; otherwise the study waits in
                 the clinic's inbox to be attached by hand)
@@ -171,7 +174,8 @@ Press Ctrl-C to stop.
             for child in self.children:
                 if child.popen.poll() is not None:
                     print(
-                        f"The {child.name} stopped (exit {child.popen.returncode}); stopping the demo. "
+                        f"The {child.name} stopped (exit {child.popen.returncode}); stopping the "
+                        "demo. "
                         f"Last lines of {child.log}:\n{_tail(child.log)}",
                         file=sys.stderr,
                     )

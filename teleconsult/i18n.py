@@ -1,6 +1,7 @@
 """Languages of the pages (English, Hindi, Vietnamese, Russian) with Flask-Babel.
 
-The catalogs are text (``teleconsult/translations/<lang>/LC_MESSAGES/messages.po``); they are compiled to
+The catalogs are text (``teleconsult/translations/<lang>/LC_MESSAGES/messages.po``); they are
+compiled to
 ``.mo`` at app start into a temporary folder, so no binary is kept in the repository.
 """
 
@@ -44,7 +45,8 @@ _compiled: Path | None = None
 
 
 def init_babel(app: Flask, user_language: Callable[[], str | None]) -> None:
-    """Flask-Babel with the user's language: their saved choice, else the session's, else the browser's."""
+    """Flask-Babel with the user's language: their saved choice, else the session's, else the
+    browser's."""
     global _compiled
     if _compiled is None:
         _compiled = compile_catalogs()

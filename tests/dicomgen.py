@@ -31,7 +31,7 @@ def _phantom(rows: int, cols: int, slice_index: int, n_slices: int) -> np.ndarra
 
 def _file_meta(sop_instance_uid: UID, sop_class: str = CTImageStorage) -> FileMetaDataset:
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = sop_class
+    meta.MediaStorageSOPClassUID = UID(sop_class)
     meta.MediaStorageSOPInstanceUID = sop_instance_uid
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID

@@ -107,7 +107,8 @@ class SupervisionLink(Base):
 
 
 class ApiToken(Base):
-    """A bearer token given to a user at login; stored as its sha256 so a leak of the DB is no key."""
+    """A bearer token given to a user at login; stored as its sha256 so a leak of the DB is no
+    key."""
 
     __tablename__ = "api_tokens"
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -63,7 +63,7 @@ def rooms_for(principal: Principal) -> frozenset[str]:
     return frozenset(rooms)
 
 
-class HubNamespace(Namespace):
+class HubNamespace(Namespace):  # type: ignore[misc]  # flask_socketio has no type hints
     def __init__(self, presence: Presence, namespace: str = "/") -> None:
         super().__init__(namespace)
         self.presence = presence

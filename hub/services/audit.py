@@ -1,4 +1,5 @@
-"""The audit log: every read of a case, image or advice, and every change, by whom and from where."""
+"""The audit log: every read of a case, image or advice, and every change, by whom and from
+where."""
 
 from __future__ import annotations
 

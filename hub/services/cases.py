@@ -141,11 +141,15 @@ class CaseService(WorkflowService):
     def _next_token_number(self, specialty_id: int, day: date) -> int:
         dialect = self.session.get_bind().dialect.name
         insert = pg_insert if dialect == "postgresql" else sqlite_insert
-        stmt = insert(TokenCounter).values(specialty_id=specialty_id, day=day, last=1)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[TokenCounter.specialty_id, TokenCounter.day],
-            set_={"last": TokenCounter.last + 1},
-        ).returning(TokenCounter.last)
+        stmt = (
+            insert(TokenCounter)
+            .values(specialty_id=specialty_id, day=day, last=1)
+            .on_conflict_do_update(
+                index_elements=[TokenCounter.specialty_id, TokenCounter.day],
+                set_={"last": TokenCounter.last + 1},
+            )
+            .returning(TokenCounter.last)
+        )
         return int(self.session.execute(stmt).scalar_one())
 
     # -- reading ---------------------------------------------------------------------------

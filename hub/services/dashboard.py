@@ -74,6 +74,8 @@ class DashboardService:
         ).all()
         waits = []
         for submitted, responded, status in rows:
+            if submitted is None:
+                continue
             if responded is not None:
                 waits.append((responded - submitted).total_seconds())
             elif status in {s.value for s in OPEN}:

@@ -86,7 +86,8 @@ def study_scope(principal: Principal) -> ColumnElement[bool]:
 
 
 def _text_match(column: Any, value: str) -> ColumnElement[bool]:
-    """Single value matching with DICOM wildcards (* and ?); a list of values separated by commas."""
+    """Single value matching with DICOM wildcards (* and ?); a list of values separated by
+    commas."""
     values = [v for v in value.replace("\\", ",").split(",") if v]
     conditions = []
     for v in values:
@@ -301,7 +302,8 @@ class ImageReader:
 
     def _instance_json(self, study: Study, instance: Instance) -> dict[str, Any]:
         series_uid = instance.series.series_uid
-        url = f"{self.base_url}/studies/{study.study_uid}/series/{series_uid}/instances/{instance.sop_uid}"
+        series_url = f"{self.base_url}/studies/{study.study_uid}/series/{series_uid}"
+        url = f"{series_url}/instances/{instance.sop_uid}"
         return {
             "00080016": attr("UI", instance.sop_class_uid),
             "00080018": attr("UI", instance.sop_uid),
@@ -358,7 +360,8 @@ class ImageReader:
         return run_cpu(_metadata_of_files, jobs)
 
     def _instance_url(self, study_uid: str, instance: Instance) -> str:
-        return f"{self.base_url}/studies/{study_uid}/series/{instance.series.series_uid}/instances/{instance.sop_uid}"
+        series_url = f"{self.base_url}/studies/{study_uid}/series/{instance.series.series_uid}"
+        return f"{series_url}/instances/{instance.sop_uid}"
 
     # -- helpers ---------------------------------------------------------------------------------
     def _study(self, principal: Principal, study_uid: str) -> Study:

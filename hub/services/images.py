@@ -1,4 +1,5 @@
-"""The hub's image store: each DICOM instance once, as a file on disk plus a row, linked to its case."""
+"""The hub's image store: each DICOM instance once, as a file on disk plus a row, linked to its
+case."""
 
 from __future__ import annotations
 
@@ -393,7 +394,7 @@ def _with_preamble(raw: bytes) -> bytes:
 
 def _ids_from_file_meta(raw: bytes) -> tuple[str, str]:
     try:
-        meta = read_file_meta_info(BytesIO(raw))
+        meta = read_file_meta_info(BytesIO(raw))  # type: ignore[arg-type]  # it reads file-likes
     except Exception:
         return "", ""
     sop_class, sop_uid = (

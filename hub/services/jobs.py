@@ -118,7 +118,8 @@ class HubJobs:
             case.sla_breached_at = now
             supervisor = self.flow.router.supervisor_of(case)
             late = int((now - (case.sla_due_at or now)).total_seconds())
-            reason = f"no first response within {self.policy.sla(case.priority)} (due {case.sla_due_at:%H:%M})"
+            due_time = f"{case.sla_due_at:%H:%M}"
+            reason = f"no first response within {self.policy.sla(case.priority)} (due {due_time})"
             self.flow.note(case, "sla_breached", HUB, reason)
             audit(
                 self.session,

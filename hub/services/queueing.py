@@ -126,7 +126,7 @@ class QueueBoard:
                 .order_by(Case.finished_at.desc())
                 .limit(self.router.policy.handling_sample)
             ).all()
-            durations = [(f - s).total_seconds() for s, f in recent]
+            durations = [(f - s).total_seconds() for s, f in recent if s and f]
             on_duty = sum(
                 1 for u in self.router.specialists(specialty_id) if self.router.on_duty(u)
             )

@@ -70,7 +70,7 @@ class Router:
             .where(Case.status.in_(_ACTIVE), Case.assigned_to_id.in_(user_ids))
             .group_by(Case.assigned_to_id)
         ).all()
-        return {int(uid): (int(n), last) for uid, n, last in rows}
+        return {uid: (int(n), last) for uid, n, last in rows if uid is not None}
 
     def loads(self, specialty_id: int) -> list[SpecialistLoad]:
         now = self.clock.now()

@@ -114,7 +114,8 @@ class SupervisionService:
             "unsupervised": [ref(d) for d in group.unsupervised],
             "shortfall": missing,
             "shortfall_text": (
-                f"{missing} specialist{'s' if missing != 1 else ''} missing in {specialty.name.lower()}"
+                f"{missing} specialist{'s' if missing != 1 else ''} missing in "
+                f"{specialty.name.lower()}"
                 if missing
                 else ""
             ),

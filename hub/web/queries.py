@@ -98,7 +98,8 @@ def foreign_patient_ids(session: Session, case: Case) -> list[str]:
 
 
 def viewer_series(session: Session, case_id: int) -> list[dict[str, Any]]:
-    """The case's series with their instances in slice order and frame counts (the viewer's index)."""
+    """The case's series with their instances in slice order and frame counts (the viewer's
+    index)."""
     studies = session.scalars(
         select(Study)
         .where(Study.case_id == case_id)

@@ -47,7 +47,8 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture
 def shots(tmp_path: Path) -> Path:
-    """Where screenshots go: $TELECONSULT_SCREENSHOTS, else the test's tmp folder (never committed)."""
+    """Where screenshots go: $TELECONSULT_SCREENSHOTS, else the test's tmp folder (never
+    committed)."""
     folder = Path(os.environ.get("TELECONSULT_SCREENSHOTS") or tmp_path / "screenshots")
     folder.mkdir(parents=True, exist_ok=True)
     return folder

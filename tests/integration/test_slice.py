@@ -170,7 +170,8 @@ def _check_images_at_hub(s: Slice, people: People, case_id: int, sent: dict[str,
     study = wait_for(all_there, 30, what="all instances at the hub")[0]
     series_uid = study["series"][0]["series_uid"]
     for sop_uid, original in sent.items():
-        url = f"{s.hub.url}/dicomweb/studies/{study['study_uid']}/series/{series_uid}/instances/{sop_uid}"
+        series = f"{s.hub.url}/dicomweb/studies/{study['study_uid']}/series/{series_uid}"
+        url = f"{series}/instances/{sop_uid}"
         r = requests.get(url, headers=headers, timeout=10)
         assert r.status_code == 200
         ((_, stored),) = parse_related(r.content, r.headers["Content-Type"].split("boundary=")[1])

@@ -1,4 +1,5 @@
-"""`teleconsult demo`: three processes up, the banner printed, and Ctrl-C leaves no process behind."""
+"""`teleconsult demo`: three processes up, the banner printed, and Ctrl-C leaves no process
+behind."""
 
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ def _start_demo(tmp_path: Path) -> tuple[subprocess.Popen[str], dict[str, int], 
 
 
 def _children(pid: int) -> list[psutil.Process]:
-    return psutil.Process(pid).children(recursive=True)
+    return list(psutil.Process(pid).children(recursive=True))
 
 
 def _gone(procs: list[psutil.Process]) -> bool:

@@ -74,7 +74,8 @@ def orthanc_config(
 def orthanc(tmp: Path, modalities: dict[str, list[object]]) -> Iterator[RunningOrthanc]:
     """Start Orthanc with ``DicomModalities`` = ``modalities``; yields its REST URL and DICOM port.
 
-    Orthanc's DICOM layer is DCMTK's: ``TCP_NODELAY=1`` turns Nagle's algorithm off, as for the tools.
+    Orthanc's DICOM layer is DCMTK's: ``TCP_NODELAY=1`` turns Nagle's algorithm off, as for the
+    tools.
     """
     import os
     import subprocess

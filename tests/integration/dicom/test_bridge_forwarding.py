@@ -1,5 +1,6 @@
 """The bridge's forwarder with real processes: de-identified images reach the right case and the
-clinic sees how far they got; a hub killed and restarted mid-transfer loses and duplicates nothing."""
+clinic sees how far they got; a hub killed and restarted mid-transfer loses and duplicates
+nothing."""
 
 from __future__ import annotations
 

@@ -47,14 +47,14 @@ def test_dicomweb_client_stores_searches_and_reads_back(tmp_path: Path) -> None:
         (study,) = supervisor.search_for_studies(search_filters={"PatientID": "PSEUDO-DWC"})  # type: ignore[attr-defined]
         assert sorted(study["00080061"]["Value"]) == ["CT", "US"]
         assert supervisor.search_for_studies(search_filters={"AccessionNumber": "OTHER"}) == []  # type: ignore[attr-defined]
-        series = supervisor.search_for_series(
+        series = supervisor.search_for_series(  # type: ignore[attr-defined]
             ct[0].StudyInstanceUID, search_filters={"Modality": "CT"}
-        )  # type: ignore[attr-defined]
+        )
         assert [s["0020000E"]["Value"][0] for s in series] == [ct[0].SeriesInstanceUID]
 
-        metadata = supervisor.retrieve_series_metadata(
+        metadata = supervisor.retrieve_series_metadata(  # type: ignore[attr-defined]
             ct[0].StudyInstanceUID, ct[0].SeriesInstanceUID
-        )  # type: ignore[attr-defined]
+        )
         assert sorted(m["00080018"]["Value"][0] for m in metadata) == sorted(
             d.SOPInstanceUID for d in ct
         )

@@ -82,7 +82,8 @@ def test_orthanc_forwards_a_study_through_the_bridge_to_the_hub(tmp_path: Path) 
             f"{hub.url}/dicomweb/studies?AccessionNumber={accession}", headers=headers, timeout=10
         ).json()
         assert [s["00201208"]["Value"][0] for s in studies] == [len(files)]
-        base = f"{hub.url}/dicomweb/studies/{us.StudyInstanceUID}/series/{us.SeriesInstanceUID}/instances/{us.SOPInstanceUID}"
+        series = f"{hub.url}/dicomweb/studies/{us.StudyInstanceUID}/series/{us.SeriesInstanceUID}"
+        base = f"{series}/instances/{us.SOPInstanceUID}"
         r = requests.get(base, headers=headers, timeout=10)
         ((_, stored),) = parse_related(r.content, r.headers["Content-Type"].split("boundary=")[1])
         # Orthanc relays the dataset unchanged: JPEG-LS in, JPEG-LS at the hub.

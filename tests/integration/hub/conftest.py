@@ -42,7 +42,7 @@ class HubHarness:
             "/api/v1/cases", json=case_body(**fields), headers=headers or self.spoke()
         )
         assert r.status_code == 201, r.json
-        return dict(r.json)
+        return dict(r.get_json())
 
 
 def case_body(**fields: Any) -> dict[str, Any]:

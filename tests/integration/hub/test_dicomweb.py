@@ -60,7 +60,7 @@ def test_stow_stores_each_instance_once_links_it_by_accession_and_wado_returns_t
     assert studies[0]["study_uid"] == series[0].StudyInstanceUID
     assert studies[0]["series"][0]["instances"] == 3
     ds = series[1]
-    url = f"/dicomweb/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/instances/{ds.SOPInstanceUID}"
+    url = _base(ds)
     r = hub.client.get(url, headers=hub.login("ortho1"))
     assert r.status_code == 200
     boundary = r.headers["Content-Type"].split("boundary=")[1]
@@ -215,7 +215,7 @@ def _json(hub: HubHarness, url: str, headers: dict[str, str]) -> list[dict[str, 
     r = hub.client.get(url, headers=headers)
     assert r.status_code == 200, r.data[:300]
     assert r.headers["Content-Type"].startswith("application/dicom+json")
-    return list(r.json)
+    return list(r.get_json())
 
 
 def _value(item: dict[str, Any], tag: str) -> Any:
@@ -232,7 +232,8 @@ def _png(data: bytes) -> np.ndarray:
 
 
 def _base(ds: Dataset) -> str:
-    return f"/dicomweb/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/instances/{ds.SOPInstanceUID}"
+    series = f"/dicomweb/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+    return f"{series}/instances/{ds.SOPInstanceUID}"
 
 
 def test_qido_finds_studies_by_patient_accession_date_and_modality(hub: HubHarness) -> None:

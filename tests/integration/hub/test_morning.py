@@ -83,7 +83,7 @@ class Morning:
             "/api/v1/cases", json=body, headers={**spoke, "Idempotency-Key": f"am-{n}"}
         )
         assert r.status_code == 201, r.json
-        self.raised.append({**r.json, "doctor": doctor})
+        self.raised.append({**r.get_json(), "doctor": doctor})
 
     def work(self) -> None:
         """Each on-duty specialist advises the case they have reviewed for 10 minutes, then

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -52,7 +53,7 @@ def _spool_all(spool: Spool, files: list[Path]) -> None:
 
 
 def test_success_empties_the_spool_and_the_hub_gets_identical_bytes(
-    spool: Spool, fake_hub: FakeHub, make_forwarder, ct_files: list[Path]
+    spool: Spool, fake_hub: FakeHub, make_forwarder: Any, ct_files: list[Path]
 ) -> None:
     _spool_all(spool, ct_files)
 
@@ -70,7 +71,7 @@ def test_success_empties_the_spool_and_the_hub_gets_identical_bytes(
 
 
 def test_new_instances_are_sent_when_the_forwarder_is_woken(
-    spool: Spool, fake_hub: FakeHub, make_forwarder, ct_files: list[Path]
+    spool: Spool, fake_hub: FakeHub, make_forwarder: Any, ct_files: list[Path]
 ) -> None:
     forwarder = make_forwarder()
     wait_for(lambda: forwarder.status()["pending"] == 0)
@@ -121,7 +122,7 @@ def test_the_next_request_goes_while_the_last_one_is_settled_and_none_twice(
 
 
 def test_503_then_200_retries_without_loss_or_duplicates(
-    spool: Spool, fake_hub: FakeHub, make_forwarder, ct_files: list[Path]
+    spool: Spool, fake_hub: FakeHub, make_forwarder: Any, ct_files: list[Path]
 ) -> None:
     fake_hub.script = [503, 503]
     _spool_all(spool, ct_files)
@@ -135,7 +136,7 @@ def test_503_then_200_retries_without_loss_or_duplicates(
 
 
 def test_a_refused_token_keeps_the_files_and_says_so(
-    spool: Spool, fake_hub: FakeHub, make_forwarder, ct_files: list[Path]
+    spool: Spool, fake_hub: FakeHub, make_forwarder: Any, ct_files: list[Path]
 ) -> None:
     fake_hub.script = [401] * 1000
     _spool_all(spool, ct_files)
@@ -148,7 +149,7 @@ def test_a_refused_token_keeps_the_files_and_says_so(
 
 
 def test_409_with_failed_sop_sequence_moves_files_to_rejected(
-    spool: Spool, fake_hub: FakeHub, make_forwarder, ct_files: list[Path]
+    spool: Spool, fake_hub: FakeHub, make_forwarder: Any, ct_files: list[Path]
 ) -> None:
     fake_hub.script = [409]
     _spool_all(spool, ct_files)
@@ -164,7 +165,7 @@ def test_409_with_failed_sop_sequence_moves_files_to_rejected(
 
 
 def test_an_unreachable_hub_keeps_everything(
-    spool: Spool, make_forwarder, ct_files: list[Path]
+    spool: Spool, make_forwarder: Any, ct_files: list[Path]
 ) -> None:
     _spool_all(spool, ct_files)
 
@@ -206,7 +207,7 @@ def test_stop_is_prompt_while_backing_off(spool: Spool, ct_files: list[Path]) ->
 
 
 def test_multipart_body_is_rfc2046_framed(ct_files: list[Path]) -> None:
-    body = MultipartBody(ct_files)
+    body = MultipartBody(list[Path | bytes](ct_files))
     data = b"".join(body)
 
     assert len(data) == len(body)

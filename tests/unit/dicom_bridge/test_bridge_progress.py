@@ -200,9 +200,12 @@ def test_a_case_settled_long_ago_is_forgotten_and_an_open_one_kept(tmp_path: Pat
 def test_a_ledger_from_before_settled_at_is_upgraded(tmp_path: Path) -> None:
     path = tmp_path / "progress.sqlite"
     with sqlite3.connect(path) as db:
-        db.executescript("""CREATE TABLE instances (sop_uid TEXT PRIMARY KEY, accession TEXT NOT NULL DEFAULT '',
-                                state TEXT NOT NULL);
-                            INSERT INTO instances VALUES ('1.1', 'ACC-1', 'at_hub'), ('1.2', 'ACC-2', 'received');""")
+        db.executescript("""
+            CREATE TABLE instances (
+                sop_uid TEXT PRIMARY KEY, accession TEXT NOT NULL DEFAULT '', state TEXT NOT NULL
+            );
+            INSERT INTO instances VALUES ('1.1', 'ACC-1', 'at_hub'), ('1.2', 'ACC-2', 'received');
+        """)
     db.close()
 
     ledger = Ledger(path)

@@ -1,4 +1,5 @@
-"""The bridge's own DICOM Upper Layer loop (dicom_bridge/server.py) over real sockets: pynetdicom and
+"""The bridge's own DICOM Upper Layer loop (dicom_bridge/server.py) over real sockets: pynetdicom
+and
 DCMTK as well-behaved peers, and a hand-driven peer that builds its PDUs byte by byte to misbehave.
 """
 
@@ -73,7 +74,7 @@ PROPOSED = {
 P_DATA, A_ASSOCIATE_RJ_TYPE, A_RELEASE_RP_TYPE, A_ABORT = 0x04, 0x03, 0x06, 0x07
 
 
-# -- building messages by hand ----------------------------------------------------------------------
+# -- building messages by hand -------------------------------------------------------------------
 
 
 def command(**elements: Any) -> bytes:
@@ -180,7 +181,10 @@ class RawPeer:
         assert pdu_type == 0x02, f"expected A-ASSOCIATE-AC, got PDU type 0x{pdu_type:02X}"
         ac = A_ASSOCIATE_AC()
         ac.decode(pdu(pdu_type, body))
-        return {int(item.context_id): int(item.result_reason) for item in ac.presentation_context}
+        return {
+            int(item.context_id or 0): int(item.result_reason or 0)
+            for item in ac.presentation_context
+        }
 
     def send_message(
         self, context_id: int, cmd: bytes, dataset: bytes | None = None, fragment: int = 16384
@@ -542,7 +546,8 @@ def test_responses_respect_the_peers_maximum_pdu_length(scp: RunningScp, ct_file
 
 
 class HoldOn(logging.Handler):
-    """Holds the thread that logs a message containing ``text`` until ``go`` is set (at most 5 s)."""
+    """Holds the thread that logs a message containing ``text`` until ``go`` is set (at most 5
+    s)."""
 
     def __init__(self, text: str) -> None:
         super().__init__()
@@ -631,7 +636,8 @@ def test_c_store_on_a_context_negotiated_for_another_sop_class_is_refused(
     with raw_peer(scp.port) as peer:
         results = peer.associate()
         assert results[UNSUPPORTED_CX] != 0x00
-        # The private SOP class was refused at negotiation; the peer sends it on the Verification context.
+        # The private SOP class was refused at negotiation; the peer sends it on the Verification
+        # context.
         data = dataset_bytes(ct_file.read_bytes())
         peer.send_message(ECHO_CX, c_store_rq(ct_file.stem, sop_class=PRIVATE_SOP_CLASS), data)
         status = peer.response()[0x0900]

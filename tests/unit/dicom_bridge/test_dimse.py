@@ -99,7 +99,7 @@ def test_framing_splits_and_pynetdicom_reassembles(size: int, max_pdu: int, comm
         length, header_context, is_command, last = pdv_header(raw[6:12])
         assert (context_id, header_context, is_command) == (3, 3, command)
         assert last == (i == len(pdus) - 1)
-        assert length == len(value) - 1
+        assert value is not None and length == len(value) - 1
         pieces.append(value[1:])
     assert b"".join(pieces) == data
 

@@ -1,4 +1,5 @@
-"""Signing in at the spoke: verified at the hub, cached for offline use, this spoke's doctors only."""
+"""Signing in at the spoke: verified at the hub, cached for offline use, this spoke's doctors
+only."""
 
 from __future__ import annotations
 

@@ -128,7 +128,7 @@ def test_photo_pdf_and_dicom_reach_the_hub_linked_to_the_case(
     wait_for(lambda: not list(folder.glob("*.dcm")), 10, what="sent files removed")
     page = client.get(f"/cases/{case['uid']}").get_data(as_text=True)
     assert page.count("at the hub") >= 3 and "wrist.jpg" in page and "lab report.pdf" in page
-    assert dicom_uid in {r["sop_uid"] for r in services(running).uploads.queue.records(case["uid"])}  # type: ignore[union-attr]
+    assert dicom_uid in {r["sop_uid"] for r in services(running).uploads.queue.records(case["uid"])}
 
 
 def test_upload_waits_for_the_case_and_shows_waiting(client: FlaskClient) -> None:
@@ -211,7 +211,7 @@ def test_instance_the_hub_refuses_is_set_aside_with_its_reason(running: Flask) -
     out = BytesIO()
     ds.save_as(out, enforce_file_format=True)
     assert upload(client, case["uid"], [(out.getvalue(), "short.dcm")]).status_code == 302
-    queue = services(running).uploads.queue  # type: ignore[union-attr]
+    queue = services(running).uploads.queue
     refused = wait_for(
         lambda: [r for r in queue.records(case["uid"]) if r["state"] == "refused"],
         15,

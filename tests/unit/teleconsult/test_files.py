@@ -25,8 +25,8 @@ def test_a_batch_is_written_fsynced_before_any_rename_and_each_folder_synced_onc
         calls.append("rename")
         real_replace(source, target)
 
-    monkeypatch.setattr(files.os, "fsync", fsync)
-    monkeypatch.setattr(files.os, "replace", replace)
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
     monkeypatch.setattr(files, "fsync_dir", lambda directory: calls.append(f"dir {directory.name}"))
     batch = {tmp_path / "a" / f"{n}.dcm": bytes([n]) * 1000 for n in range(3)}
     batch[tmp_path / "b" / "x.dcm"] = b"x"
@@ -53,7 +53,7 @@ def test_a_failed_flush_puts_no_file_in_place_and_leaves_no_temporary(
             raise OSError(28, "No space left on device")
         flushed.append(fd)
 
-    monkeypatch.setattr(files.os, "fsync", fsync)
+    monkeypatch.setattr(os, "fsync", fsync)
 
     with pytest.raises(OSError):
         write_all_durably({tmp_path / "new.dcm": b"new", tmp_path / "kept.dcm": b"newer"})
