@@ -10,6 +10,7 @@ from pathlib import Path
 from hub.services.accounts import seed_demo
 from teleconsult.db import Database
 from teleconsult.migrations import upgrade
+from tests.support.databases import from_template
 from tests.support.processes import Process, free_port, running, start, wait_http
 
 
@@ -24,7 +25,13 @@ class RunningHub:
 
 
 def prepare_hub_db(database_url: str) -> dict[str, str]:
-    """Migrate and seed; returns the spokes' service tokens."""
+    """Migrated and seeded (a copy of a template made once per session); returns the spokes'
+    service tokens."""
+    tokens: dict[str, str] = from_template(database_url, "hub-demo", _migrate_and_seed)
+    return dict(tokens)
+
+
+def _migrate_and_seed(database_url: str) -> dict[str, str]:
     upgrade("hub", database_url)
     db = Database(database_url)
     try:

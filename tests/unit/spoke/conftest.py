@@ -12,11 +12,13 @@ import pytest
 import requests
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy.engine import make_url
 
 from config.settings import Settings, load_settings
 from spoke.app import create_app
 from spoke.context import Spoke
 from teleconsult.migrations import upgrade
+from tests.support.databases import from_template
 from tests.support.hub import RunningHub, hub_process
 
 PASSWORD = "demo"
@@ -48,7 +50,10 @@ def spoke_settings(tmp: Path, hub_url: str, spoke_token: str, **changes: Any) ->
 
 def make_app(settings: Settings) -> Flask:
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
-    upgrade("spoke", settings.database_url)
+    if Path(str(make_url(settings.database_url).database)).exists():  # a spoke restarted
+        upgrade("spoke", settings.database_url)
+    else:
+        from_template(settings.database_url, "spoke", lambda url: upgrade("spoke", url))
     app = create_app(settings)
     app.config["TESTING"] = True
     return app
