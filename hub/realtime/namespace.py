@@ -5,62 +5,22 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from flask import request
 from flask import session as flask_session
 from flask_socketio import Namespace, emit, join_room, leave_room
-from sqlalchemy import select
 
 from hub.context import hub
-from hub.persistence.models import Advice, AdviceDelivery, ApiToken, Case, Event, Spoke
 from hub.realtime.presence import Presence
-from hub.services.auth import Principal, authenticate, digest
-from hub.services.events import as_message
-from shared import protocol
-from shared.enums import Role
+from hub.services.realtime import Connection, RealtimeService
 from shared.errors import TeleconsultError
 
 log = logging.getLogger(__name__)
 
-_RESUME_BATCH = 500
 ADVICE_ACK = "advice.ack"
-
-
-@dataclass(frozen=True)
-class Connection:
-    label: str
-    user_id: int | None
-    spoke_id: int | None  # set for a spoke's service connection only
-    rooms: frozenset[str]
-    token_hash: str
-    expires_at: datetime | None  # None: a spoke service token, valid until replaced
-
-    @property
-    def presence_key(self) -> str:
-        return (
-            protocol.room_for_spoke(self.spoke_id)
-            if self.spoke_id
-            else protocol.room_for_user(self.user_id or 0)
-        )
-
-
-def rooms_for(principal: Principal) -> frozenset[str]:
-    """The rooms a caller is entitled to; the server alone decides them."""
-    if principal.spoke_service is not None:
-        return frozenset({protocol.room_for_spoke(principal.spoke_service.id)})
-    user = principal.user
-    assert user is not None
-    rooms = {protocol.room_for_user(user.id)}
-    if principal.role is Role.SPOKE_DOCTOR and user.spoke_id is not None:
-        rooms.add(protocol.room_for_spoke(user.spoke_id))
-    if principal.role is Role.SPECIALIST:
-        rooms |= {protocol.room_for_specialty(s.code) for s in user.specialties}
-    if principal.role is Role.SUPERVISOR:
-        rooms.add(protocol.DASHBOARD_ROOM)
-    return frozenset(rooms)
 
 
 class HubNamespace(Namespace):  # type: ignore[misc]  # flask_socketio has no type hints
@@ -79,11 +39,9 @@ class HubNamespace(Namespace):  # type: ignore[misc]  # flask_socketio has no ty
         token = str(auth.get("token") or "") if isinstance(auth, dict) else ""
         if not token:  # a page of the hub: the signed session cookie holds its login token
             token = str(flask_session.get("hub_token") or "")
-        h = hub()
         try:
-            with h.db.session() as session:
-                principal = authenticate(session, token, h.clock)
-                conn = _connection(session, principal, token)
+            with _service() as service:
+                conn = service.connect(token)
         except TeleconsultError as exc:
             raise ConnectionRefusedError(exc.message) from None
         with self._lock:
@@ -122,55 +80,23 @@ class HubNamespace(Namespace):  # type: ignore[misc]  # flask_socketio has no ty
         return {"ok": True, "replayed": sent + tail, "resent": resent, "last_seq": last}
 
     def _replay(self, conn: Connection, after: int) -> tuple[int, int]:
-        sent = 0
-        with hub().db.session() as session:
-            while True:
-                rows = session.scalars(
-                    select(Event).where(Event.seq > after).order_by(Event.seq).limit(_RESUME_BATCH)
-                ).all()
-                for row in rows:
-                    if conn.rooms.intersection(row.rooms):
-                        emit(row.type, as_message(row))
-                        sent += 1
-                if rows:
-                    after = rows[-1].seq
-                if len(rows) < _RESUME_BATCH:
-                    return after, sent
+        sent, more = 0, True
+        while more:
+            with _service() as service:
+                messages, after, more = service.events_after(conn.rooms, after)
+            for event_type, message in messages:
+                emit(event_type, message)
+            sent += len(messages)
+        return after, sent
 
     def _resend_undelivered_advice(self, conn: Connection, up_to_seq: int) -> int:
         """Advice the spoke was sent before ``up_to_seq`` but never acknowledged: send again."""
-        with hub().db.session() as session:
-            undelivered = {
-                a.id
-                for a in session.scalars(
-                    select(Advice)
-                    .join(Case, Case.id == Advice.case_id)
-                    .outerjoin(
-                        AdviceDelivery,
-                        (AdviceDelivery.advice_id == Advice.id)
-                        & (AdviceDelivery.spoke_id == conn.spoke_id),
-                    )
-                    .where(Case.spoke_id == conn.spoke_id, AdviceDelivery.advice_id.is_(None))
-                )
-            }
-            if not undelivered:
-                return 0
-            case_ids = select(Advice.case_id).where(Advice.id.in_(undelivered))
-            rows = session.scalars(
-                select(Event)
-                .where(
-                    Event.type == protocol.ADVICE_ISSUED,
-                    Event.case_id.in_(case_ids),
-                    Event.seq <= up_to_seq,
-                )
-                .order_by(Event.seq)
-            ).all()
-            resent = 0
-            for row in rows:
-                if row.payload.get("advice", {}).get("id") in undelivered:
-                    emit(row.type, as_message(row))
-                    resent += 1
-            return resent
+        assert conn.spoke_id is not None
+        with _service() as service:
+            messages = service.unacknowledged_advice_events(conn.spoke_id, up_to_seq)
+        for event_type, message in messages:
+            emit(event_type, message)
+        return len(messages)
 
     # -- acknowledgements --------------------------------------------------------------------
     def on_advice_ack(self, data: Any) -> dict[str, Any]:
@@ -179,18 +105,8 @@ class HubNamespace(Namespace):  # type: ignore[misc]  # flask_socketio has no ty
         advice_id = data.get("advice_id") if isinstance(data, dict) else None
         if conn is None or conn.spoke_id is None or not isinstance(advice_id, int):
             return {"ok": False}
-        h = hub()
-        with h.db.session() as session:
-            advice = session.get(Advice, advice_id)
-            if advice is None or session.get_one(Case, advice.case_id).spoke_id != conn.spoke_id:
-                return {"ok": False}
-            if session.get(AdviceDelivery, (advice_id, conn.spoke_id)) is None:
-                session.add(
-                    AdviceDelivery(
-                        advice_id=advice_id, spoke_id=conn.spoke_id, delivered_at=h.clock.now()
-                    )
-                )
-        return {"ok": True}
+        with _service() as service:
+            return {"ok": service.acknowledge_advice(conn.spoke_id, advice_id)}
 
     # -- ending connections whose token no longer holds --------------------------------------
     def disconnect_token(self, token_hash: str) -> int:
@@ -202,38 +118,20 @@ class HubNamespace(Namespace):  # type: ignore[misc]  # flask_socketio has no ty
 
     def sweep(self) -> int:
         """Disconnect connections whose token expired, was revoked, or whose spoke was re-keyed."""
-        h = hub()
-        now = h.clock.now()
+        now = hub().clock.now()
         ended = 0
-        with h.db.session() as session:
+        with _service() as service:
             for sid, conn in list(self.connections.items()):
-                if not _still_valid(session, conn, now):
+                if not service.still_valid(conn, now):
                     log.info("socket of %s ended: its token no longer holds", conn.label)
                     self.disconnect(sid, namespace=self.namespace)
                     ended += 1
         return ended
 
 
-def _connection(session: Any, principal: Principal, token: str) -> Connection:
-    hashed = digest(token)
-    expires_at = None
-    if principal.user is not None:
-        expires_at = session.scalar(
-            select(ApiToken.expires_at).where(ApiToken.token_hash == hashed)
-        )
-    return Connection(
-        principal.label,
-        principal.user_id,
-        principal.spoke_service.id if principal.spoke_service else None,
-        rooms_for(principal),
-        hashed,
-        expires_at,
-    )
-
-
-def _still_valid(session: Any, conn: Connection, now: datetime) -> bool:
-    if conn.spoke_id is not None:
-        spoke = session.get(Spoke, conn.spoke_id)
-        return bool(spoke and spoke.active and spoke.token_hash == conn.token_hash)
-    token = session.scalar(select(ApiToken).where(ApiToken.token_hash == conn.token_hash))
-    return bool(token and token.revoked_at is None and token.expires_at > now and token.user.active)
+@contextmanager
+def _service() -> Iterator[RealtimeService]:
+    """The realtime service on its own session, committed when the block ends."""
+    h = hub()
+    with h.db.session() as session:
+        yield RealtimeService(session, h.clock)
