@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from flask import current_app, request
 
@@ -18,8 +18,27 @@ from spoke.outbox import OutboxWorker
 from spoke.store import CaseStore
 from teleconsult.db import Database
 
-if TYPE_CHECKING:
-    from spoke.uploads import UploadWorker
+
+class UploadRecords(Protocol):
+    """The upload queue as pages see it (spoke/uploads.py implements it)."""
+
+    changes: int  # moves whenever an upload changes state: pages redraw
+
+    def records(self, case_uid: str) -> list[dict[str, Any]]: ...
+
+
+class Uploads(Protocol):
+    """The upload worker as the spoke's context sees it: started and stopped with the spoke.
+
+    A structural type, so that this module needs no import of the upload code (which imports it).
+    """
+
+    @property
+    def queue(self) -> UploadRecords: ...
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
 
 
 @dataclass
@@ -32,7 +51,7 @@ class Spoke:
     accounts: Accounts
     outbox: OutboxWorker
     hub_client: HubClient
-    uploads: UploadWorker | None = None
+    uploads: Uploads | None = None
 
     def start(self) -> None:
         """Start the background workers (the server does; tests may)."""

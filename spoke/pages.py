@@ -22,7 +22,6 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select
 
 from shared.enums import Priority, Sex
 from shared.errors import TeleconsultError
@@ -30,7 +29,6 @@ from shared.schemas import CaseCreateSchema, load_or_raise
 from spoke.context import spoke
 from spoke.hub_api import HubRefused, HubUnavailable
 from spoke.inbox import Inbox
-from spoke.persistence.models import LocalCase
 from spoke.progress import version as progress_version
 from spoke.progress import with_images
 from teleconsult.i18n import LANGUAGES, SESSION_KEY
@@ -178,14 +176,10 @@ def live() -> ResponseReturnValue:
 def live_version() -> str:
     """Changes whenever anything a page shows may have changed."""
     s = spoke()
-    with s.store.db.session() as db:
-        count, stamp = db.execute(
-            select(func.count(LocalCase.id), func.max(LocalCase.updated_at))
-        ).one()
     uploads = s.uploads.queue.changes if s.uploads is not None else 0
     return (
-        f"{s.store.last_seq()}:{s.store.count_pending()}:{s.outbox.hub_reachable}:{count}:{stamp}"
-        f":{uploads}:{progress_version()}"
+        f"{s.store.last_seq()}:{s.store.count_pending()}:{s.outbox.hub_reachable}:"
+        f"{s.store.cases_stamp()}:{uploads}:{progress_version()}"
     )
 
 

@@ -9,22 +9,19 @@ small key/value ``state`` table (no migration needed).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flask import Blueprint, jsonify, request
 from flask.blueprints import BlueprintSetupState
 from flask.typing import ResponseReturnValue
-from sqlalchemy import select
 
 from shared.errors import InvalidInput
 from spoke.context import bearer_service, spoke
-from spoke.persistence.models import State
+from spoke.store import IMAGE_FIELDS
 
 bp = Blueprint("progress", __name__, url_prefix="/api/v1")
 
-FIELDS = ("received", "at_hub", "rejected")
-_KEY = "images:"
+FIELDS = IMAGE_FIELDS
 
 
 def _exempt_from_csrf(state: BlueprintSetupState) -> None:
@@ -38,24 +35,12 @@ bp.record_once(_exempt_from_csrf)
 
 
 def empty() -> dict[str, int]:
-    return {name: 0 for name in FIELDS}
-
-
-def images_of(uids: list[str]) -> dict[str, dict[str, int]]:
-    """The last counts pushed for each case in ``uids`` (zeros when none were)."""
-    found = {uid: empty() for uid in uids}
-    if not uids:
-        return found
-    with spoke().db.session() as session:
-        rows = session.scalars(select(State).where(State.key.in_([_KEY + uid for uid in uids])))
-        for row in rows:
-            found[row.key[len(_KEY) :]] = json.loads(row.value)
-    return found
+    return dict.fromkeys(FIELDS, 0)
 
 
 def with_images(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The cases, each with ``images``: how far its images got."""
-    images = images_of([str(c["uid"]) for c in cases])
+    images = spoke().store.images_of([str(c["uid"]) for c in cases])
     return [{**c, "images": images[str(c["uid"])]} for c in cases]
 
 
@@ -77,10 +62,7 @@ def put_progress(uid: str) -> ResponseReturnValue:
     """The bridge's counts for one case of this clinic."""
     bearer_service()
     counts = _counts(request.get_json(silent=True))
-    s = spoke()
-    s.store.get_case(uid)  # 404 unless the case is this clinic's
-    with s.db.session() as session:
-        session.merge(State(key=_KEY + uid, value=json.dumps(counts)))
+    spoke().store.save_images_progress(uid, counts)  # 404 unless the case is this clinic's
     _changes[0] += 1
     return jsonify(images=counts)
 

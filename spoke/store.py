@@ -4,6 +4,7 @@ says about this spoke's cases. Every method owns its transaction, so what it ret
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import uuid
@@ -33,6 +34,8 @@ from teleconsult.db import Database
 log = logging.getLogger(__name__)
 
 LAST_SEQ = "last_seq"
+IMAGE_FIELDS = ("received", "at_hub", "rejected")
+_IMAGES_KEY = "images:"
 # A case is on the modality worklist from when it is raised until it is advised or ends.
 WORKLIST_STATUSES = [
     CaseStatus.DRAFT.value,
@@ -186,6 +189,14 @@ class CaseStore:
                 .limit(limit)
             )
             return [hub_body(c) for c in rows]
+
+    def cases_stamp(self) -> str:
+        """Changes whenever a case is added or changed: the count and the latest change."""
+        with self.db.session() as session:
+            count, stamp = session.execute(
+                select(func.count(LocalCase.id), func.max(LocalCase.updated_at))
+            ).one()
+        return f"{count}:{stamp}"
 
     def count_pending(self) -> int:
         with self.db.session() as session:
@@ -456,6 +467,25 @@ class CaseStore:
             return [(uid, hub_id) for uid, hub_id in rows if hub_id is not None]
 
     # -- state --------------------------------------------------------------------------------
+    # -- how far each case's images got (the bridge's counts, in the key/value state table) ------
+
+    def images_of(self, uids: list[str]) -> dict[str, dict[str, int]]:
+        """The last counts pushed for each case in ``uids`` (zeros when none were)."""
+        found = {uid: dict.fromkeys(IMAGE_FIELDS, 0) for uid in uids}
+        if not uids:
+            return found
+        with self.db.session() as session:
+            keys = [_IMAGES_KEY + uid for uid in uids]
+            for row in session.scalars(select(State).where(State.key.in_(keys))):
+                found[row.key[len(_IMAGES_KEY) :]] = json.loads(row.value)
+        return found
+
+    def save_images_progress(self, uid: str, counts: dict[str, int]) -> None:
+        """Keep the bridge's latest counts for a case of this clinic (NotFound otherwise)."""
+        self.get_case(uid)
+        with self.db.session() as session:
+            session.merge(State(key=_IMAGES_KEY + uid, value=json.dumps(counts)))
+
     def last_seq(self) -> int:
         with self.db.session() as session:
             row = session.get(State, LAST_SEQ)

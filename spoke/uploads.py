@@ -472,7 +472,7 @@ bp.record_once(_allow_big_uploads)
 
 def worker() -> UploadWorker:
     found = spoke().uploads
-    if found is None:
+    if not isinstance(found, UploadWorker):
         raise RuntimeError("the spoke has no upload worker")
     return found
 

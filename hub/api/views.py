@@ -6,16 +6,14 @@ Roles and scope are checked by the services (``hub.services.access`` and the lif
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
-from sqlalchemy import select
 
 from hub.api.openapi import build_spec, documented
 from hub.context import bearer_token, current_principal, db_session, hub, remote_addr
 from hub.domain.policy import WorkflowPolicy
-from hub.persistence.models import Case, Specialty
 from hub.services.auth import login, revoke
 from hub.services.case_actions import CaseActions
 from hub.services.cases import CaseService
@@ -25,7 +23,6 @@ from hub.services.serialize import advice_dict, history_dict, message_dict, stud
 from hub.services.staff import StaffService
 from hub.services.supervision import SupervisionService
 from shared import wire
-from shared.errors import NotFound
 from shared.schemas import (
     AdviceCreateSchema,
     CaseCreateSchema,
@@ -44,6 +41,9 @@ from shared.schemas import (
     UserCreateSchema,
     load_or_raise,
 )
+
+if TYPE_CHECKING:  # annotations only: the edge gets models from services
+    from hub.persistence.models import Case
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -131,8 +131,7 @@ def me() -> ResponseReturnValue:
 )
 def specialties() -> ResponseReturnValue:
     current_principal()
-    rows = db_session().scalars(select(Specialty).where(Specialty.active).order_by(Specialty.code))
-    return jsonify([{"code": s.code, "name": s.name} for s in rows])
+    return jsonify([{"code": s.code, "name": s.name} for s in _staff().active_specialties()])
 
 
 @bp.get("/specialties/<code>/hours")
@@ -144,10 +143,7 @@ def specialties() -> ResponseReturnValue:
 )
 def specialty_hours(code: str) -> ResponseReturnValue:
     current_principal()
-    specialty = db_session().scalar(select(Specialty).where(Specialty.code == code))
-    if specialty is None:
-        raise NotFound(f"No specialty {code!r}.")
-    return jsonify(_staff().hours_of(specialty))
+    return jsonify(_staff().hours_by_code(code))
 
 
 @bp.put("/specialties/<code>/hours")

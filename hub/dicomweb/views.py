@@ -13,9 +13,9 @@ from werkzeug.http import parse_options_header
 
 from hub.context import current_principal, db_session, hub, remote_addr
 from hub.services.image_query import (
-    _INSTANCE_KEYS,
-    _SERIES_KEYS,
-    _STUDY_KEYS,
+    INSTANCE_KEYS,
+    SERIES_KEYS,
+    STUDY_KEYS,
     ImageReader,
     parse_query,
 )
@@ -147,20 +147,20 @@ def _dicom_json(items: Any) -> ResponseReturnValue:
 
 @bp.get("/studies")
 def search_studies() -> ResponseReturnValue:
-    query = parse_query(request.args, _STUDY_KEYS)
+    query = parse_query(request.args, STUDY_KEYS)
     return _dicom_json(_reader().search_studies(current_principal(), query))
 
 
 @bp.get("/studies/<study>/series")
 def search_series(study: str) -> ResponseReturnValue:
-    query = parse_query(request.args, _SERIES_KEYS)
+    query = parse_query(request.args, SERIES_KEYS)
     return _dicom_json(_reader().search_series(current_principal(), study, query))
 
 
 @bp.get("/studies/<study>/instances")
 @bp.get("/studies/<study>/series/<series>/instances")
 def search_instances(study: str, series: str | None = None) -> ResponseReturnValue:
-    query = parse_query(request.args, _INSTANCE_KEYS)
+    query = parse_query(request.args, INSTANCE_KEYS)
     return _dicom_json(_reader().search_instances(current_principal(), study, series, query))
 
 

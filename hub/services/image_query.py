@@ -28,15 +28,15 @@ DEFAULT_LIMIT = 100
 _DATE = re.compile(r"^\d{8}$")
 
 # QIDO-RS query keys: keyword and tag spellings of the attributes we can match.
-_STUDY_KEYS = {
+STUDY_KEYS = {
     "StudyInstanceUID": "0020000D",
     "PatientID": "00100020",
     "AccessionNumber": "00080050",
     "StudyDate": "00080020",
     "ModalitiesInStudy": "00080061",
 }
-_SERIES_KEYS = {"SeriesInstanceUID": "0020000E", "Modality": "00080060", "SeriesNumber": "00200011"}
-_INSTANCE_KEYS = {
+SERIES_KEYS = {"SeriesInstanceUID": "0020000E", "Modality": "00080060", "SeriesNumber": "00200011"}
+INSTANCE_KEYS = {
     "SOPInstanceUID": "00080018",
     "SOPClassUID": "00080016",
     "InstanceNumber": "00200013",

@@ -173,6 +173,19 @@ class StaffService(WorkflowService):
         self.session.commit()
         return specialty
 
+    def active_specialties(self) -> list[Specialty]:
+        """The specialties cases may be raised for, by code."""
+        return list(
+            self.session.scalars(select(Specialty).where(Specialty.active).order_by(Specialty.code))
+        )
+
+    def hours_by_code(self, code: str) -> dict[str, Any]:
+        """A specialty's hours and whether it is open now; NotFound for an unknown code."""
+        specialty = self.session.scalar(select(Specialty).where(Specialty.code == code))
+        if specialty is None:
+            raise NotFound(f"No specialty {code!r}.")
+        return self.hours_of(specialty)
+
     def hours_of(self, specialty: Specialty) -> dict[str, Any]:
         router = self.flow.router
         opens = router.opens_at(specialty)

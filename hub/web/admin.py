@@ -8,9 +8,8 @@ from typing import Any
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
-from sqlalchemy import select
 
-from hub.persistence.models import Specialty, Spoke, User
+from hub.services import page_reads
 from hub.services.accounts import register_spoke
 from hub.services.audit import audit
 from hub.services.staff import StaffService
@@ -27,8 +26,8 @@ page_errors(bp)
 def _reference() -> dict[str, Any]:
     session = services()["session"]
     return {
-        "spokes": session.scalars(select(Spoke).order_by(Spoke.code)).all(),
-        "specialties": session.scalars(select(Specialty).order_by(Specialty.code)).all(),
+        "spokes": page_reads.spokes(session),
+        "specialties": page_reads.specialties(session),
         "roles": [r.value for r in Role],
     }
 
@@ -61,7 +60,7 @@ def users() -> ResponseReturnValue:
         else:
             flash(_("User %(name)s added.", name=data["username"]))
             return redirect(url_for("admin.users"))
-    rows = services()["session"].scalars(select(User).order_by(User.role, User.username)).all()
+    rows = page_reads.users(services()["session"])
     return render_template(
         "admin_users.html", users=rows, error=error, fields=fields, **_reference()
     ), 400 if error else 200

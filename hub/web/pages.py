@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from flask import Blueprint, abort, g, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
@@ -12,10 +12,12 @@ from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 
 from hub.context import SESSION_TOKEN, current_principal, db_session, hub, remote_addr
-from hub.persistence.models import User
 from hub.services.auth import Principal
 from shared.enums import Role
 from shared.errors import NotAuthenticated, TeleconsultError
+
+if TYPE_CHECKING:  # annotations only: the edge gets models from services
+    from hub.persistence.models import User
 
 F = TypeVar("F", bound=Callable[..., ResponseReturnValue])
 

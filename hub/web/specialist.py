@@ -6,8 +6,8 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, render_template
 from flask.typing import ResponseReturnValue
 
+from hub.services import page_reads as queries
 from hub.services.cases import CaseService
-from hub.web import queries
 from hub.web.pages import page, page_errors, principal, services
 from shared.enums import CaseStatus, Disposition, Role
 

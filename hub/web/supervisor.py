@@ -9,9 +9,10 @@ from typing import Any
 from flask import Blueprint, render_template
 from flask.typing import ResponseReturnValue
 
+from hub.services import page_reads as queries
 from hub.services.dashboard import DashboardService
 from hub.services.staff import StaffService
-from hub.web import charts, queries
+from hub.web import charts
 from hub.web.pages import page, page_errors, principal, services
 from shared.enums import CaseStatus, Role
 

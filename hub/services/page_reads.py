@@ -1,4 +1,5 @@
-"""Read-only views of the hub's data that the pages need and the REST API has no single call for."""
+"""Read-only views of the hub's data that the pages need and the REST API has no single call
+for (the pages' read service: they never query models themselves)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,16 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from hub.domain.lifecycle import OPEN
-from hub.persistence.models import Case, CaseHistory, Instance, Series, Specialty, Spoke, Study
+from hub.persistence.models import (
+    Case,
+    CaseHistory,
+    Instance,
+    Series,
+    Specialty,
+    Spoke,
+    Study,
+    User,
+)
 from hub.services.access import case_scope
 from hub.services.auth import Principal
 from hub.services.queueing import priority_rank
@@ -186,3 +196,15 @@ def instance_count(session: Session, case_id: int) -> int:
         )
         or 0
     )
+
+
+def spokes(session: Session) -> list[Spoke]:
+    return list(session.scalars(select(Spoke).order_by(Spoke.code)))
+
+
+def specialties(session: Session) -> list[Specialty]:
+    return list(session.scalars(select(Specialty).order_by(Specialty.code)))
+
+
+def users(session: Session) -> list[User]:
+    return list(session.scalars(select(User).order_by(User.role, User.username)))
