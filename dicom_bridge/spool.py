@@ -18,7 +18,6 @@ import io
 import logging
 import os
 import re
-import secrets
 import sys
 import tempfile
 import threading
@@ -61,39 +60,6 @@ def _open_nameless(directory: Path) -> int:
         if exc.errno in _NO_TMPFILE:
             return -1
         raise
-
-
-def read_or_create_key(path: Path) -> bytes:
-    """A secret kept in ``path`` (created once, readable by the owner only)."""
-    try:
-        return path.read_bytes().strip()
-    except FileNotFoundError:
-        pass
-    key = secrets.token_hex(32).encode()
-    tmp = _write_durably(path.parent, ".key.", key)
-    os.chmod(tmp, 0o600)
-    try:
-        os.link(tmp, path)  # never replaces a key another process wrote meanwhile
-    except FileExistsError:
-        pass
-    finally:
-        tmp.unlink(missing_ok=True)
-    fsync_dir(path.parent)
-    return path.read_bytes().strip()
-
-
-def _write_durably(directory: Path, prefix: str, data: bytes) -> Path:
-    """Write ``data`` to a new unique file in ``directory`` and fsync it; return its path."""
-    fd, name = tempfile.mkstemp(dir=directory, prefix=prefix, suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-    except BaseException:
-        Path(name).unlink(missing_ok=True)
-        raise
-    return Path(name)
 
 
 def sop_instance_uid_of(data: bytes) -> str:

@@ -19,7 +19,7 @@ from spoke.store import CaseStore
 from teleconsult.db import Database
 
 if TYPE_CHECKING:
-    from spoke.uploads import UploadWorker
+    from spoke.uploads import UploadService, UploadWorker
 
 
 @dataclass
@@ -33,6 +33,7 @@ class Spoke:
     outbox: OutboxWorker
     hub_client: HubClient
     uploads: UploadWorker | None = None
+    upload_service: UploadService | None = None
 
     def start(self) -> None:
         """Start the background workers (the server does; tests may)."""

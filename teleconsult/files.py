@@ -6,10 +6,20 @@ import contextlib
 import ctypes
 import ctypes.util
 import os
+import secrets
 import sys
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
+
+
+def private_dir(path: Path) -> Path:
+    """Make ``path`` (and missing parents) a folder only its owner can enter (0700): it holds
+    patient data, databases or keys. An existing folder is tightened too."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.stat().st_mode & 0o077:
+        os.chmod(path, 0o700)
+    return path
 
 
 def write_durably(path: Path, data: bytes) -> None:
@@ -85,3 +95,26 @@ def start_writeback(fd: int, offset: int = 0, length: int = 0) -> None:
         _SYNC_FILE_RANGE(
             fd, offset, length, 2
         )  # SYNC_FILE_RANGE_WRITE; failing loses only the head start
+
+
+def read_or_create_key(path: Path) -> bytes:
+    """A secret kept in ``path`` (created once, readable by the owner only)."""
+    try:
+        return path.read_bytes().strip()
+    except FileNotFoundError:
+        pass
+    key = secrets.token_hex(32).encode()
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=".key.", suffix=".part")  # 0600
+    tmp = Path(name)
+    with open(fd, "wb") as out:
+        out.write(key)
+        out.flush()
+        os.fsync(out.fileno())
+    try:
+        os.link(tmp, path)  # never replaces a key another process wrote meanwhile
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink(missing_ok=True)
+    fsync_dir(path.parent)
+    return path.read_bytes().strip()

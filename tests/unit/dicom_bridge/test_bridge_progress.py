@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from pydicom import dcmread
 
-from dicom_bridge.deid import Profile, new_uid
+from shared.deid import Profile, new_uid
 from dicom_bridge.forwarder import Forwarder
 from dicom_bridge.linking import CaseDirectory
 from dicom_bridge.progress import AT_HUB, REJECTED, Counts, Ledger
