@@ -262,7 +262,7 @@ class _Run:
         ds[tag].value = fresh if element.VM > 1 else (fresh[0] if fresh else "")
 
 
-_TEXT_VRS = frozenset("AE AS CS DA DS DT IS LO LT PN SH ST TM UC UI UR UT".split())
+_TEXT_VRS = frozenset(["AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT"])
 
 
 def _emptied(tag: BaseTag, vr: str) -> DataElement:

@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 from pydicom import dcmread
 
-from shared.deid import Profile, new_uid
 from dicom_bridge.forwarder import Forwarder
 from dicom_bridge.linking import CaseDirectory
 from dicom_bridge.progress import AT_HUB, REJECTED, Counts, Ledger
 from dicom_bridge.spool import Spool
 from dicom_bridge.worklist import WorklistUnavailable
+from shared.deid import Profile, new_uid
 from tests.dicomgen import make_ct_series, make_us_cine, write_series
 from tests.support.waiting import wait_for
 from tests.unit.dicom_bridge.bridge_support import FakeHub
