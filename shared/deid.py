@@ -262,7 +262,27 @@ class _Run:
         ds[tag].value = fresh if element.VM > 1 else (fresh[0] if fresh else "")
 
 
-_TEXT_VRS = frozenset(["AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT"])
+_TEXT_VRS = frozenset(
+    [
+        "AE",
+        "AS",
+        "CS",
+        "DA",
+        "DS",
+        "DT",
+        "IS",
+        "LO",
+        "LT",
+        "PN",
+        "SH",
+        "ST",
+        "TM",
+        "UC",
+        "UI",
+        "UR",
+        "UT",
+    ]
+)
 
 
 def _emptied(tag: BaseTag, vr: str) -> DataElement:
@@ -303,7 +323,7 @@ _DUMMIES: dict[str, object] = {
     "ST": "ANONYMIZED",
     "UC": "ANONYMIZED",
     "UT": "ANONYMIZED",
-    "UR": None,
+    "UR": "http://anonymized.invalid/",
     "FL": 0.0,
     "FD": 0.0,
     "SL": 0,
