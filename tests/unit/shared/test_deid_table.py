@@ -182,5 +182,5 @@ def test_whole_overlays_and_icons_go() -> None:
     icon.PixelData = b"\x00" * 4
     ds.IconImageSequence = Sequence([icon])
     out = deidentify(ds, PROFILE)
-    assert not [t for t in out if 0x6000 <= t.group <= 0x60FF]
+    assert not [e for e in out if 0x6000 <= e.tag.group <= 0x60FF]
     assert "IconImageSequence" not in out
