@@ -21,7 +21,7 @@ import requests.adapters
 
 from dicom_bridge.linking import CaseDirectory, accession_number
 from dicom_bridge.progress import AT_HUB, REJECTED, Ledger
-from dicom_bridge.spool import SUFFIX, Spool
+from dicom_bridge.spool import Spool, uid_of
 from dicom_bridge.worklist import WorklistUnavailable
 from shared.deid import DeidRefused, Profile, deidentify_bytes
 
@@ -483,7 +483,7 @@ class Forwarder:
 
 
 def _uid(path: Path) -> str:
-    return path.name[: -len(SUFFIX)]
+    return uid_of(path)
 
 
 def _json_or_none(response: requests.Response) -> Any:

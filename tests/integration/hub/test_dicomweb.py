@@ -404,3 +404,65 @@ def test_a_study_without_a_case_can_be_attached_by_hand(hub: HubHarness) -> None
     ).json
     assert [s["study_uid"] for s in studies] == [dx.StudyInstanceUID]
     assert _json(hub, "/dicomweb/studies?linked=false", hub.spoke()) == []
+
+
+def _failed(answer: Any) -> dict[str, str]:
+    return {
+        item["00081155"]["Value"][0]: item
+        for item in (answer.json or {}).get("00081198", {}).get("Value", [])
+    }
+
+
+def test_another_clinic_cannot_take_or_add_to_a_clinics_images(hub: HubHarness) -> None:
+    """Finding 2: STOW found studies and series by UID across spokes. PHC-2 moved PHC-1's study
+    out of PHC-1's inbox onto a PHC-2 case, and added instances to PHC-1's case."""
+    from spoke.inbox import study_summary
+
+    theirs = hub.raise_case(headers=hub.spoke("PHC-2"), raised_by="clinic4")
+    walk_in = make_dx(accession_number="WALK-IN")  # PHC-1's, in PHC-1's inbox
+    assert _stow(hub, [_bytes(walk_in)]).status_code == 200
+    ours = hub.raise_case()
+    linked = make_ct_series(2, accession_number=ours["accession_number"])  # on PHC-1's case
+    assert _stow(hub, [_bytes(ds) for ds in linked]).status_code == 200
+    before = _instances(hub)
+
+    # PHC-2 names PHC-1's unattached study for its own case: refused, nothing stored or moved.
+    grab = make_dx(accession_number="X")
+    grab.StudyInstanceUID = walk_in.StudyInstanceUID
+    grab.SeriesInstanceUID = walk_in.SeriesInstanceUID
+    answer = _stow(hub, [_bytes(grab)], {**hub.spoke("PHC-2"), "X-Case-UID": theirs["uid"]})
+    assert answer.status_code == 409
+    assert _failed(answer)[grab.SOPInstanceUID]["00081197"]["Value"] == [0x0110]
+    assert "study UID is held for another clinic" in answer.headers["Warning"]
+    # PHC-2 adds an instance to PHC-1's case's study and series, and re-sends PHC-1's instance.
+    inject = make_ct_series(1)[0]
+    inject.StudyInstanceUID = linked[0].StudyInstanceUID
+    inject.SeriesInstanceUID = linked[0].SeriesInstanceUID
+    answer = _stow(hub, [_bytes(inject), _bytes(linked[0])], hub.spoke("PHC-2"))
+    assert answer.status_code == 409, answer.json
+    assert set(_failed(answer)) == {inject.SOPInstanceUID, linked[0].SOPInstanceUID}
+    assert "00081199" not in answer.json  # not "stored": the hub does not confirm another's
+    # A series UID of PHC-1's under a new study of PHC-2: refused too.
+    mixed = make_ct_series(1)[0]
+    mixed.SeriesInstanceUID = linked[0].SeriesInstanceUID
+    assert _stow(hub, [_bytes(mixed)], hub.spoke("PHC-2")).status_code == 409
+
+    assert _instances(hub) == before
+    with hub.app.extensions["teleconsult"].db.session() as s:
+        study = s.scalar(select(Study).where(Study.study_uid == walk_in.StudyInstanceUID))
+        assert study is not None and study.case_id is None
+    # What PHC-1's spoke sees: the walk-in study still waits in its inbox, its case's study
+    # still has its two instances; PHC-2's case has no images.
+    inbox = [
+        study_summary(item) for item in _json(hub, "/dicomweb/studies?linked=false", hub.spoke())
+    ]
+    assert [(i["study_uid"], i["instances"]) for i in inbox] == [(walk_in.StudyInstanceUID, 1)]
+    studies = hub.client.get(f"/api/v1/cases/{ours['id']}/studies", headers=hub.spoke()).json
+    assert [(s["study_uid"], s["series"][0]["instances"]) for s in studies] == [
+        (linked[0].StudyInstanceUID, 2)
+    ]
+    theirs_now = hub.client.get(
+        f"/api/v1/cases/{theirs['id']}/studies", headers=hub.spoke("PHC-2")
+    ).json
+    assert theirs_now == []
+    assert _json(hub, "/dicomweb/studies?linked=false", hub.spoke("PHC-2")) == []
