@@ -466,3 +466,17 @@ def test_another_clinic_cannot_take_or_add_to_a_clinics_images(hub: HubHarness) 
     ).json
     assert theirs_now == []
     assert _json(hub, "/dicomweb/studies?linked=false", hub.spoke("PHC-2")) == []
+
+
+def test_the_hub_names_its_image_files_itself(hub: HubHarness) -> None:
+    """DESIGN.md: file names never come from client data; the UIDs a sender chose name nothing."""
+    ds = make_ct_series(1)[0]
+    assert _stow(hub, [_bytes(ds)]).status_code == 200
+    with hub.app.extensions["teleconsult"].db.session() as s:
+        (instance,) = s.scalars(select(Instance)).all()
+        path = Path(instance.path)
+    image_dir = Path(hub.app.extensions["teleconsult"].image_dir)
+    for uid in (ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID):
+        assert uid not in str(path)
+    assert not path.is_absolute() and ".." not in path.parts
+    assert (image_dir / path).read_bytes() == _bytes(ds)
