@@ -480,3 +480,55 @@ def test_the_hub_names_its_image_files_itself(hub: HubHarness) -> None:
         assert uid not in str(path)
     assert not path.is_absolute() and ".." not in path.parts
     assert (image_dir / path).read_bytes() == _bytes(ds)
+
+
+def _jpeg_claiming(width: int, height: int) -> bytes:
+    """A small baseline JPEG whose frame header (SOF0) says ``width`` x ``height``."""
+    out = BytesIO()
+    Image.new("L", (64, 64), 90).save(out, "JPEG")
+    data = bytearray(out.getvalue())
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
+    return bytes(data)
+
+
+def _path(ds: Dataset) -> str:
+    return f"/dicomweb/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/instances/{ds.SOPInstanceUID}"
+
+
+def test_a_decompression_bomb_is_refused_before_it_is_decoded(hub: HubHarness) -> None:
+    """Finding 5: a 4.5 MB compressed 12000 x 12000 image took 4.8 GB to render. The pixel count
+    is judged from the headers (the DICOM header and the bitstream's own) before decoding."""
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import JPEGBaseline8Bit
+
+    case = hub.raise_case()
+    bomb = make_dx(accession_number=case["accession_number"], rows=64, cols=64)
+    bomb.BitsAllocated, bomb.BitsStored, bomb.HighBit = 8, 8, 7
+    bomb.PhotometricInterpretation = "MONOCHROME2"
+    bomb.PixelData = encapsulate([_jpeg_claiming(12000, 12000)])
+    bomb["PixelData"].VR = "OB"
+    bomb.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
+    bomb.LossyImageCompression = "01"
+    assert len(_bytes(bomb)) < 10_000
+    # A real compressed image, larger than a limit set low for the test.
+    big = compressed(
+        make_dx(accession_number=case["accession_number"], rows=1200, cols=1000), JPEG2000Lossless
+    )
+    assert _stow(hub, [_bytes(bomb), _bytes(big)]).status_code == 200
+    reader = hub.login("ortho1")
+
+    for url in (f"{_path(bomb)}/rendered", f"{_path(bomb)}/frames/1/rendered"):
+        answer = hub.client.get(url, headers=reader)
+        assert answer.status_code == 413, (url, answer.status_code)
+        assert "144,000,000 pixels" in answer.json["error"]["message"]
+    raw = {**reader, "Accept": 'multipart/related; type="application/octet-stream"'}
+    assert hub.client.get(f"{_path(bomb)}/frames/1", headers=raw).status_code == 413
+    assert hub.client.get(_path(bomb), headers=reader).status_code == 200  # still retrievable
+
+    h = hub.app.extensions["teleconsult"]
+    assert hub.client.get(f"{_path(big)}/rendered", headers=reader).status_code == 200
+    h.settings = h.settings.replace(max_render_pixels=1_000_000)
+    answer = hub.client.get(f"{_path(big)}/rendered", headers=reader)
+    assert answer.status_code == 413 and "1,200,000 pixels" in answer.json["error"]["message"]
+    assert hub.client.get(f"{_path(big)}/frames/1", headers=raw).status_code == 413
