@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from shared.dicom import is_valid_uid
-from teleconsult.files import fsync_dir, start_writeback, write_durably
+from teleconsult.files import fsync_dir, private_dir, start_writeback, write_durably
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ _MAX_SPARES = 8  # about one per association that is receiving at once
 def _open_nameless(directory: Path) -> int:
     """Open a new file without a name in ``directory`` (O_TMPFILE); -1 if the system has none."""
     try:
-        return os.open(directory, os.O_TMPFILE | os.O_RDWR, 0o644)
+        return os.open(directory, os.O_TMPFILE | os.O_RDWR, 0o600)
     except OSError as exc:
         if exc.errno in _NO_TMPFILE:
             return -1
@@ -212,8 +212,8 @@ class Spool:
         self._spares: list[
             int
         ] = []  # nameless files opened ahead of the instances that will fill them
-        for directory in (self.tmp_dir, self.incoming_dir, self.rejected_dir):
-            directory.mkdir(parents=True, exist_ok=True)
+        for directory in (self.root, self.tmp_dir, self.incoming_dir, self.rejected_dir):
+            private_dir(directory)  # patients' images: the bridge's user only
         self._clean_tmp()
 
     def prepare(self) -> None:

@@ -23,6 +23,7 @@ from spoke.outbox import OutboxWorker
 from spoke.store import CaseStore
 from spoke.uploads import UploadService, build_worker
 from teleconsult.db import Database, default_url
+from teleconsult.files import private_dir
 from teleconsult.i18n import init_babel
 from teleconsult.runtime import deid_profile, secret_key
 
@@ -33,7 +34,7 @@ csrf = CSRFProtect()
 def build_spoke(settings: Settings, clock: Clock | None = None) -> Spoke:
     """The spoke's services wired together; the workers are not started."""
     clock = clock or SystemClock()
-    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    private_dir(Path(settings.data_dir))
     db = Database(default_url(settings))
     hub_api = HubApi(settings.hub_url, settings.spoke_token, settings.hub_timeout_s)
     store = CaseStore(db, clock, settings.spoke_code)

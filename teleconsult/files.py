@@ -22,6 +22,42 @@ def private_dir(path: Path) -> Path:
     return path
 
 
+def private_file(path: Path) -> Path:
+    """Make ``path`` a file only its owner can read or write (0600), creating it empty if absent."""
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+    try:
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+    return path
+
+
+def private_sqlite(url: str) -> None:
+    """For a SQLite file URL: its folder 0700 and the file 0600 before SQLite opens it (SQLite
+    gives its -wal, -shm and -journal files the database file's mode). Others: nothing."""
+    if not url.startswith("sqlite") or ":memory:" in url or "mode=memory" in url:
+        return
+    _, _, rest = url.partition(":///")
+    name = rest.split("?", 1)[0]
+    if not name:
+        return
+    path = Path(name)
+    private_dir(path.parent)
+    private_file(path)
+    for suffix in ("-wal", "-shm", "-journal"):
+        side = path.with_name(path.name + suffix)
+        if side.exists() and side.stat().st_mode & 0o077:
+            os.chmod(side, 0o600)
+
+
+def write_secret(path: Path, text: str) -> Path:
+    """Write a secret (a token) to ``path`` readable by the owner only, whole or not at all."""
+    private_dir(path.parent)
+    write_durably(path, text.encode())  # a temporary file from mkstemp: 0600 from the start
+    return path
+
+
 def write_durably(path: Path, data: bytes) -> None:
     """Write to a temporary file beside ``path``, fsync, rename, fsync the folder."""
     write_all_durably({path: data})

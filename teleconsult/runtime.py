@@ -9,7 +9,7 @@ from pathlib import Path
 
 from config.settings import Settings, load_settings
 from shared.deid import Profile
-from teleconsult.files import read_or_create_key
+from teleconsult.files import read_or_create_key, write_secret
 
 
 def settings_from_argv(component: str, argv: list[str] | None) -> Settings:
@@ -33,9 +33,7 @@ def secret_key(settings: Settings) -> str:
         return str(settings.secret_key)
     path = Path(settings.data_dir) / "secret_key"
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch(mode=0o600)
-        path.write_text(secrets.token_urlsafe(48))
+        write_secret(path, secrets.token_urlsafe(48))
     return path.read_text().strip()
 
 
