@@ -1,5 +1,7 @@
 """Load a component's settings: defaults from ``config/<component>.toml``, then an optional
-TOML file, then ``TELECONSULT_<COMPONENT>_<KEY>`` environment variables, then explicit overrides.
+TOML file, then ``TELECONSULT_<COMPONENT>_<KEY>`` environment variables (or
+``TELECONSULT_<COMPONENT>_<KEY>_FILE``, the name of a file holding the value, for secrets), then
+explicit overrides.
 
 Values from the environment are coerced to the type of the default, so ``port`` stays an int
 and ``allowed_aes`` a list (comma separated in the environment).
@@ -104,12 +106,23 @@ def load_settings(
     for layer in layers:
         _merge(values, layer, component)
     for key, raw in from_env.items():
-        if key not in values:
+        if key not in values and key.endswith("_file") and key[:-5] in values:
+            # TELECONSULT_<C>_<KEY>_FILE: the value is in that file (a secret kept out of the
+            # environment, which /proc/<pid>/environ shows to anyone who may inspect the process)
+            key, raw = key[:-5], _read_value_file(Path(raw), prefix + key.upper())
+        elif key not in values:
             raise SettingsError(f"unknown {component} setting {key!r} (from {prefix}{key.upper()})")
         values[key] = _coerce(key, raw, values[key])
     if overrides:
         _merge(values, dict(overrides), component)
     return Settings(component, values)
+
+
+def _read_value_file(path: Path, variable: str) -> str:
+    try:
+        return path.read_text("utf-8").strip()
+    except OSError as exc:
+        raise SettingsError(f"{variable}: cannot read {path}: {exc.strerror}") from None
 
 
 def _merge(values: dict[str, Any], layer: dict[str, Any], component: str) -> None:

@@ -9,14 +9,14 @@ import threading
 from types import FrameType
 from typing import Any
 
-from dicom_bridge.deid import Profile
 from dicom_bridge.forwarder import Forwarder
 from dicom_bridge.linking import CaseDirectory
 from dicom_bridge.progress import Ledger, ProgressReporter
 from dicom_bridge.scp import start_scp
 from dicom_bridge.server import DicomServer
-from dicom_bridge.spool import Spool, read_or_create_key
+from dicom_bridge.spool import Spool
 from dicom_bridge.worklist import SpokeWorklist
+from teleconsult.runtime import deid_profile
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class Bridge:
             max_in_flight=settings.max_in_flight,
             ledger=self.ledger,
             cases=CaseDirectory(self.worklist),
-            profile=deid_profile(settings, self.spool),
+            profile=deid_profile(settings, self.spool.root),
             keep_progress_s=float(settings.progress_keep_days) * 86400,
         )
         self.reporter = (
@@ -127,18 +127,6 @@ class Bridge:
     def status(self) -> dict[str, Any]:
         """Return the forwarder's counters."""
         return self.forwarder.status()
-
-
-def deid_profile(settings: Any, spool: Spool) -> Profile | None:
-    """The de-identification profile the settings ask for, or None to forward as received."""
-    if not settings.deidentify:
-        return None
-    key = str(settings.deid_key or "").encode() or read_or_create_key(spool.root / "deid.key")
-    return Profile(
-        key=key,
-        shift_dates=bool(settings.deid_shift_dates),
-        allow_burned_in=bool(settings.deid_allow_burned_in),
-    )
 
 
 def run_bridge(settings: Any, stop_event: threading.Event | None = None) -> None:

@@ -4,7 +4,6 @@ hub has confirmed or refused each one. Nothing is deleted before the hub answere
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import re
@@ -19,13 +18,12 @@ from typing import Any
 
 import requests
 import requests.adapters
-from pydicom import dcmread
 
-from dicom_bridge.deid import BurnedInAnnotation, Profile, deidentify
 from dicom_bridge.linking import CaseDirectory, accession_number
 from dicom_bridge.progress import AT_HUB, REJECTED, Ledger
-from dicom_bridge.spool import SUFFIX, Spool
+from dicom_bridge.spool import Spool, uid_of
 from dicom_bridge.worklist import WorklistUnavailable
+from shared.deid import DeidRefused, Profile, deidentify_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -377,8 +375,8 @@ class Forwarder:
             raise RetryLater(f"cannot link accession {accession!r} to a case: {exc}") from exc
         for path in batch:
             try:
-                data, sop_uid = deidentified(path, self.profile)
-            except (BurnedInAnnotation, DeidError) as exc:
+                data, sop_uid = deidentify_bytes(path.read_bytes(), self.profile)
+            except DeidRefused as exc:
                 self._reject(path, f"not forwarded: {exc}")
                 continue
             out.parts.append(data)
@@ -485,26 +483,8 @@ class Forwarder:
             self._last_error = message
 
 
-class DeidError(ValueError):
-    """The instance cannot be read to be de-identified."""
-
-
-def deidentified(path: Path, profile: Profile) -> tuple[bytes, str]:
-    """The de-identified Part 10 bytes of a spooled file and its new SOPInstanceUID."""
-    try:
-        ds = dcmread(path)
-        clean = deidentify(ds, profile)
-        buffer = io.BytesIO()
-        clean.save_as(buffer, enforce_file_format=True)
-    except BurnedInAnnotation:
-        raise
-    except Exception as exc:  # pydicom raises many types on damaged input
-        raise DeidError(f"cannot de-identify: {exc}") from exc
-    return buffer.getvalue(), str(clean.SOPInstanceUID)
-
-
 def _uid(path: Path) -> str:
-    return path.name[: -len(SUFFIX)]
+    return uid_of(path)
 
 
 def _json_or_none(response: requests.Response) -> Any:

@@ -21,6 +21,8 @@ from typing import Any
 
 import requests
 
+from teleconsult.files import private_sqlite
+
 logger = logging.getLogger(__name__)
 
 RECEIVED, AT_HUB, REJECTED = "received", "at_hub", "rejected"
@@ -59,6 +61,7 @@ class Ledger:
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         self._lock = threading.Lock()
+        private_sqlite(f"sqlite:///{self.path}")
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")

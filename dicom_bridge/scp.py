@@ -6,6 +6,7 @@ received.
 from __future__ import annotations
 
 import logging
+import ssl
 import threading
 from typing import Any
 
@@ -85,7 +86,35 @@ def server_config(settings: Any) -> ServerConfig:
         allowed_aes=allowed,
         max_associations=int(settings.max_associations),
         network_timeout_s=float(settings.network_timeout_s),
+        tls=tls_context(settings),
     )
+
+
+def tls_context(settings: Any) -> ssl.SSLContext | None:
+    """TLS for DICOM when ``tls_cert`` and ``tls_key`` are set (TLS 1.2 or newer); with
+    ``tls_ca`` every modality must also show a certificate that CA signed. None: plain TCP."""
+    cert, key = str(settings.tls_cert or ""), str(settings.tls_key or "")
+    ca = str(settings.tls_ca or "")
+    if not cert and not key:
+        if ca:
+            raise BridgeConfigError("tls_ca is set but tls_cert and tls_key are not")
+        return None
+    if not cert or not key:
+        raise BridgeConfigError("DICOM over TLS needs both tls_cert and tls_key")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(cert, key)
+        if ca:
+            context.load_verify_locations(cafile=ca)
+            context.verify_mode = ssl.CERT_REQUIRED
+    except (OSError, ssl.SSLError) as exc:
+        raise BridgeConfigError(f"cannot load the bridge's TLS certificate or key: {exc}") from None
+    logger.info(
+        "DICOM over TLS%s",
+        " with client certificates required" if ca else " (no client certificates)",
+    )
+    return context
 
 
 def start_scp(

@@ -19,6 +19,7 @@ import io
 import logging
 import socket
 import socketserver
+import ssl
 import threading
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -109,6 +110,9 @@ class ServerConfig:
     max_associations: int = 10
     artim_timeout_s: float = 30.0  # to receive the A-ASSOCIATE-RQ after connecting
     network_timeout_s: float = 120.0  # silence after which an association is aborted
+    # DICOM over TLS (PS3.15 B.1, e.g. DCMTK's storescu +tls): every connection must complete a
+    # TLS handshake before its A-ASSOCIATE-RQ is read. None: plain TCP.
+    tls: ssl.SSLContext | None = None
 
 
 @dataclass
@@ -562,14 +566,34 @@ class _Handler(socketserver.BaseRequestHandler):
 
     def handle(self) -> None:
         owner = self.server.owner
-        association = Association(
-            self.request, self.client_address, owner.config, owner.services, owner
-        )
+        sock = self._secured(owner.config)
+        if sock is None:
+            return
+        association = Association(sock, self.client_address, owner.config, owner.services, owner)
         owner.opened(self.request, association)
         try:
             association.run()
         finally:
             owner.closed(self.request, association)
+
+    def _secured(self, config: ServerConfig) -> socket.socket | None:
+        """The connection, after the TLS handshake when TLS is on (in this association's thread,
+        bounded by the ARTIM timeout); None when the handshake fails (e.g. a plain client)."""
+        if config.tls is None:
+            return cast(socket.socket, self.request)
+        raw = cast(socket.socket, self.request)
+        raw.settimeout(config.artim_timeout_s)
+        try:
+            return config.tls.wrap_socket(raw, server_side=True)
+        except (ssl.SSLError, OSError) as exc:
+            logger.warning(
+                "connection from %s:%s refused: no TLS handshake (%s)",
+                *self.client_address[:2],
+                getattr(exc, "reason", None) or exc,
+            )
+            with contextlib.suppress(OSError):
+                raw.close()
+            return None
 
 
 class DicomServer:

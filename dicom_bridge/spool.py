@@ -1,7 +1,8 @@
 """A durable spool directory: an instance is on disk, fsynced, before the modality hears success.
 
-Layout under ``root``: ``tmp/`` (being written, never forwarded), ``incoming/<SOPInstanceUID>.dcm``
-(complete, waiting for the hub) and ``rejected/`` (refused by the hub, with a ``.reason.txt``).
+Layout under ``root``: ``tmp/`` (being written, never forwarded), ``incoming/u-<hex>.dcm``
+(complete, waiting for the hub; ``<hex>`` is the SOPInstanceUID's ASCII in hexadecimal: a name
+the bridge makes, of hex digits only, whatever a modality sent, yet the UID reads back from it) and ``rejected/`` (refused by the hub, with a ``.reason.txt``).
 A file only ever gets its name in ``incoming/`` once it is whole, so a crash cannot leave a half
 file that looks whole.
 
@@ -17,31 +18,41 @@ import errno
 import io
 import logging
 import os
-import re
-import secrets
 import sys
 import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from teleconsult.files import fsync_dir, start_writeback, write_durably
+from shared.dicom import is_valid_uid
+from teleconsult.files import fsync_dir, private_dir, start_writeback, write_durably
 
 logger = logging.getLogger(__name__)
 
 SUFFIX = ".dcm"
 REASON_SUFFIX = ".reason.txt"
-# A DICOM UID: digits and dots, at most 64 characters. Checked because it becomes a file name.
-_UID_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+_NAME_PREFIX = "u-"
 
 
 class InvalidInstanceError(ValueError):
     """The instance cannot be spooled: no usable SOPInstanceUID or no data."""
 
 
-def is_valid_uid(uid: str) -> bool:
-    """Return True if ``uid`` is a well-formed DICOM UID (safe to use as a file name)."""
-    return len(uid) <= 64 and _UID_RE.match(uid) is not None
+def file_name(uid: str) -> str:
+    """The spool's name of the instance ``uid``: made by the bridge, hex digits only."""
+    return _NAME_PREFIX + uid.encode("ascii").hex() + SUFFIX
+
+
+def uid_of(path: Path) -> str:
+    """The SOPInstanceUID of the spooled file ``path`` (also of a file spooled under its UID by
+    an older bridge)."""
+    stem = path.name[: -len(SUFFIX)] if path.name.endswith(SUFFIX) else path.name
+    if stem.startswith(_NAME_PREFIX):
+        try:
+            return bytes.fromhex(stem[len(_NAME_PREFIX) :]).decode("ascii")
+        except ValueError:
+            return stem
+    return stem
 
 
 # O_TMPFILE + linkat needs Linux, a file system that has it, and /proc to name the open file.
@@ -56,44 +67,11 @@ _MAX_SPARES = 8  # about one per association that is receiving at once
 def _open_nameless(directory: Path) -> int:
     """Open a new file without a name in ``directory`` (O_TMPFILE); -1 if the system has none."""
     try:
-        return os.open(directory, os.O_TMPFILE | os.O_RDWR, 0o644)
+        return os.open(directory, os.O_TMPFILE | os.O_RDWR, 0o600)
     except OSError as exc:
         if exc.errno in _NO_TMPFILE:
             return -1
         raise
-
-
-def read_or_create_key(path: Path) -> bytes:
-    """A secret kept in ``path`` (created once, readable by the owner only)."""
-    try:
-        return path.read_bytes().strip()
-    except FileNotFoundError:
-        pass
-    key = secrets.token_hex(32).encode()
-    tmp = _write_durably(path.parent, ".key.", key)
-    os.chmod(tmp, 0o600)
-    try:
-        os.link(tmp, path)  # never replaces a key another process wrote meanwhile
-    except FileExistsError:
-        pass
-    finally:
-        tmp.unlink(missing_ok=True)
-    fsync_dir(path.parent)
-    return path.read_bytes().strip()
-
-
-def _write_durably(directory: Path, prefix: str, data: bytes) -> Path:
-    """Write ``data`` to a new unique file in ``directory`` and fsync it; return its path."""
-    fd, name = tempfile.mkstemp(dir=directory, prefix=prefix, suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-    except BaseException:
-        Path(name).unlink(missing_ok=True)
-        raise
-    return Path(name)
 
 
 def sop_instance_uid_of(data: bytes) -> str:
@@ -124,7 +102,7 @@ class SpoolWriter:
         self._fd = spool._nameless_file() if spool._tmpfile else -1
         if self._fd < 0:
             spool._tmpfile = False
-            fd, name = tempfile.mkstemp(dir=spool.tmp_dir, prefix=uid + ".", suffix=".part")
+            fd, name = tempfile.mkstemp(dir=spool.tmp_dir, suffix=".part")
             self._fd, self._tmp = fd, Path(name)
 
     def write(self, data: bytes | memoryview) -> None:
@@ -182,7 +160,7 @@ class SpoolWriter:
                 raise
 
     def _copy_to_tmp_and_rename(self) -> None:
-        fd, name = tempfile.mkstemp(dir=self.spool.tmp_dir, prefix=self.uid + ".", suffix=".part")
+        fd, name = tempfile.mkstemp(dir=self.spool.tmp_dir, suffix=".part")
         os.lseek(self._fd, 0, os.SEEK_SET)
         with open(fd, "wb", closefd=True) as out, open(self._fd, "rb", closefd=False) as src:
             while chunk := src.read(1 << 20):
@@ -234,8 +212,8 @@ class Spool:
         self._spares: list[
             int
         ] = []  # nameless files opened ahead of the instances that will fill them
-        for directory in (self.tmp_dir, self.incoming_dir, self.rejected_dir):
-            directory.mkdir(parents=True, exist_ok=True)
+        for directory in (self.root, self.tmp_dir, self.incoming_dir, self.rejected_dir):
+            private_dir(directory)  # patients' images: the bridge's user only
         self._clean_tmp()
 
     def prepare(self) -> None:
@@ -281,7 +259,7 @@ class Spool:
 
     def path_for(self, sop_instance_uid: str) -> Path:
         """Return where the instance ``sop_instance_uid`` waits in ``incoming/``."""
-        return self.incoming_dir / f"{sop_instance_uid}{SUFFIX}"
+        return self.incoming_dir / file_name(sop_instance_uid)
 
     def put(
         self, data: bytes | Sequence[bytes | memoryview], sop_instance_uid: str | None = None
@@ -360,7 +338,7 @@ class Spool:
             os.replace(path, target)
         fsync_dir(self.rejected_dir)
         fsync_dir(self.incoming_dir)
-        logger.warning("instance %s rejected: %s (kept in %s)", path.stem, reason, target)
+        logger.warning("instance %s rejected: %s (kept in %s)", uid_of(path), reason, target)
         return target
 
 

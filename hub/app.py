@@ -18,6 +18,7 @@ from hub.services.events import EventPublisher
 from hub.web import init_web
 from shared.clock import Clock, SystemClock
 from teleconsult.db import Database, default_url
+from teleconsult.files import private_dir
 from teleconsult.runtime import secret_key
 
 log = logging.getLogger(__name__)
@@ -37,8 +38,7 @@ def create_app(
         SESSION_COOKIE_SAMESITE="Lax",
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    image_dir = Path(settings.data_dir).resolve() / "images"
-    image_dir.mkdir(parents=True, exist_ok=True)
+    image_dir = private_dir(private_dir(Path(settings.data_dir).resolve()) / "images")
     db = Database(default_url(settings))
     app.extensions["teleconsult"] = Hub(settings, db, clock or SystemClock(), image_dir)
     app.teardown_appcontext(close_session)

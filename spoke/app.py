@@ -21,10 +21,11 @@ from spoke.hub_api import HubApi
 from spoke.hub_client import HubClient
 from spoke.outbox import OutboxWorker
 from spoke.store import CaseStore
-from spoke.uploads import build_worker
+from spoke.uploads import UploadService, build_worker
 from teleconsult.db import Database, default_url
+from teleconsult.files import private_dir
 from teleconsult.i18n import init_babel
-from teleconsult.runtime import secret_key
+from teleconsult.runtime import deid_profile, secret_key
 
 log = logging.getLogger(__name__)
 csrf = CSRFProtect()
@@ -33,10 +34,18 @@ csrf = CSRFProtect()
 def build_spoke(settings: Settings, clock: Clock | None = None) -> Spoke:
     """The spoke's services wired together; the workers are not started."""
     clock = clock or SystemClock()
-    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    private_dir(Path(settings.data_dir))
     db = Database(default_url(settings))
     hub_api = HubApi(settings.hub_url, settings.spoke_token, settings.hub_timeout_s)
     store = CaseStore(db, clock, settings.spoke_code)
+    uploads = build_worker(
+        settings.data_dir,
+        store,
+        settings.hub_url,
+        settings.spoke_token,
+        settings.hub_timeout_s,
+        settings.sync_interval_s,
+    )
     return Spoke(
         settings=settings,
         db=db,
@@ -48,13 +57,9 @@ def build_spoke(settings: Settings, clock: Clock | None = None) -> Spoke:
         hub_client=HubClient(
             settings.hub_url, settings.spoke_token, store, hub_api, settings.hub_timeout_s
         ),
-        uploads=build_worker(
-            settings.data_dir,
-            store,
-            settings.hub_url,
-            settings.spoke_token,
-            settings.hub_timeout_s,
-            settings.sync_interval_s,
+        uploads=uploads,
+        upload_service=UploadService(
+            uploads.queue, uploads.wake, deid_profile(settings, Path(settings.data_dir))
         ),
     )
 
@@ -81,7 +86,7 @@ def create_app(
     from spoke.pages import bp as pages_bp
     from spoke.pages import user_language
     from spoke.progress import bp as progress_bp
-    from spoke.uploads import bp as uploads_bp
+    from spoke.uploads.page import bp as uploads_bp
 
     init_babel(app, user_language)  # the doctor's choice (session), else the browser's languages
     csrf.init_app(app)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
-from typing import Any, Protocol
 
 from flask import current_app, request
 
@@ -16,29 +15,9 @@ from spoke.hub_api import HubApi
 from spoke.hub_client import HubClient
 from spoke.outbox import OutboxWorker
 from spoke.store import CaseStore
+from spoke.uploads.service import UploadService
+from spoke.uploads.worker import UploadWorker
 from teleconsult.db import Database
-
-
-class UploadRecords(Protocol):
-    """The upload queue as pages see it (spoke/uploads.py implements it)."""
-
-    changes: int  # moves whenever an upload changes state: pages redraw
-
-    def records(self, case_uid: str) -> list[dict[str, Any]]: ...
-
-
-class Uploads(Protocol):
-    """The upload worker as the spoke's context sees it: started and stopped with the spoke.
-
-    A structural type, so that this module needs no import of the upload code (which imports it).
-    """
-
-    @property
-    def queue(self) -> UploadRecords: ...
-
-    def start(self) -> None: ...
-
-    def stop(self) -> None: ...
 
 
 @dataclass
@@ -51,7 +30,8 @@ class Spoke:
     accounts: Accounts
     outbox: OutboxWorker
     hub_client: HubClient
-    uploads: Uploads | None = None
+    uploads: UploadWorker | None = None
+    upload_service: UploadService | None = None
 
     def start(self) -> None:
         """Start the background workers (the server does; tests may)."""

@@ -32,8 +32,9 @@ def main(argv: list[str] | None = None) -> None:
 
     from spoke.app import create_app
     from teleconsult.db import default_url
+    from teleconsult.files import private_dir
 
-    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    private_dir(Path(settings.data_dir))
     # The local database belongs to this process alone: bring it to the newest schema here.
     upgrade("spoke", default_url(settings))
     app = create_app(settings)

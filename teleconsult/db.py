@@ -12,13 +12,14 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from teleconsult.files import private_dir, private_sqlite
+
 
 def default_url(settings: Mapping[str, Any]) -> str:
     """The component's ``database_url``, or a SQLite file ``<data_dir>/<component>.sqlite``."""
     if settings["database_url"]:
         return str(settings["database_url"])
-    data_dir = Path(settings["data_dir"]).resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir = private_dir(Path(settings["data_dir"]).resolve())
     component = getattr(settings, "component", "teleconsult")
     return f"sqlite:///{data_dir / (component + '.sqlite')}"
 
@@ -27,6 +28,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine for ``url``. SQLite: WAL, foreign keys, and waiting for locks instead of
     failing."""
     if url.startswith("sqlite"):
+        private_sqlite(url)  # cases and password hashes: the owner's only (0600, folder 0700)
         kwargs.setdefault("connect_args", {"check_same_thread": False, "timeout": 30})
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)

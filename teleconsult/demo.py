@@ -17,6 +17,7 @@ import requests
 
 from hub.services.accounts import DEMO_PASSWORD, seed_demo
 from teleconsult.db import Database
+from teleconsult.files import private_dir, write_secret
 from teleconsult.migrations import upgrade
 
 _PR_SET_PDEATHSIG = 1
@@ -47,11 +48,12 @@ class Demo:
 
     def run(self) -> int:
         root = Path(self.data_dir).resolve()
-        (root / "logs").mkdir(parents=True, exist_ok=True)
+        private_dir(root)
+        (root / "logs").mkdir(mode=0o700, exist_ok=True)
         hub_db = f"sqlite:///{root / 'hub' / 'hub.sqlite'}"
         spoke_db = f"sqlite:///{root / 'spoke' / 'spoke.sqlite'}"
         for sub in ("hub", "spoke", "bridge"):
-            (root / sub).mkdir(exist_ok=True)
+            private_dir(root / sub)
         print("Preparing the databases...", flush=True)
         upgrade("hub", hub_db)
         upgrade("spoke", spoke_db)
@@ -59,6 +61,9 @@ class Demo:
         with db.session() as session:
             tokens = seed_demo(session)
         db.dispose()
+        # The service token reaches the spoke and the bridge in a 0600 file, never in their
+        # environment (readable in /proc/<pid>/environ).
+        token_file = str(write_secret(root / "spoke" / "spoke_token", tokens["PHC-1"]))
         hub_url = f"http://{self.host}:{self.hub_port}"
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGTERM, self._on_signal)
@@ -85,7 +90,7 @@ class Demo:
                     "TELECONSULT_SPOKE_DATABASE_URL": spoke_db,
                     "TELECONSULT_SPOKE_HUB_URL": hub_url,
                     "TELECONSULT_SPOKE_SPOKE_CODE": "PHC-1",
-                    "TELECONSULT_SPOKE_SPOKE_TOKEN": tokens["PHC-1"],
+                    "TELECONSULT_SPOKE_SPOKE_TOKEN_FILE": token_file,
                 },
                 root,
             )
@@ -98,7 +103,7 @@ class Demo:
                     "TELECONSULT_BRIDGE_AE_TITLE": "SPOKE1",
                     "TELECONSULT_BRIDGE_ACCEPT_ANY_AE": "true",
                     "TELECONSULT_BRIDGE_HUB_URL": hub_url,
-                    "TELECONSULT_BRIDGE_SPOKE_TOKEN": tokens["PHC-1"],
+                    "TELECONSULT_BRIDGE_SPOKE_TOKEN_FILE": token_file,
                     "TELECONSULT_BRIDGE_SPOOL_DIR": str(root / "bridge" / "spool"),
                     "TELECONSULT_BRIDGE_SPOKE_URL": f"http://{self.host}:{self.spoke_port}",
                 },

@@ -6,10 +6,56 @@ import contextlib
 import ctypes
 import ctypes.util
 import os
+import secrets
 import sys
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
+
+
+def private_dir(path: Path) -> Path:
+    """Make ``path`` (and missing parents) a folder only its owner can enter (0700): it holds
+    patient data, databases or keys. An existing folder is tightened too."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.stat().st_mode & 0o077:
+        os.chmod(path, 0o700)
+    return path
+
+
+def private_file(path: Path) -> Path:
+    """Make ``path`` a file only its owner can read or write (0600), creating it empty if absent."""
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+    try:
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+    return path
+
+
+def private_sqlite(url: str) -> None:
+    """For a SQLite file URL: its folder 0700 and the file 0600 before SQLite opens it (SQLite
+    gives its -wal, -shm and -journal files the database file's mode). Others: nothing."""
+    if not url.startswith("sqlite") or ":memory:" in url or "mode=memory" in url:
+        return
+    _, _, rest = url.partition(":///")
+    name = rest.split("?", 1)[0]
+    if not name:
+        return
+    path = Path(name)
+    private_dir(path.parent)
+    private_file(path)
+    for suffix in ("-wal", "-shm", "-journal"):
+        side = path.with_name(path.name + suffix)
+        if side.exists() and side.stat().st_mode & 0o077:
+            os.chmod(side, 0o600)
+
+
+def write_secret(path: Path, text: str) -> Path:
+    """Write a secret (a token) to ``path`` readable by the owner only, whole or not at all."""
+    private_dir(path.parent)
+    write_durably(path, text.encode())  # a temporary file from mkstemp: 0600 from the start
+    return path
 
 
 def write_durably(path: Path, data: bytes) -> None:
@@ -85,3 +131,26 @@ def start_writeback(fd: int, offset: int = 0, length: int = 0) -> None:
         _SYNC_FILE_RANGE(
             fd, offset, length, 2
         )  # SYNC_FILE_RANGE_WRITE; failing loses only the head start
+
+
+def read_or_create_key(path: Path) -> bytes:
+    """A secret kept in ``path`` (created once, readable by the owner only)."""
+    try:
+        return path.read_bytes().strip()
+    except FileNotFoundError:
+        pass
+    key = secrets.token_hex(32).encode()
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=".key.", suffix=".part")  # 0600
+    tmp = Path(name)
+    with open(fd, "wb") as out:
+        out.write(key)
+        out.flush()
+        os.fsync(out.fileno())
+    try:
+        os.link(tmp, path)  # never replaces a key another process wrote meanwhile
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink(missing_ok=True)
+    fsync_dir(path.parent)
+    return path.read_bytes().strip()

@@ -8,6 +8,8 @@ import secrets
 from pathlib import Path
 
 from config.settings import Settings, load_settings
+from shared.deid import Profile
+from teleconsult.files import read_or_create_key, write_secret
 
 
 def settings_from_argv(component: str, argv: list[str] | None) -> Settings:
@@ -31,7 +33,22 @@ def secret_key(settings: Settings) -> str:
         return str(settings.secret_key)
     path = Path(settings.data_dir) / "secret_key"
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch(mode=0o600)
-        path.write_text(secrets.token_urlsafe(48))
+        write_secret(path, secrets.token_urlsafe(48))
     return path.read_text().strip()
+
+
+def deid_profile(settings: Settings, key_dir: Path) -> Profile | None:
+    """The de-identification the settings ask for (bridge and spoke alike), or None.
+
+    An empty ``deid_key``: a random key kept in ``key_dir/deid.key``. A clinic whose bridge and
+    spoke page both de-identify should give both the same ``deid_key``, so that one patient
+    keeps one pseudonym whichever way the images came.
+    """
+    if not settings.deidentify:
+        return None
+    key = str(settings.deid_key or "").encode() or read_or_create_key(key_dir / "deid.key")
+    return Profile(
+        key=key,
+        shift_dates=bool(settings.deid_shift_dates),
+        allow_burned_in=bool(settings.deid_allow_burned_in),
+    )

@@ -21,6 +21,7 @@ from hub.services.image_query import (
 )
 from hub.services.images import ImageService, StowResult
 from hub.services.rendering import (
+    ImageTooLarge,
     RenderError,
     decoded_frame,
     parse_window,
@@ -28,7 +29,7 @@ from hub.services.rendering import (
     run_cpu,
     stored_frame,
 )
-from shared.errors import InvalidInput, NotFound, UnsupportedMediaType
+from shared.errors import InvalidInput, NotFound, TooLarge, UnsupportedMediaType
 from shared.multipart import MultipartError, build_related, parse_related
 
 bp = Blueprint("dicomweb", __name__, url_prefix="/dicomweb")
@@ -195,6 +196,8 @@ def retrieve_frames(study: str, series: str, instance: str, frames: str) -> Resp
     decode = _wants_uncompressed(request.headers.get("Accept", ""))
     try:
         parts = [_frame(path, n, decode) for n in numbers]
+    except ImageTooLarge as exc:
+        raise TooLarge(str(exc)) from None
     except RenderError as exc:
         raise NotFound(str(exc)) from None
     media_type = parts[0][1]
@@ -203,10 +206,15 @@ def retrieve_frames(study: str, series: str, instance: str, frames: str) -> Resp
 
 
 def _frame(path: Any, number: int, decode: bool) -> tuple[bytes, str]:
+    limit = _max_pixels()
     if decode:
-        return run_cpu(decoded_frame, path, number), "application/octet-stream"
-    data, media_type = run_cpu(stored_frame, path, number)
+        return run_cpu(decoded_frame, path, number, limit), "application/octet-stream"
+    data, media_type = run_cpu(stored_frame, path, number, limit)
     return data, media_type
+
+
+def _max_pixels() -> int:
+    return int(hub().settings.max_render_pixels)
 
 
 @bp.get("/studies/<study>/series/<series>/instances/<instance>/rendered")
@@ -223,7 +231,11 @@ def retrieve_rendered(
         raise InvalidInput(str(exc), fields={"window": [request.args.get("window", "")]}) from None
     path = _instance_path(study, series, instance)
     try:
-        image = run_cpu(render, path, frame, window, media_type, max(1, min(100, quality)))
+        image = run_cpu(
+            render, path, frame, window, media_type, max(1, min(100, quality)), _max_pixels()
+        )
+    except ImageTooLarge as exc:
+        raise TooLarge(str(exc)) from None
     except RenderError as exc:
         raise NotFound(str(exc)) from None
     return Response(image, content_type=media_type)

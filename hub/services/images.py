@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
+import secrets
 from collections import Counter
 from dataclasses import dataclass, field
 from io import BytesIO
@@ -27,6 +27,7 @@ from hub.services.events import record_event
 from hub.services.rendering import run_cpu
 from shared import protocol
 from shared.clock import Clock
+from shared.dicom import is_valid_uid
 from shared.enums import Role
 from shared.errors import Conflict, NotFound
 from teleconsult.files import write_all_durably
@@ -38,7 +39,6 @@ PROCESSING_FAILURE = 0x0110
 OUT_OF_RESOURCES = 0xA700
 CANNOT_UNDERSTAND = 0xC000
 
-_UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 _ENCAPSULATED_PREFIX = "1.2.840.10008.1.2.4"  # JPEG family; RLE is 1.2.840.10008.1.2.5
 _PIXEL_DATA = 0x7FE00010
 _DEFER_BYTES = 64 * 1024
@@ -99,6 +99,11 @@ class ImageService:
                 continue
             readable.setdefault(meta["sop_uid"], (raw, meta))
         case = self._case_by_uid(principal, case_uid) if case_uid else None
+        for sop_uid, message in self._held_elsewhere(principal, readable).items():
+            _, meta = readable.pop(sop_uid)
+            result.refuse(
+                PartRejected(PROCESSING_FAILURE, message, meta["sop_class"], meta["sop_uid"])
+            )
         stored = self._stored_classes(list(readable))
         # End this reading transaction before the files are written: on SQLite it holds the
         # write lock, and every other request of the hub would wait for the disk too.
@@ -141,6 +146,52 @@ class ImageService:
         case = self.session.scalar(select(Case).where(Case.uid == case_uid))
         return require_read(principal, case)
 
+    def _held_elsewhere(
+        self, principal: Principal, parts: dict[str, tuple[bytes, dict[str, Any]]]
+    ) -> dict[str, str]:
+        """Parts whose instance, series or study UID the hub already holds for another spoke (or,
+        for a series, in another study), with the reason: UIDs are not secrets, so a clinic must
+        not add to, take or overwrite another clinic's images by naming them."""
+        if not parts:
+            return {}
+        metas = [meta for _, meta in parts.values()]
+        instances = dict(
+            self.session.execute(
+                select(Instance.sop_uid, Study.spoke_id)
+                .join(Series, Instance.series_id == Series.id)
+                .join(Study, Series.study_id == Study.id)
+                .where(Instance.sop_uid.in_([m["sop_uid"] for m in metas]))
+            ).all()
+        )
+        studies = dict(
+            self.session.execute(
+                select(Study.study_uid, Study.spoke_id).where(
+                    Study.study_uid.in_({m["study_uid"] for m in metas})
+                )
+            ).all()
+        )
+        series = {
+            uid: (study_uid, spoke_id)
+            for uid, study_uid, spoke_id in self.session.execute(
+                select(Series.series_uid, Study.study_uid, Study.spoke_id)
+                .join(Study, Series.study_id == Study.id)
+                .where(Series.series_uid.in_({m["series_uid"] for m in metas}))
+            ).all()
+        }
+        mine = principal.spoke_id
+        refused = {}
+        for meta in metas:
+            known_series = series.get(meta["series_uid"])
+            if meta["sop_uid"] in instances and instances[meta["sop_uid"]] != mine:
+                refused[meta["sop_uid"]] = "this SOP instance UID is held for another clinic"
+            elif meta["study_uid"] in studies and studies[meta["study_uid"]] != mine:
+                refused[meta["sop_uid"]] = "this study UID is held for another clinic"
+            elif known_series is not None and known_series[1] != mine:
+                refused[meta["sop_uid"]] = "this series UID is held for another clinic"
+            elif known_series is not None and known_series[0] != meta["study_uid"]:
+                refused[meta["sop_uid"]] = "this series UID belongs to another study"
+        return refused
+
     def _stored_classes(self, sop_uids: list[str]) -> dict[str, str]:
         """SOPInstanceUID -> SOPClassUID of the instances among ``sop_uids`` the hub already has."""
         rows = self.session.execute(
@@ -154,7 +205,8 @@ class ImageService:
         """Write the files of new instances durably, then add their rows. Raises OSError."""
         if not fresh:
             return []
-        files = {self.image_dir / _relative_path(meta): raw for raw, meta in fresh}
+        names = {meta["sop_uid"]: _new_relative_path() for _, meta in fresh}
+        files = {self.image_dir / names[meta["sop_uid"]]: raw for raw, meta in fresh}
         digests = run_cpu(_write_files, files)
         studies: dict[tuple[str, str], Study] = {}
         series: dict[str, Series] = {}
@@ -167,7 +219,7 @@ class ImageService:
                 )
             if meta["series_uid"] not in series:
                 series[meta["series_uid"]] = self._series(study, meta)
-            relative = _relative_path(meta)
+            relative = names[meta["sop_uid"]]
             instance = Instance(
                 sop_uid=meta["sop_uid"],
                 series_id=series[meta["series_uid"]].id,
@@ -185,7 +237,7 @@ class ImageService:
 
     def _insert(self, rows: list[tuple[Instance, Study]]) -> list[tuple[Instance, Study]]:
         """Insert the instances together; if a concurrent request stored some of them meanwhile
-        (same UID, same file), one by one, skipping those. Returns the rows added."""
+        (same UID), one by one, skipping those and removing their files. Returns the rows added."""
         try:
             with self.session.begin_nested():
                 self.session.add_all(instance for instance, _ in rows)
@@ -195,6 +247,7 @@ class ImageService:
             # Only the concurrent store explains it: without that row, fail rather than confirm.
             sop_uid = rows[0][0].sop_uid
             self.session.scalars(select(Instance.id).where(Instance.sop_uid == sop_uid)).one()
+            (self.image_dir / rows[0][0].path).unlink(missing_ok=True)  # the other copy is kept
             return []
         return rows
 
@@ -351,7 +404,7 @@ def _read_header(raw: bytes) -> dict[str, Any]:
         ("StudyInstanceUID", str(ds.get("StudyInstanceUID", ""))),
         ("SeriesInstanceUID", str(ds.get("SeriesInstanceUID", ""))),
     ):
-        if not value or not _UID.match(value) or len(value) > 64:
+        if not value or not is_valid_uid(value):
             raise PartRejected(
                 CANNOT_UNDERSTAND,
                 f"{name} is missing or not a valid UID",
@@ -401,7 +454,7 @@ def _ids_from_file_meta(raw: bytes) -> tuple[str, str]:
         str(meta.get("MediaStorageSOPClassUID", "")),
         str(meta.get("MediaStorageSOPInstanceUID", "")),
     )
-    valid = [uid if _UID.match(uid) and len(uid) <= 64 else "" for uid in (sop_class, sop_uid)]
+    valid = [uid if is_valid_uid(uid) else "" for uid in (sop_class, sop_uid)]
     return valid[0], valid[1]
 
 
@@ -442,9 +495,11 @@ def _pixel_data_length(ds: Any, size: int) -> int:
     return max(0, min(int(element.length), size - int(element.value_tell)))
 
 
-def _relative_path(meta: dict[str, Any]) -> Path:
-    """Where an instance is kept, below the image directory."""
-    return Path(str(meta["study_uid"])) / str(meta["series_uid"]) / f"{meta['sop_uid']}.dcm"
+def _new_relative_path() -> Path:
+    """Where a new instance is kept, below the image directory: a name the hub makes up, never a
+    UID or anything else the sender chose (DESIGN.md, "Security rules")."""
+    name = secrets.token_hex(16)
+    return Path(name[:2]) / f"{name}.dcm"
 
 
 def _write_files(files: dict[Path, bytes]) -> dict[Path, str]:

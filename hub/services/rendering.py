@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import numpy as np
 from pydicom import dcmread
 from pydicom.dataset import Dataset
-from pydicom.encaps import generate_frames
+from pydicom.encaps import generate_frames, get_frame
 from pydicom.pixels.processing import apply_modality_lut, apply_voi_lut
 from pydicom.pixels.utils import pixel_array
 
@@ -54,8 +54,18 @@ _UNCOMPRESSED = {
 }
 
 
+# Pixels per frame the hub decodes at most (config ``max_render_pixels``): decoding and windowing
+# take about 30 bytes per pixel, so a small compressed file must not make the hub decode a huge
+# image (a decompression bomb). 25 million covers mammography (4096 x 5120).
+DEFAULT_MAX_PIXELS = 25_000_000
+
+
 class RenderError(ValueError):
     """The instance cannot be rendered as asked (no pixels, no such frame, a bad window)."""
+
+
+class ImageTooLarge(RenderError):
+    """Decoding this frame would take more pixels than the hub allows (judged before decoding)."""
 
 
 @dataclass(frozen=True)
@@ -121,7 +131,7 @@ def _check_frame(ds: Dataset, frame: int) -> None:
         raise RenderError(f"frame {frame} does not exist (the instance has {total})")
 
 
-def stored_frame(path: Path, frame: int) -> tuple[bytes, str]:
+def stored_frame(path: Path, frame: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[bytes, str]:
     """Return frame ``frame`` (1-based) as stored, and its media type.
 
     Uncompressed frames are raw little-endian pixels (``application/octet-stream``); compressed
@@ -137,7 +147,7 @@ def stored_frame(path: Path, frame: int) -> tuple[bytes, str]:
                 return data, FRAME_MEDIA_TYPES[syntax]
         raise RenderError(f"frame {frame} is missing from the encapsulated pixel data")
     if syntax not in _UNCOMPRESSED or syntax == "1.2.840.10008.1.2.2":
-        return decoded_frame(path, frame), "application/octet-stream"
+        return decoded_frame(path, frame, max_pixels), "application/octet-stream"
     size = (
         int(ds.Rows)
         * int(ds.Columns)
@@ -148,10 +158,11 @@ def stored_frame(path: Path, frame: int) -> tuple[bytes, str]:
     return data, "application/octet-stream"
 
 
-def decoded_frame(path: Path, frame: int) -> bytes:
+def decoded_frame(path: Path, frame: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> bytes:
     """Return frame ``frame`` decoded to raw little-endian pixels (for clients that asked so)."""
     ds = dcmread(path, stop_before_pixels=True)
     _check_frame_header(ds, frame)
+    check_pixel_budget(path, ds, frame, max_pixels)
     array = pixel_array(str(path), index=frame - 1, raw=True)
     return bytes(array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes())
 
@@ -160,6 +171,73 @@ def _check_frame_header(ds: Dataset, frame: int) -> None:
     total = number_of_frames(ds)
     if "Rows" not in ds or not 1 <= frame <= total:
         raise RenderError(f"frame {frame} does not exist (the instance has {total})")
+
+
+def check_pixel_budget(path: Path, ds: Dataset, frame: int, max_pixels: int) -> None:
+    """Refuse, before anything is decoded, a frame larger than ``max_pixels``: by the header's
+    rows x columns x samples and, for JPEG, JPEG-LS and JPEG 2000, by the size the compressed
+    frame itself declares (a decoder follows the bitstream, not the header)."""
+    try:
+        declared = int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1) or 1)
+    except (AttributeError, TypeError, ValueError):
+        raise RenderError("the instance has no usable rows and columns") from None
+    _within(declared, max_pixels)
+    syntax = str(ds.file_meta.get("TransferSyntaxUID", ""))
+    if syntax not in FRAME_MEDIA_TYPES or syntax == "1.2.840.10008.1.2.5":
+        return  # uncompressed or RLE: the decoder makes exactly what the header says
+    full = dcmread(path)
+    try:
+        data = get_frame(full.PixelData, frame - 1, number_of_frames=number_of_frames(full))
+    except (ValueError, IndexError, KeyError) as exc:
+        raise RenderError(f"frame {frame} cannot be found in the pixel data: {exc}") from None
+    size = codestream_size(data)
+    if size is not None:
+        _within(size[0] * size[1] * int(ds.get("SamplesPerPixel", 1) or 1), max_pixels)
+
+
+def _within(pixels: int, max_pixels: int) -> None:
+    if pixels > max_pixels:
+        raise ImageTooLarge(
+            f"the image has {pixels:,} pixels per frame, more than the {max_pixels:,} the hub "
+            "renders; retrieve the instance itself to view it with a workstation"
+        )
+
+
+_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF, 0xF7}
+
+
+def codestream_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) a JPEG, JPEG-LS or JPEG 2000 frame declares, read from its header only;
+    None when the bitstream is of another kind or its header cannot be found."""
+    if data[:2] == b"\xff\xd8":
+        return _jpeg_size(data)
+    start = data.find(b"\xff\x4f\xff\x51", 0, 4096)  # J2K SOC + SIZ (also inside a JP2 box)
+    if start >= 0 and len(data) >= start + 28:
+        x, y, x0, y0 = (
+            int.from_bytes(data[start + i : start + i + 4], "big") for i in (8, 12, 16, 20)
+        )
+        return max(0, x - x0), max(0, y - y0)
+    return None
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    i = 2
+    while i + 9 <= len(data):
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in _JPEG_SOF:
+            height = int.from_bytes(data[i + 5 : i + 7], "big")
+            width = int.from_bytes(data[i + 7 : i + 9], "big")
+            return width, height
+        if marker == 0xD8 or 0xD0 <= marker <= 0xD7 or marker == 0x01:
+            i += 2
+            continue
+        i += 2 + int.from_bytes(data[i + 2 : i + 4], "big")
+    return None
 
 
 # -- rendered previews -----------------------------------------------------------------------
@@ -171,12 +249,14 @@ def render(
     window: Window | None = None,
     media_type: str = "image/png",
     quality: int = 90,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> bytes:
     """Return frame ``frame`` of the instance at ``path`` as a PNG or JPEG preview."""
     from PIL import Image
 
     ds = dcmread(path, stop_before_pixels=True)
     _check_frame_header(ds, frame)
+    check_pixel_budget(path, ds, frame, max_pixels)
     try:
         pixels = pixel_array(str(path), index=frame - 1)
     except Exception as exc:  # a missing decoder or damaged bitstream

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -83,6 +84,7 @@ def test_the_demo_runs_three_components_and_stops_cleanly_on_ctrl_c(tmp_path: Pa
         assert signin.status_code == 200
         children = _children(demo.pid)
         assert len([c for c in children if "-m" in c.cmdline()]) == 3
+        _secrets_stay_private(tmp_path / "data", children)
         demo.send_signal(signal.SIGINT)
         assert demo.wait(30) == 0
         assert wait_for(lambda: _gone(children), 10, what="all children gone")
@@ -90,6 +92,24 @@ def test_the_demo_runs_three_components_and_stops_cleanly_on_ctrl_c(tmp_path: Pa
     finally:
         if demo.poll() is None:
             demo.kill()
+
+
+def _secrets_stay_private(data: Path, children: list[psutil.Process]) -> None:
+    """Finding 13: the service token was in the spoke's and the bridge's environment (readable in
+    /proc/<pid>/environ) and the databases were world-readable."""
+    token = (data / "spoke" / "spoke_token").read_text().strip()
+    assert len(token) > 16
+    for child in children:
+        environ = "\0".join(f"{k}={v}" for k, v in child.environ().items())
+        assert token not in environ, child.cmdline()
+    for path in (
+        data / "spoke" / "spoke_token",
+        data / "hub" / "hub.sqlite",
+        data / "spoke" / "spoke.sqlite",
+    ):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    for folder in (data, data / "hub", data / "spoke", data / "bridge", data / "hub" / "images"):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
 
 
 def test_killing_the_demo_outright_takes_its_children_with_it(tmp_path: Path) -> None:

@@ -405,3 +405,131 @@ def test_a_study_without_a_case_can_be_attached_by_hand(hub: HubHarness) -> None
     ).json
     assert [s["study_uid"] for s in studies] == [dx.StudyInstanceUID]
     assert _json(hub, "/dicomweb/studies?linked=false", hub.spoke()) == []
+
+
+def _failed(answer: Any) -> dict[str, str]:
+    return {
+        item["00081155"]["Value"][0]: item
+        for item in (answer.json or {}).get("00081198", {}).get("Value", [])
+    }
+
+
+def test_another_clinic_cannot_take_or_add_to_a_clinics_images(hub: HubHarness) -> None:
+    """Finding 2: STOW found studies and series by UID across spokes. PHC-2 moved PHC-1's study
+    out of PHC-1's inbox onto a PHC-2 case, and added instances to PHC-1's case."""
+    from spoke.inbox import study_summary
+
+    theirs = hub.raise_case(headers=hub.spoke("PHC-2"), raised_by="clinic4")
+    walk_in = make_dx(accession_number="WALK-IN")  # PHC-1's, in PHC-1's inbox
+    assert _stow(hub, [_bytes(walk_in)]).status_code == 200
+    ours = hub.raise_case()
+    linked = make_ct_series(2, accession_number=ours["accession_number"])  # on PHC-1's case
+    assert _stow(hub, [_bytes(ds) for ds in linked]).status_code == 200
+    before = _instances(hub)
+
+    # PHC-2 names PHC-1's unattached study for its own case: refused, nothing stored or moved.
+    grab = make_dx(accession_number="X")
+    grab.StudyInstanceUID = walk_in.StudyInstanceUID
+    grab.SeriesInstanceUID = walk_in.SeriesInstanceUID
+    answer = _stow(hub, [_bytes(grab)], {**hub.spoke("PHC-2"), "X-Case-UID": theirs["uid"]})
+    assert answer.status_code == 409
+    assert _failed(answer)[grab.SOPInstanceUID]["00081197"]["Value"] == [0x0110]
+    assert "study UID is held for another clinic" in answer.headers["Warning"]
+    # PHC-2 adds an instance to PHC-1's case's study and series, and re-sends PHC-1's instance.
+    inject = make_ct_series(1)[0]
+    inject.StudyInstanceUID = linked[0].StudyInstanceUID
+    inject.SeriesInstanceUID = linked[0].SeriesInstanceUID
+    answer = _stow(hub, [_bytes(inject), _bytes(linked[0])], hub.spoke("PHC-2"))
+    assert answer.status_code == 409, answer.json
+    assert set(_failed(answer)) == {inject.SOPInstanceUID, linked[0].SOPInstanceUID}
+    assert "00081199" not in answer.json  # not "stored": the hub does not confirm another's
+    # A series UID of PHC-1's under a new study of PHC-2: refused too.
+    mixed = make_ct_series(1)[0]
+    mixed.SeriesInstanceUID = linked[0].SeriesInstanceUID
+    assert _stow(hub, [_bytes(mixed)], hub.spoke("PHC-2")).status_code == 409
+
+    assert _instances(hub) == before
+    with hub.app.extensions["teleconsult"].db.session() as s:
+        study = s.scalar(select(Study).where(Study.study_uid == walk_in.StudyInstanceUID))
+        assert study is not None and study.case_id is None
+    # What PHC-1's spoke sees: the walk-in study still waits in its inbox, its case's study
+    # still has its two instances; PHC-2's case has no images.
+    inbox = [
+        study_summary(item) for item in _json(hub, "/dicomweb/studies?linked=false", hub.spoke())
+    ]
+    assert [(i["study_uid"], i["instances"]) for i in inbox] == [(walk_in.StudyInstanceUID, 1)]
+    studies = hub.client.get(f"/api/v1/cases/{ours['id']}/studies", headers=hub.spoke()).json
+    assert [(s["study_uid"], s["series"][0]["instances"]) for s in studies] == [
+        (linked[0].StudyInstanceUID, 2)
+    ]
+    theirs_now = hub.client.get(
+        f"/api/v1/cases/{theirs['id']}/studies", headers=hub.spoke("PHC-2")
+    ).json
+    assert theirs_now == []
+    assert _json(hub, "/dicomweb/studies?linked=false", hub.spoke("PHC-2")) == []
+
+
+def test_the_hub_names_its_image_files_itself(hub: HubHarness) -> None:
+    """DESIGN.md: file names never come from client data; the UIDs a sender chose name nothing."""
+    ds = make_ct_series(1)[0]
+    assert _stow(hub, [_bytes(ds)]).status_code == 200
+    with hub.app.extensions["teleconsult"].db.session() as s:
+        (instance,) = s.scalars(select(Instance)).all()
+        path = Path(instance.path)
+    image_dir = Path(hub.app.extensions["teleconsult"].image_dir)
+    for uid in (ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID):
+        assert uid not in str(path)
+    assert not path.is_absolute() and ".." not in path.parts
+    assert (image_dir / path).read_bytes() == _bytes(ds)
+
+
+def _jpeg_claiming(width: int, height: int) -> bytes:
+    """A small baseline JPEG whose frame header (SOF0) says ``width`` x ``height``."""
+    out = BytesIO()
+    Image.new("L", (64, 64), 90).save(out, "JPEG")
+    data = bytearray(out.getvalue())
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
+    return bytes(data)
+
+
+def _path(ds: Dataset) -> str:
+    return f"/dicomweb/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/instances/{ds.SOPInstanceUID}"
+
+
+def test_a_decompression_bomb_is_refused_before_it_is_decoded(hub: HubHarness) -> None:
+    """Finding 5: a 4.5 MB compressed 12000 x 12000 image took 4.8 GB to render. The pixel count
+    is judged from the headers (the DICOM header and the bitstream's own) before decoding."""
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import JPEGBaseline8Bit
+
+    case = hub.raise_case()
+    bomb = make_dx(accession_number=case["accession_number"], rows=64, cols=64)
+    bomb.BitsAllocated, bomb.BitsStored, bomb.HighBit = 8, 8, 7
+    bomb.PhotometricInterpretation = "MONOCHROME2"
+    bomb.PixelData = encapsulate([_jpeg_claiming(12000, 12000)])
+    bomb["PixelData"].VR = "OB"
+    bomb.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
+    bomb.LossyImageCompression = "01"
+    assert len(_bytes(bomb)) < 10_000
+    # A real compressed image, larger than a limit set low for the test.
+    big = compressed(
+        make_dx(accession_number=case["accession_number"], rows=1200, cols=1000), JPEG2000Lossless
+    )
+    assert _stow(hub, [_bytes(bomb), _bytes(big)]).status_code == 200
+    reader = hub.login("ortho1")
+
+    for url in (f"{_path(bomb)}/rendered", f"{_path(bomb)}/frames/1/rendered"):
+        answer = hub.client.get(url, headers=reader)
+        assert answer.status_code == 413, (url, answer.status_code)
+        assert "144,000,000 pixels" in answer.json["error"]["message"]
+    raw = {**reader, "Accept": 'multipart/related; type="application/octet-stream"'}
+    assert hub.client.get(f"{_path(bomb)}/frames/1", headers=raw).status_code == 413
+    assert hub.client.get(_path(bomb), headers=reader).status_code == 200  # still retrievable
+
+    h = hub.app.extensions["teleconsult"]
+    assert hub.client.get(f"{_path(big)}/rendered", headers=reader).status_code == 200
+    h.settings = h.settings.replace(max_render_pixels=1_000_000)
+    answer = hub.client.get(f"{_path(big)}/rendered", headers=reader)
+    assert answer.status_code == 413 and "1,200,000 pixels" in answer.json["error"]["message"]
+    assert hub.client.get(f"{_path(big)}/frames/1", headers=raw).status_code == 413

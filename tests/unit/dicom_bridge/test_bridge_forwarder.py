@@ -11,7 +11,7 @@ import pytest
 
 from dicom_bridge.forwarder import Forwarder, MultipartBody, parse_stow_response
 from dicom_bridge.progress import AT_HUB, Ledger
-from dicom_bridge.spool import Spool
+from dicom_bridge.spool import Spool, file_name
 from tests.support.waiting import wait_for
 from tests.unit.dicom_bridge.bridge_support import FakeHub, parse_multipart
 
@@ -159,8 +159,11 @@ def test_409_with_failed_sop_sequence_moves_files_to_rejected(
     wait_for(lambda: len(spool.rejected()) == len(ct_files), what="rejections")
     assert spool.count() == 0
     for f in ct_files:
-        assert (spool.rejected_dir / f.name).read_bytes() == f.read_bytes()
-        assert "0xC000" in (spool.rejected_dir / f"{f.stem}.reason.txt").read_text()
+        assert (spool.rejected_dir / file_name(f.stem)).read_bytes() == f.read_bytes()
+        assert (
+            "0xC000"
+            in (spool.rejected_dir / file_name(f.stem).replace(".dcm", ".reason.txt")).read_text()
+        )
     wait_for(lambda: forwarder.status()["rejected"] == len(ct_files), what="rejections counted")
 
 

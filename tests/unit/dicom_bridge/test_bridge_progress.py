@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 from pydicom import dcmread
 
-from dicom_bridge.deid import Profile, new_uid
 from dicom_bridge.forwarder import Forwarder
 from dicom_bridge.linking import CaseDirectory
 from dicom_bridge.progress import AT_HUB, REJECTED, Counts, Ledger
-from dicom_bridge.spool import Spool
+from dicom_bridge.spool import Spool, file_name, uid_of
 from dicom_bridge.worklist import WorklistUnavailable
+from shared.deid import Profile, new_uid
 from tests.dicomgen import make_ct_series, make_us_cine, write_series
 from tests.support.waiting import wait_for
 from tests.unit.dicom_bridge.bridge_support import FakeHub
@@ -113,9 +113,9 @@ def test_deidentified_instances_go_with_their_case_and_burned_in_ones_are_refuse
         new_uid(KEY, str(ds.SOPInstanceUID)) for ds in ct
     )
     assert all(ds.PatientID != "REAL-ID" and ds.AccessionNumber == "" for ds in sent)
-    assert [p.stem for p in spool.rejected()] == [str(us.SOPInstanceUID)]
+    assert [uid_of(p) for p in spool.rejected()] == [str(us.SOPInstanceUID)]
     assert (
-        spool.root.joinpath("rejected", f"{us.SOPInstanceUID}.reason.txt")
+        spool.root.joinpath("rejected", file_name(str(us.SOPInstanceUID))[:-4] + ".reason.txt")
         .read_text()
         .count("BurnedIn")
         == 1

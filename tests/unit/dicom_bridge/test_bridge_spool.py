@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
 
-from dicom_bridge.spool import InvalidInstanceError, Spool
+from dicom_bridge.spool import InvalidInstanceError, Spool, file_name, uid_of
 
 
 def test_put_renames_into_incoming_and_leaves_no_tmp(tmp_path: Path, ct_files: list[Path]) -> None:
@@ -16,7 +17,8 @@ def test_put_renames_into_incoming_and_leaves_no_tmp(tmp_path: Path, ct_files: l
 
     path = spool.put(data, ct_files[0].stem)
 
-    assert path == spool.incoming_dir / ct_files[0].name
+    assert path == spool.incoming_dir / file_name(ct_files[0].stem)
+    assert uid_of(path) == ct_files[0].stem
     assert path.read_bytes() == data
     assert list(spool.tmp_dir.iterdir()) == []
     assert spool.pending() == [path]
@@ -41,7 +43,7 @@ def test_put_reads_the_uid_from_the_data_when_not_given(
 
     path = spool.put(ct_files[1].read_bytes())
 
-    assert path.name == ct_files[1].name
+    assert uid_of(path) == ct_files[1].stem
 
 
 @pytest.mark.parametrize("uid", ["../evil", "1.2.3/../../x", "", "1.2.a", "1." + "2" * 70])
@@ -172,3 +174,19 @@ def test_a_prepared_file_is_used_by_the_next_instance_and_closed_with_the_spool(
     spool.prepare()
     spool.close()
     assert not spool._spares
+
+
+def test_file_names_are_made_by_the_bridge_not_taken_from_the_uid(
+    tmp_path: Path, ct_files: list[Path]
+) -> None:
+    """DESIGN.md: file names never come from client data. A malformed UID is refused outright;
+    a good one is only read back from a name of hex digits the bridge made."""
+    spool = Spool(tmp_path / "spool")
+    for crafted in ("../../evil", str(tmp_path / "abs"), "1.2.3/../../4"):
+        with pytest.raises(InvalidInstanceError):
+            spool.put(b"DATA", crafted)
+    uid = ct_files[0].stem
+    path = spool.put(ct_files[0].read_bytes(), uid)
+    assert uid not in path.name and re.fullmatch(r"u-[0-9a-f]+\.dcm", path.name)
+    assert uid_of(path) == uid and spool.pending() == [path]
+    assert [p.name for p in spool.root.rglob("*") if p.is_file()] == [path.name]

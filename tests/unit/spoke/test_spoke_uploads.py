@@ -4,11 +4,13 @@ disk, sent to the real hub's STOW-RS once the case is there, linked to the case.
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from io import BytesIO
 from pathlib import Path
 from typing import Any
 
 import pydicom
+import pytest
 import requests
 from flask import Flask
 from flask.testing import FlaskClient
@@ -18,10 +20,20 @@ from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
 from shared.schemas import CaseCreateSchema
 from spoke.persistence.models import SyncState
-from spoke.uploads import ENCAPSULATED_PDF, SECONDARY_CAPTURE
+from spoke.uploads import ENCAPSULATED_PDF, SECONDARY_CAPTURE, UploadQueue
+from spoke.uploads.convert import Instance
+from spoke.uploads.queue import file_key
 from tests.support.hub import RunningHub
 from tests.support.waiting import wait_for
-from tests.unit.spoke.conftest import case_body, csrf_of, hub_token, services, sign_in_page
+from tests.unit.spoke.conftest import (
+    case_body,
+    csrf_of,
+    hub_token,
+    make_app,
+    services,
+    sign_in_page,
+    spoke_settings,
+)
 
 PDF = (
     b"%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n"
@@ -218,7 +230,7 @@ def test_instance_the_hub_refuses_is_set_aside_with_its_reason(running: Flask) -
         what="refused",
     )
     assert refused[0]["sop_uid"] == sop_uid and "truncated" in refused[0]["reason"]
-    assert (upload_dir(running, case["uid"]) / "refused" / f"{sop_uid}.dcm").exists()
+    assert (upload_dir(running, case["uid"]) / "refused" / f"{file_key(sop_uid)}.dcm").exists()
     page = client.get(f"/cases/{case['uid']}").get_data(as_text=True)
     assert "refused by the hub: the pixel data is truncated" in page
 
@@ -233,3 +245,93 @@ def test_files_larger_than_the_apps_form_limit_are_taken(client: FlaskClient) ->
     assert big.tell() > 1024 * 1024
     assert upload(client, case["uid"], [(big.getvalue(), "big.png")]).status_code == 302
     assert len(list(upload_dir(client.application, case["uid"]).glob("*.dcm"))) == 1
+
+
+def _with_sop_uid(sop_uid: str) -> bytes:
+    raw, _ = dicom_file()
+    ds = pydicom.dcmread(BytesIO(raw))
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = sop_uid
+    out = BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
+def test_a_path_as_sop_instance_uid_writes_nothing_anywhere(
+    client: FlaskClient, tmp_path: Path
+) -> None:
+    """Finding 1: a SOPInstanceUID of ``/abs/path`` or ``../../`` named the file it was written to."""
+    case = raise_case(client.application)
+    sign_in_page(client)
+    outside = tmp_path / "outside" / "evil"
+    folder = upload_dir(client.application, case["uid"])
+    for crafted in (str(outside), "../../escaped", "../" + case["uid"] + "-x"):
+        answer = upload(client, case["uid"], [(_with_sop_uid(crafted), "ct.dcm")])
+        assert answer.status_code == 400, crafted
+        assert "SOPInstanceUID is not a valid UID" in answer.get_data(as_text=True)
+    assert not (tmp_path / "outside").exists()
+    assert not (folder.parent.parent / "escaped.dcm").exists()
+    written = [p for p in tmp_path.rglob("*.dcm")]
+    assert written == [], written
+
+
+def test_the_queue_names_files_itself_whatever_the_uid(tmp_path: Path) -> None:
+    """The queue never takes a name from the instance: a crafted UID stays inside the case folder."""
+    queue = UploadQueue(tmp_path / "uploads")
+    now = pydicom.valuerep.DT("20260101120000").replace(tzinfo=None)
+    for crafted in (str(tmp_path / "abs" / "evil"), "../../evil", "../x/../../evil"):
+        queue.add("case-1", Instance(crafted, SECONDARY_CAPTURE, "dicom", "x.dcm", b"DATA"), now)
+    files = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
+    assert {p.parent for p in files} == {Path("uploads/case-1")}
+    assert all(len(p.stem) == 40 and set(p.stem) <= set("0123456789abcdef") for p in files)
+    records = queue.records("case-1")
+    assert sorted(r["sop_uid"] for r in records) == sorted(
+        [str(tmp_path / "abs" / "evil"), "../../evil", "../x/../../evil"]
+    )
+    assert queue.data("case-1", records[0]) == b"DATA"
+
+
+@pytest.fixture
+def deid_client(tmp_path: Path, hub: RunningHub) -> Iterator[FlaskClient]:
+    app = make_app(
+        spoke_settings(
+            tmp_path, hub.url, hub.spoke_tokens["PHC-1"], deidentify=True, deid_key="k" * 32
+        )
+    )
+    yield app.test_client()
+    services(app).stop()
+    services(app).db.dispose()
+
+
+def test_uploaded_dicom_is_deidentified_before_it_is_queued(deid_client: FlaskClient) -> None:
+    """Finding 10: files uploaded through the spoke page skipped de-identification entirely."""
+    case = raise_case(deid_client.application)
+    sign_in_page(deid_client)
+    raw, sop_uid = dicom_file(patient_id="RAMPUR-0042")
+    ds = pydicom.dcmread(BytesIO(raw))
+    ds.PatientName, ds.MedicalAlerts, ds.Allergies = "Devi^Sita", "epilepsy", "penicillin"
+    ds.PatientTelephoneNumbers, ds.PerformedLocation = "+91 98765 43210", "PHC Rampur room 2"
+    item = Dataset()
+    item.PersonName = "Sharma^Anil"
+    ds.ContentSequence = [item]
+    out = BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+
+    assert upload(deid_client, case["uid"], [(out.getvalue(), "ct.dcm")]).status_code == 302
+
+    (queued,) = upload_dir(deid_client.application, case["uid"]).glob("*.dcm")
+    sent = queued.read_bytes()
+    for secret in (
+        b"RAMPUR-0042",
+        b"Sita",
+        b"epilepsy",
+        b"penicillin",
+        b"98765",
+        b"Rampur",
+        b"Anil",
+    ):
+        assert secret not in sent, secret
+    clean = pydicom.dcmread(queued)
+    assert clean.PatientID.startswith("ANON-") and clean.PatientIdentityRemoved == "YES"
+    assert clean.SOPInstanceUID != sop_uid and clean.SOPInstanceUID.startswith("2.25.")
+    (record,) = services(deid_client.application).uploads.queue.records(case["uid"])  # type: ignore[union-attr]
+    assert record["sop_uid"] == clean.SOPInstanceUID
