@@ -86,7 +86,7 @@ def create_app(
     from spoke.pages import bp as pages_bp
     from spoke.pages import user_language
     from spoke.progress import bp as progress_bp
-    from spoke.uploads.page import bp as uploads_bp
+    from spoke.upload_page import bp as uploads_bp
 
     init_babel(app, user_language)  # the doctor's choice (session), else the browser's languages
     csrf.init_app(app)

@@ -13,7 +13,8 @@ Offline first, in four parts with one job each:
   is at the hub, retrying with backoff; the hub's confirmation removes the file, a refusal moves
   it aside and keeps the reason for the page.
 
-The page (``spoke.uploads.page``) only parses the form and calls the service.
+The page (``spoke.upload_page``, outside this package so that it closes no cycle with the pages
+it uses) only parses the form and calls the service.
 """
 
 from spoke.uploads.convert import ENCAPSULATED_PDF, SECONDARY_CAPTURE, UploadRefused
