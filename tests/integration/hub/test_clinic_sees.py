@@ -20,6 +20,7 @@ from hub.persistence.models import Event, Spoke
 from hub.services.events import as_message
 from hub.services.jobs import run_periodic
 from shared.clock import FrozenClock
+from shared.schemas import CaseCreateSchema
 from spoke.hub_api import HubApi, HubRefused, HubUnavailable
 from spoke.persistence.models import SyncState
 from tests.integration.hub.conftest import ADVICE, HubHarness, case_body
@@ -410,3 +411,22 @@ def test_hub_state_is_applied_by_version_whatever_the_order_of_delivery(
     clinic.store.mirror_cases([{**newest, "queue_position": None}])
     clinic.store.mirror_cases([{k: v for k, v in snapshot_raised.items() if k != "version"}])
     assert clinic.case(case["uid"])["status"] == snapshot_raised["status"]
+
+
+def test_the_heading_and_the_actions_are_in_the_part_the_page_swaps(
+    hub: HubHarness, clinic: Clinic
+) -> None:
+    clinic.sign_in()
+    clinic.api.down = True
+    case = clinic.store.raise_case(CaseCreateSchema().load(case_body()), "clinic1")
+    live = clinic.live(case["uid"])
+    assert 'id="case-heading"' in live and "(no token yet)" in live
+    assert 'id="cancel-form"' in live and 'id="close-form"' not in live
+    clinic.api.down = False
+    assert clinic.sync()
+    clinic.deliver()
+    token = clinic.case(case["uid"])["token"]
+    live = clinic.live(case["uid"])
+    assert token and f"Case {token}" in live and "(no token yet)" not in live
+    page = clinic.page.get(f"/cases/{case['uid']}").get_data(as_text=True)
+    assert page.count('id="case-heading"') == 1  # only inside the live part
