@@ -229,3 +229,39 @@ def _cancel(page: Any, loop: Loop, expect: Any) -> None:
         timeout=10,
     ).json()
     assert at_hub["status"] == "cancelled"
+
+
+def test_a_new_emergency_alerts_the_specialists_worklist(
+    browser: Any, loop: Loop, shots: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=LIVE)
+    problems: list[str] = []
+    context = browser.new_context(viewport=DESKTOP)
+    context.add_init_script(NOTIFICATIONS)
+    page = context.new_page()
+    watch_console(page, problems)
+    try:
+        page.goto(f"{loop.hub.url}/login")
+        page.fill("input[name=username]", "ortho1")
+        page.fill("input[name=password]", "demo")
+        page.click("main form button[type=submit]")
+        expect(page.locator("#live")).to_be_visible()  # Socket.IO connected
+        routine = loop.raise_case(priority="routine", complaint="Old knee pain")
+        expect(page.locator("#worklist")).to_contain_text(routine["token"])
+        assert page.evaluate("window.__notified.length") == 0  # a routine case: no alarm
+        emergency = loop.raise_case(priority="emergency", complaint="Crushed hand, bleeding")
+        expect(page.locator("#worklist")).to_contain_text(emergency["token"])
+        expect(page).to_have_title(re.compile(r"^\(1\) "))
+        _until(page, "window.__notified.length === 1")
+        note = page.evaluate("window.__notified[0]")
+        assert emergency["token"] in note["title"] and "Crushed hand" in note["body"]
+        assert page.evaluate("document.body.dataset.alerts") == "1"
+        page.screenshot(path=str(shots / "hub-worklist-emergency-alert.png"))
+    except AssertionError as exc:
+        page.screenshot(path=str(shots / "worklist-alert-failure.png"))
+        raise AssertionError(f"{exc}\nbrowser problems: {problems}") from None
+    finally:
+        context.close()
+    assert not [p for p in problems if "Content Security Policy" in p or "pageerror" in p], problems
