@@ -291,7 +291,7 @@ class CaseStore:
                 .where(LocalCase.cancel_state == CancelState.PENDING, LocalCase.hub_id.is_not(None))
                 .order_by(LocalCase.cancel_requested_at, LocalCase.id)
             ).all()
-            return [(uid, int(hub_id), reason or "") for uid, hub_id, reason in rows]
+            return [(uid, int(hub_id or 0), reason or "") for uid, hub_id, reason in rows]
 
     def cancel_settled(self, uid: str, hub_case: dict[str, Any] | None, error: str = "") -> None:
         """The hub answered the cancellation: done (with its case), or refused with ``error``."""

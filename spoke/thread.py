@@ -109,10 +109,10 @@ def items_from_event(event: dict[str, Any]) -> list[Item]:
     if action == "refer" and isinstance(referral, dict):
         return [_referral(seq, at, referral)]
     if action in _MOVED:
-        case = event.get("case") if isinstance(event.get("case"), dict) else {}
-        to = _name(case.get("assigned_to")) or None
+        case = event.get("case")
+        to = _name(case.get("assigned_to")) if isinstance(case, dict) else ""
         text = f"Now with {to}." if to else "Waiting for the next available specialist."
-        return [Item(f"event:{seq}", REASSIGNED, _HUB, text, at, {"to": to})]
+        return [Item(f"event:{seq}", REASSIGNED, _HUB, text, at, {"to": to or None})]
     return []
 
 
