@@ -230,7 +230,7 @@ def test_the_referral_reason_and_instructions_reach_the_clinic(
     case = _raised(hub, clinic, priority="emergency")
     referral = {
         "reason": "Open fracture: needs theatre today at the district hospital.",
-        "instructions": "Splint, cover the wound with saline gauze, IV ceftriaxone 1 g, nil by mouth.",
+        "instructions": "Splint, saline gauze on the wound, IV ceftriaxone 1 g, nil by mouth.",
     }
     _post(hub, f"/cases/{case['id']}/refer", ortho, referral)
     clinic.deliver()
@@ -241,7 +241,7 @@ def test_the_referral_reason_and_instructions_reach_the_clinic(
     assert (item["text"], item["instructions"]) == (referral["reason"], referral["instructions"])
     clinic.sign_in()
     live = clinic.live(case["uid"])
-    assert referral["reason"] in live and "saline gauze, IV ceftriaxone" in live
+    assert referral["reason"] in live and "saline gauze on the wound, IV ceftriaxone" in live
     assert 'id="referral"' in live and "Close the case" in live
     history = hub.client.get(f"/api/v1/cases/{case['id']}/history", headers=ortho).json
     assert "saline gauze" in history[-1]["reason"]
