@@ -120,7 +120,11 @@ class InfoSchema(StrictSchema):
 
 
 class ReferSchema(StrictSchema):
+    """Body of refer: why and where to (``reason``) and what the clinic should do for the
+    transfer (``instructions``, optional); both reach the clinic's thread."""
+
     reason = fields.String(required=True, validate=_TEXT)
+    instructions = fields.String(load_default="", validate=validate.Length(max=4000))
 
 
 class ReassignSchema(StrictSchema):

@@ -90,6 +90,13 @@ class CaseSchema(Schema):
     created_at = fields.DateTime()
     submitted_at = fields.DateTime(allow_none=True)
     updated_at = fields.DateTime()
+    version = fields.Integer(
+        metadata={"description": "grows with every change of the case: newer state, higher"}
+    )
+    clinic_actions = fields.List(
+        fields.String(),
+        metadata={"description": "what the clinic may do now, e.g. provide_info, close, cancel"},
+    )
 
 
 class CasePageSchema(Schema):

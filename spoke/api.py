@@ -53,6 +53,23 @@ def get_case(uid: str) -> ResponseReturnValue:
     return jsonify(with_images([spoke().store.get_case(uid)])[0])
 
 
+@bp.post("/cases/<uid>/cancel")
+def cancel_case(uid: str) -> ResponseReturnValue:
+    """The clinic cancels a case: stored here at once, sent to the hub by the outbox (202)."""
+    doctor = bearer_doctor()
+    body = _json() or {}
+    reason = body.get("reason", "") if isinstance(body, dict) else None
+    if not isinstance(reason, str) or len(reason) > 2000:
+        raise InvalidInput(
+            "The reason must be text of at most 2000 characters.",
+            fields={"reason": ["Not a valid string."]},
+        )
+    s = spoke()
+    case = s.store.request_cancel(uid, reason.strip(), doctor.name)
+    s.outbox.wake()
+    return jsonify(case), 202
+
+
 @bp.get("/worklist")
 def worklist() -> ResponseReturnValue:
     """Open cases for the DICOM bridge's Modality Worklist (service token only)."""

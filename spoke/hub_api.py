@@ -95,6 +95,17 @@ class HubApi:
         result: dict[str, Any] = self._request("POST", f"/api/v1/cases/{case_id}/close", json={})
         return result
 
+    def cancel_case(self, case_id: int, reason: str, key: str) -> dict[str, Any]:
+        """Cancel the case at the hub (the clinic's decision, sent by the outbox). ``key`` is the
+        idempotency key: a resend after a lost answer is the same cancellation."""
+        result: dict[str, Any] = self._request(
+            "POST",
+            f"/api/v1/cases/{case_id}/cancel",
+            json={"reason": reason},
+            headers={"Idempotency-Key": key},
+        )
+        return result
+
     def ping(self) -> None:
         """Raises ``HubUnavailable`` unless the hub answers its health check."""
         self._request("GET", "/healthz", auth=False)

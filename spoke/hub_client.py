@@ -27,6 +27,7 @@ HANDLED_EVENTS = (
     protocol.MESSAGE_POSTED,
     protocol.ADVICE_ISSUED,
     protocol.QUEUE_POSITION,
+    protocol.SLA_BREACHED,
 )
 
 

@@ -48,6 +48,7 @@ class OutboxWorker(Worker):
                     if self._stop.is_set() or not self._send(body):
                         return False
                 bodies = self.store.pending()
+            self._send_cancels()
             self._refresh_specialties()
         except HubUnavailable as exc:
             self._unreachable(str(exc))
@@ -69,6 +70,25 @@ class OutboxWorker(Worker):
         self.hub_reachable = True
         log.info("case %s sent to the hub: token %s", uid, hub_case.get("token"))
         return True
+
+    def _send_cancels(self) -> None:
+        """Send the clinic's cancellations of cases the hub has. A 409 because the case is
+        already cancelled is the answer to an earlier send whose reply was lost: done."""
+        for uid, hub_id, reason in self.store.pending_cancels():
+            if self._stop.is_set():
+                return
+            try:
+                hub_case = self.hub_api.cancel_case(hub_id, reason, key=f"cancel:{uid}")
+            except HubRefused as exc:
+                if exc.status in CONFIGURATION:
+                    log.error("THE HUB REFUSED THIS SPOKE (%s): cancellation of %s kept", exc, uid)
+                    continue
+                already = exc.status == 409 and exc.fields.get("status") == "cancelled"
+                self.store.cancel_settled(uid, None, "" if already else _describe(exc))
+                log.warning("hub answered the cancellation of %s: %s", uid, exc)
+                continue
+            self.store.cancel_settled(uid, hub_case)
+            log.info("case %s cancelled at the hub", uid)
 
     def _refused(self, uid: str, exc: HubRefused) -> bool:
         self.hub_reachable = True

@@ -170,7 +170,31 @@ def live() -> ResponseReturnValue:
         hub_reachable=s.outbox.hub_reachable,
         pending=s.store.count_pending(),
         banner=render_template("_banner.html"),
+        alert=_alert(s.store.latest_alert()),
     )
+
+
+_ALERT_TITLES = {
+    "info_request": _l("The specialist asks a question about case %(token)s"),
+    "advice": _l("New advice for case %(token)s"),
+    "referral": _l("Case %(token)s is referred: transfer the patient"),
+    "sla_warning": _l("Case %(token)s has not been answered in time"),
+}
+
+
+def _alert(item: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The newest thing that calls for the clinic's attention, worded for an alert."""
+    if item is None:
+        return None
+    uid = item["case_uid"]
+    token = spoke().store.get_case(uid)["token"] or ""
+    return {
+        "id": item["id"],
+        "kind": item["kind"],
+        "title": str(_ALERT_TITLES[item["kind"]]) % {"token": token},
+        "body": item["text"][:200],
+        "url": url_for("pages.case_page", uid=uid),
+    }
 
 
 def live_version() -> str:
@@ -273,7 +297,8 @@ def case_live(uid: str) -> ResponseReturnValue:
 @bp.post("/cases/<uid>/messages")
 @signed_in
 def post_message(uid: str) -> ResponseReturnValue:
-    """A message, or the answer to the specialist's request for information, sent to the hub now."""
+    """A message to the specialist, sent to the hub now. While the specialist waits for more
+    information, what the clinic writes is the answer: the one way to reply."""
     case = spoke().store.get_case(uid)
     text = request.form.get("text", "").strip()
     if not text or not case.get("hub_id"):
@@ -283,24 +308,18 @@ def post_message(uid: str) -> ResponseReturnValue:
             else _("The case has not reached the hub yet: try again shortly.")
         )
         return redirect(url_for("pages.case_page", uid=uid))
-    api = spoke().hub_api
-    if request.form.get("answer") and case["status"] == "needs_info":
-        _at_hub(
-            lambda: api.provide_info(case["hub_id"], f"{g.doctor.name}: {text}"),
-            _(
-                "The hub cannot be reached now: your message was not sent. Try again when the "
-                "link is back."
-            ),
-        )
-    else:
-        _at_hub(
-            lambda: api.post_message(case["hub_id"], f"{g.doctor.name}: {text}"),
-            _(
-                "The hub cannot be reached now: your message was not sent. Try again when the "
-                "link is back."
-            ),
-        )
-    return redirect(url_for("pages.case_page", uid=uid))
+    api, signed = spoke().hub_api, f"{g.doctor.name}: {text}"
+    answering = "provide_info" in case["clinic_actions"]
+    _at_hub(
+        (lambda: api.provide_info(case["hub_id"], signed))
+        if answering
+        else (lambda: api.post_message(case["hub_id"], signed)),
+        _(
+            "The hub cannot be reached now: your message was not sent. Try again when the "
+            "link is back."
+        ),
+    )
+    return redirect(url_for("pages.case_page", uid=uid, _anchor="thread"))
 
 
 def _at_hub(call: Callable[[], object], unreachable: str) -> None:
@@ -328,6 +347,21 @@ def close_case(uid: str) -> ResponseReturnValue:
                 "is back."
             ),
         )
+    return redirect(url_for("pages.case_page", uid=uid))
+
+
+@bp.post("/cases/<uid>/cancel")
+@signed_in
+def cancel_case(uid: str) -> ResponseReturnValue:
+    """The clinic cancels the case: kept here at once, sent to the hub when the link allows."""
+    reason = request.form.get("reason", "").strip()[:2000]
+    try:
+        spoke().store.request_cancel(uid, reason, g.doctor.name)
+    except TeleconsultError as exc:
+        flash(exc.message)
+    else:
+        spoke().outbox.wake()
+        flash(_("The case is cancelled here; the hub is told as soon as the link allows."))
     return redirect(url_for("pages.case_page", uid=uid))
 
 

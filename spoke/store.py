@@ -21,14 +21,15 @@ from shared.clock import Clock
 from shared.enums import DEFAULT_SPECIALTIES, CaseStatus
 from shared.errors import Conflict, NotFound
 from spoke.persistence.models import (
+    CancelState,
     LocalAdvice,
     LocalCase,
-    LocalMessage,
     ReceivedEvent,
     Specialty,
     State,
     SyncState,
 )
+from spoke.thread import SPOKEN, CaseThread, advice_item, items_from_event
 from teleconsult.db import Database
 
 log = logging.getLogger(__name__)
@@ -83,13 +84,39 @@ def case_dict(case: LocalCase) -> dict[str, Any]:
         "raised_by": case.raised_by,
         "assigned_to_name": case.assigned_to_name,
         "queue_position": case.queue_position,
-        "eta": _iso(case.eta_at),
+        # A breached case has no honest ETA: the page says what to do instead.
+        "eta": None if case.sla_breached else _iso(case.eta_at),
+        "sla_breached": case.sla_breached,
+        "hub_version": case.hub_version,
+        "cancel": _cancel_dict(case),
+        "clinic_actions": clinic_actions(case),
         "sync_state": case.sync_state,
         "sync_error": case.sync_error,
         "attempts": case.attempts,
         "created_at": _iso(case.created_at),
         "synced_at": _iso(case.synced_at),
         "updated_at": _iso(case.updated_at),
+    }
+
+
+def clinic_actions(case: LocalCase) -> list[str]:
+    """What the clinic may do now, as the hub's lifecycle said; a case the hub has not seen
+    yet may only be cancelled (it is then withdrawn before or right after it reaches the hub)."""
+    if case.cancel_state in (CancelState.PENDING, CancelState.DONE):
+        return []
+    if case.hub_id is None:
+        return ["cancel"] if case.sync_state == SyncState.PENDING else []
+    return [str(a) for a in case.clinic_actions or []]
+
+
+def _cancel_dict(case: LocalCase) -> dict[str, Any] | None:
+    if case.cancel_state is None:
+        return None
+    return {
+        "state": case.cancel_state,
+        "reason": case.cancel_reason or "",
+        "error": case.cancel_error,
+        "requested_at": _iso(case.cancel_requested_at),
     }
 
 
@@ -121,6 +148,7 @@ class CaseStore:
         self.db = db
         self.clock = clock
         self.spoke_code = spoke_code
+        self.thread = CaseThread()
         # Socket.IO handlers run on several threads: one event at a time keeps seq handling simple.
         self._event_lock = threading.Lock()
 
@@ -234,6 +262,50 @@ class CaseStore:
             case.attempts += 1
             case.last_attempt_at = self.clock.now()
 
+    # -- the clinic's cancellations (outbox too) ------------------------------------------------
+    def request_cancel(self, uid: str, reason: str, by: str | None) -> dict[str, Any]:
+        """Store the clinic's cancellation; the outbox sends it to the hub (after the case itself
+        if that is still waiting). Asking twice keeps the first; 409 if the case is past it."""
+        with self.db.session() as session:
+            case = self._get(session, uid)
+            if case.cancel_state in (CancelState.PENDING, CancelState.DONE):
+                return case_dict(case)
+            if "cancel" not in clinic_actions(case):
+                raise Conflict(
+                    f"A case that is {case.status.replace('_', ' ')} cannot be cancelled.",
+                    fields={"status": case.status},
+                )
+            now = self.clock.now()
+            case.cancel_state, case.cancel_error = CancelState.PENDING, None
+            case.cancel_reason = f"{by}: {reason}" if by and reason else reason or f"by {by}"
+            case.cancel_requested_at = case.updated_at = now
+            session.flush()
+            log.info("case %s: cancellation by %s stored, to send", uid, by)
+            return case_dict(case)
+
+    def pending_cancels(self) -> list[tuple[str, int, str]]:
+        """(uid, hub id, reason) of cancellations waiting to reach the hub, oldest first."""
+        with self.db.session() as session:
+            rows = session.execute(
+                select(LocalCase.uid, LocalCase.hub_id, LocalCase.cancel_reason)
+                .where(LocalCase.cancel_state == CancelState.PENDING, LocalCase.hub_id.is_not(None))
+                .order_by(LocalCase.cancel_requested_at, LocalCase.id)
+            ).all()
+            return [(uid, int(hub_id or 0), reason or "") for uid, hub_id, reason in rows]
+
+    def cancel_settled(self, uid: str, hub_case: dict[str, Any] | None, error: str = "") -> None:
+        """The hub answered the cancellation: done (with its case), or refused with ``error``."""
+        with self.db.session() as session:
+            case = self._get(session, uid)
+            if hub_case is not None:
+                self._mirror_into(case, hub_case)
+            if error:
+                case.cancel_state, case.cancel_error = CancelState.REFUSED, error
+            else:
+                case.cancel_state, case.cancel_error = CancelState.DONE, None
+                case.status = CaseStatus.CANCELLED.value
+            case.updated_at = self.clock.now()
+
     # -- reading ------------------------------------------------------------------------------
     def list_cases(self, limit: int = 500) -> list[dict[str, Any]]:
         with self.db.session() as session:
@@ -245,7 +317,8 @@ class CaseStore:
             return [case_dict(c) for c in rows]
 
     def get_case(self, uid: str) -> dict[str, Any]:
-        """One case with its advice (newest version first) and messages."""
+        """One case with its advice (newest version first), its thread (oldest first) and, as
+        before the thread existed, its messages."""
         with self.db.session() as session:
             case = self._get(session, uid)
             advice = session.scalars(
@@ -253,27 +326,31 @@ class CaseStore:
                 .where(LocalAdvice.case_uid == uid)
                 .order_by(LocalAdvice.version.desc())
             )
-            messages = session.scalars(
-                select(LocalMessage)
-                .where(LocalMessage.case_uid == uid)
-                .order_by(LocalMessage.hub_id)
-            )
+            thread = self.thread.read(session, uid)
             return {
                 **case_dict(case),
                 "advice": [
                     {**a.payload, "received_at": _iso(a.received_at), "acked_at": _iso(a.acked_at)}
                     for a in advice
                 ],
+                "thread": thread,
                 "messages": [
                     {
-                        "id": m.hub_id,
-                        "author": m.author_name,
-                        "text": m.text,
-                        "created_at": _iso(m.created_at),
+                        "id": item.get("message_id"),
+                        "kind": item["kind"],
+                        "author": item["author"],
+                        "text": item["text"],
+                        "created_at": item["at"],
                     }
-                    for m in messages
+                    for item in thread
+                    if item["kind"] in SPOKEN
                 ],
             }
+
+    def latest_alert(self) -> dict[str, Any] | None:
+        """The newest question, advice, referral or SLA warning of any case (pages alert)."""
+        with self.db.session() as session:
+            return self.thread.latest_alert(session)
 
     def open_cases(self, limit: int = 500) -> list[dict[str, Any]]:
         """Cases still waiting for images or advice: the modality worklist, oldest first."""
@@ -283,6 +360,8 @@ class CaseStore:
                 .where(
                     LocalCase.status.in_(WORKLIST_STATUSES),
                     LocalCase.sync_state != SyncState.REJECTED,
+                    LocalCase.cancel_state.is_(None)
+                    | (LocalCase.cancel_state == CancelState.REFUSED),
                 )
                 .order_by(LocalCase.created_at, LocalCase.id)
                 .limit(limit)
@@ -340,18 +419,37 @@ class CaseStore:
             updated_at=now,
         )
 
-    def _mirror_into(self, case: LocalCase, hub_case: dict[str, Any]) -> None:
+    def _mirror_into(self, case: LocalCase, hub_case: dict[str, Any]) -> bool:
+        """Apply the hub's snapshot of the case unless it is older than what is here (by the
+        hub's ``version``; a hub without versions is always applied). True if applied."""
+        incoming = hub_case.get("version")
+        stale = isinstance(incoming, int) and case.hub_version is not None
+        if stale and incoming < case.hub_version:  # type: ignore[operator]
+            log.info(
+                "case %s: hub version %s is older than %s here, not applied",
+                case.uid,
+                incoming,
+                case.hub_version,
+            )
+            return False
         assigned = hub_case.get("assigned_to")
         now = self.clock.now()
+        case.hub_version = incoming if isinstance(incoming, int) else case.hub_version
         case.hub_id = hub_case.get("id", case.hub_id)
         case.token = hub_case.get("token") or case.token
         case.status = hub_case.get("status") or case.status
         case.queue_position = hub_case.get("queue_position")
         case.eta_at = _parse_time(hub_case.get("eta"))
+        case.sla_breached = bool(hub_case.get("sla_breached", case.sla_breached))
+        actions = hub_case.get("clinic_actions")
+        case.clinic_actions = list(actions) if isinstance(actions, list) else case.clinic_actions
         case.assigned_to_name = assigned.get("name") if isinstance(assigned, dict) else None
         if case.sync_state != SyncState.SYNCED:
             case.sync_state, case.sync_error, case.synced_at = SyncState.SYNCED, None, now
+        if case.cancel_state == CancelState.PENDING and case.status == CaseStatus.CANCELLED.value:
+            case.cancel_state, case.cancel_error = CancelState.DONE, None
         case.updated_at = now
+        return True
 
     # -- events from the hub -----------------------------------------------------------------
     def handle_event(self, event: dict[str, Any]) -> dict[str, Any] | None:
@@ -374,10 +472,11 @@ class CaseStore:
             advice = event.get("advice")
             if event.get("type") == protocol.ADVICE_ISSUED and isinstance(advice, dict) and case:
                 self._store_advice(session, case.uid, advice)
-            message = event.get("message")
-            if event.get("type") == protocol.MESSAGE_POSTED and isinstance(message, dict) and case:
-                self._store_message(session, case.uid, message)
             now = self.clock.now()
+            if case is not None and self.thread.add(
+                session, case.uid, items_from_event(event), now
+            ):
+                case.updated_at = now  # the pages see something new
             session.add(
                 ReceivedEvent(
                     seq=seq,
@@ -413,28 +512,10 @@ class CaseStore:
             )
         )
         session.flush()
+        self.thread.add(session, case_uid, [advice_item(advice)], self.clock.now())
         log.info(
             "advice %s (v%s) for case %s stored", advice["id"], advice.get("version"), case_uid
         )
-
-    def _store_message(self, session: Session, case_uid: str, message: dict[str, Any]) -> None:
-        if (
-            session.scalar(select(LocalMessage.id).where(LocalMessage.hub_id == message["id"]))
-            is not None
-        ):
-            return
-        author = message.get("author") or {}
-        session.add(
-            LocalMessage(
-                hub_id=message["id"],
-                case_uid=case_uid,
-                author_name=str(author.get("name") or author.get("username") or ""),
-                text=str(message.get("text") or ""),
-                created_at=_parse_time(message.get("created_at")),
-                received_at=self.clock.now(),
-            )
-        )
-        session.flush()
 
     def mark_acked(self, advice_hub_id: int) -> None:
         with self.db.session() as session:

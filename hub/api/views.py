@@ -283,7 +283,7 @@ def provide_info(case_id: int) -> ResponseReturnValue:
 def refer_case(case_id: int) -> ResponseReturnValue:
     principal = current_principal()
     data = load_or_raise(ReferSchema(), _json())
-    return _case_answer(_actions().refer(principal, case_id, data["reason"]))
+    return _case_answer(_actions().refer(principal, case_id, data["reason"], data["instructions"]))
 
 
 @bp.post("/cases/<int:case_id>/close")

@@ -167,6 +167,11 @@ def authorize(action: Action, actor: Actor, case: CaseFacts) -> Rule:
     return rule
 
 
+def actions_of(party: Party, status: S) -> list[Action]:
+    """The actions ``party`` may take on a case that is ``status`` (what a page may offer)."""
+    return [a for a, rule in RULES.items() if party in rule.parties and status in rule.sources]
+
+
 def check_target(action: Action, current: S, target: S) -> S:
     """``target`` if ``action`` may lead from ``current`` to it."""
     rule = RULES[action]

@@ -17,6 +17,11 @@ DEFAULT_SLA_MINUTES: dict[Priority, int] = {
     Priority.URGENT: 60,
     Priority.ROUTINE: 24 * 60,
 }
+# What the clinic is told to do when a case passes its SLA (config ``sla_breach_clinic_text``).
+DEFAULT_SLA_BREACH_CLINIC_TEXT = (
+    "No specialist has answered in time. Call the hub's on-call doctor now; if the patient is "
+    "unstable, follow your emergency protocol and arrange transfer without waiting."
+)
 
 
 @dataclass(frozen=True)
@@ -28,6 +33,7 @@ class WorkflowPolicy:
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
     default_handling_s: int = 900
     handling_sample: int = 50
+    sla_breach_clinic_text: str = DEFAULT_SLA_BREACH_CLINIC_TEXT
 
     def sla(self, priority: str) -> timedelta:
         return timedelta(minutes=self.sla_minutes[Priority(priority)])
@@ -48,4 +54,6 @@ class WorkflowPolicy:
             operating_hours=parse_hours(str(get("operating_hours", "24h"))),
             timezone=ZoneInfo(str(get("timezone", "UTC"))),
             default_handling_s=int(get("default_handling_s", base.default_handling_s)),
+            sla_breach_clinic_text=str(get("sla_breach_clinic_text", "") or "").strip()
+            or base.sla_breach_clinic_text,
         )

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    literal_column,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -166,6 +167,11 @@ class Case(Base):
     started_at: Mapped[datetime | None]  # review began (claimed, or advised straight away)
     finished_at: Mapped[datetime | None]  # first advice or referral
     routing_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # Grows by one in the database with every UPDATE of the row (also from concurrent hub
+    # processes): a spoke applies a snapshot of the case only if it is not older than its own.
+    version: Mapped[int] = mapped_column(
+        Integer, default=1, server_default="1", onupdate=literal_column("version + 1")
+    )
 
     spoke: Mapped[Spoke] = relationship()
     specialty: Mapped[Specialty] = relationship()

@@ -11,7 +11,7 @@ from hub.domain.lifecycle import Action
 from hub.persistence.models import Case, Message, User
 from hub.services.access import require_read
 from hub.services.auth import Principal
-from hub.services.serialize import message_dict
+from hub.services.serialize import message_dict, user_ref
 from hub.services.workflow import WorkflowService
 from shared.enums import CaseStatus as S
 from shared.enums import Role
@@ -87,16 +87,24 @@ class CaseActions(WorkflowService):
                 message=message_dict(message, principal.label),
             )
         else:
-            self.flow.route(case, Action.PROVIDE_INFO, principal)
+            self.flow.route(
+                case, Action.PROVIDE_INFO, principal, message=message_dict(message, principal.label)
+            )
         return self._done(case)
 
-    def refer(self, principal: Principal, case_id: int, reason: str) -> Case:
+    def refer(
+        self, principal: Principal, case_id: int, reason: str, instructions: str = ""
+    ) -> Case:
+        """The patient is to be transferred: the reason and the instructions go to the clinic."""
         case = self._case(principal, case_id, Action.REFER)
         now = self.clock.now()
         case.first_response_at = case.first_response_at or now
         case.started_at = case.started_at or case.assigned_at or now
         case.finished_at = case.finished_at or now
-        self.flow.move(case, Action.REFER, S.REFERRED, principal, reason=reason)
+        author = user_ref(principal.user) or {"username": principal.label, "name": principal.label}
+        referral = {"reason": reason, "instructions": instructions, "author": author}
+        history = f"{reason}\nInstructions: {instructions}" if instructions else reason
+        self.flow.move(case, Action.REFER, S.REFERRED, principal, reason=history, referral=referral)
         return self._done(case)
 
     def close(self, principal: Principal, case_id: int, reason: str = "") -> Case:

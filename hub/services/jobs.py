@@ -139,6 +139,7 @@ class HubJobs:
                 late_s=late,
                 escalated_to=supervisor,
                 reason=reason,
+                clinic_text=self.policy.sla_breach_clinic_text,
             )
         self.session.flush()
         return [c.id for c in due]

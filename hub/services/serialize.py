@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
+from hub.domain.lifecycle import Party, actions_of
 from hub.persistence.models import Advice, Case, CaseHistory, Message, Study, User
 from shared.enums import CaseStatus
 
@@ -64,11 +65,14 @@ def case_dict(case: Case, queue_position: int | None = _STORED) -> dict[str, Any
         "created_at": _iso(case.created_at),
         "submitted_at": _iso(case.submitted_at),
         "updated_at": _iso(case.updated_at),
+        "version": case.version,
         "eta": _iso(case.eta_at) if queue_position is not None else None,
         "sla_due_at": _iso(case.sla_due_at),
         "sla_breached": case.sla_breached_at is not None,
         "first_response_at": _iso(case.first_response_at),
         "routing_reason": case.routing_reason,
+        # What the clinic may do now (the lifecycle decides; the clinic's pages offer these).
+        "clinic_actions": [a.value for a in actions_of(Party.CLINIC, CaseStatus(case.status))],
     }
 
 

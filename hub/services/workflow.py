@@ -164,9 +164,15 @@ class Workflow:
 
     # -- routing ------------------------------------------------------------------------------
     def route(
-        self, case: Case, action: Action, principal: Principal = HUB, exclude: tuple[int, ...] = ()
+        self,
+        case: Case,
+        action: Action,
+        principal: Principal = HUB,
+        exclude: tuple[int, ...] = (),
+        **extra: Any,
     ) -> None:
-        """Send the case to a specialist or to its specialty's pool, with the reason."""
+        """Send the case to a specialist or to its specialty's pool, with the reason; ``extra``
+        goes into the event (e.g. the clinic's answer that sent it back)."""
         decision = self.router.decide(case, exclude)
         reason = self._explain(decision.specialist_id, decision.reason)
         if case.status == S.SUBMITTED.value and case.submitted_at is not None:
@@ -185,6 +191,7 @@ class Workflow:
                 assign_to=None,
                 reason=reason,
                 routing_reason=reason,
+                **extra,
             )
         else:
             self.move(
@@ -195,6 +202,7 @@ class Workflow:
                 assign_to=decision.specialist_id,
                 reason=reason,
                 routing_reason=reason,
+                **extra,
             )
 
     def _explain(self, specialist_id: int | None, reason: str) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Integer, MetaData, String, Text
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, MetaData, String, Text, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from teleconsult.dbtypes import NAMING, UTCDateTime
@@ -75,6 +75,17 @@ class LocalCase(Base):
     queue_position: Mapped[int | None]
     # When the hub expects a specialist to start on it (while it waits in a queue).
     eta_at: Mapped[datetime | None]
+    # The hub's version of the case last applied here: an older snapshot never overwrites it.
+    hub_version: Mapped[int | None] = mapped_column(Integer)
+    # What the hub's lifecycle lets the clinic do now (provide_info, close, cancel).
+    clinic_actions: Mapped[list[Any] | None] = mapped_column(JSON)
+    # Past its time to first response at the hub: the page says what to do instead of an ETA.
+    sla_breached: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The clinic's cancellation: stored here first, sent to the hub by the outbox.
+    cancel_state: Mapped[str | None] = mapped_column(String(10))
+    cancel_reason: Mapped[str | None] = mapped_column(Text)
+    cancel_error: Mapped[str | None] = mapped_column(Text)
+    cancel_requested_at: Mapped[datetime | None]
     sync_state: Mapped[str] = mapped_column(String(10), index=True)
     sync_error: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(default=0)
@@ -110,6 +121,31 @@ class LocalMessage(Base):
     text: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime | None]
     received_at: Mapped[datetime]
+
+
+class ThreadItem(Base):
+    """One entry of a case's thread as the clinic reads it (see ``spoke.thread``): a message,
+    the specialist's question and the clinic's answer, a referral, advice, an SLA warning, a
+    reassignment. ``key`` names its source at the hub, so storing it twice keeps one."""
+
+    __tablename__ = "thread_items"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    case_uid: Mapped[str] = mapped_column(ForeignKey("cases.uid", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    author: Mapped[str] = mapped_column(String(200), default="")
+    text: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[datetime | None]
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    received_at: Mapped[datetime]
+
+
+class CancelState:
+    """Where the clinic's cancellation of a case stands on its way to the hub."""
+
+    PENDING = "pending"
+    DONE = "done"
+    REFUSED = "refused"
 
 
 class ReceivedEvent(Base):

@@ -13,13 +13,36 @@ async function poll() {
     if (version !== null && state.version !== version) await swap();
     version = state.version;
     banner(state);
+    alertOf(state.alert);
   } catch { /* the spoke itself restarting: try again */ }
 }
 
 async function swap() {
   if (!livePart) return;
   const r = await fetch(livePart.dataset.src, { credentials: "same-origin" });
-  if (r.ok) livePart.innerHTML = await r.text();
+  if (!r.ok) return;
+  // What the doctor is typing survives the swap (same field of the same form), and so does focus.
+  const typed = new Map();
+  for (const f of livePart.querySelectorAll("textarea, input:not([type=hidden])")) {
+    if (f.value) typed.set(fieldKey(f), f.value);
+  }
+  const active = document.activeElement && livePart.contains(document.activeElement) ? fieldKey(document.activeElement) : null;
+  const caret = active ? [document.activeElement.selectionStart, document.activeElement.selectionEnd] : null;
+  livePart.innerHTML = await r.text();
+  for (const f of livePart.querySelectorAll("textarea, input:not([type=hidden])")) {
+    const key = fieldKey(f);
+    if (typed.has(key)) f.value = typed.get(key);
+    if (key === active) { f.focus(); try { f.setSelectionRange(...caret); } catch { /* not text */ } }
+  }
+  const heading = document.getElementById("case-heading");
+  if (heading && heading.dataset.title) baseTitle = `${heading.dataset.title} · ${baseTitle.split(" · ").pop()}`;
+  showTitle();
+}
+
+function fieldKey(f) {
+  // The answer and a plain message are the same words to the doctor: one key for the text.
+  const form = f.form ? f.form.getAttribute("action") : "";
+  return `${form}|${f.name}`;
 }
 
 function banner(state) {
@@ -30,9 +53,75 @@ function banner(state) {
   }
 }
 
+// Alerts: a new question, advice, referral or SLA warning at this clinic, noticed while the
+// doctor looks elsewhere: a count in the page title, a short sound, a browser notification
+// (once the doctor allowed them). The newest seen is remembered in this browser.
+const SEEN = "teleconsult.alert.seen";
+let baseTitle = document.title;
+let unseen = 0;
+
+function showTitle() { document.title = unseen ? `(${unseen}) ${baseTitle}` : baseTitle; }
+
+function alertOf(alert) {
+  const stored = localStorage.getItem(SEEN);
+  const latest = alert && typeof alert.id === "number" ? alert.id : 0;
+  const seen = Number(stored || "0");
+  localStorage.setItem(SEEN, String(Math.max(seen, latest)));
+  if (stored === null || latest <= seen) return; // the first visit sets the mark: nothing old alerts
+  unseen += 1;
+  showTitle();
+  body.dataset.alerts = String(Number(body.dataset.alerts || "0") + 1);
+  beep();
+  if ("Notification" in window && Notification.permission === "granted") {
+    const n = new Notification(alert.title, { body: alert.body, tag: `teleconsult-${alert.id}` });
+    n.onclick = () => { window.focus(); window.location.href = alert.url; };
+  }
+}
+
+function beep() {
+  try {
+    const audio = new (window.AudioContext || window.webkitAudioContext)();
+    const tone = audio.createOscillator();
+    const gain = audio.createGain();
+    tone.frequency.value = 880;
+    gain.gain.setValueAtTime(0.2, audio.currentTime);
+    gain.gain.exponentialRampToValueAtTime(0.001, audio.currentTime + 0.6);
+    tone.connect(gain).connect(audio.destination);
+    tone.start();
+    tone.stop(audio.currentTime + 0.6);
+    tone.onended = () => audio.close();
+  } catch { /* no audio here: the title and the notification still tell */ }
+}
+
+function seenAll() { if (unseen) { unseen = 0; showTitle(); } }
+window.addEventListener("focus", seenAll);
+document.addEventListener("visibilitychange", () => { if (!document.hidden && document.hasFocus()) seenAll(); });
+document.addEventListener("keydown", seenAll);
+
+const toggle = document.getElementById("alerts-toggle");
+if (toggle && "Notification" in window && Notification.permission === "default") {
+  toggle.hidden = false;
+  toggle.addEventListener("click", async () => {
+    await Notification.requestPermission();
+    toggle.hidden = Notification.permission === "default";
+  });
+}
+
 if (body.dataset.live) { poll(); setInterval(poll, 2000); }
 
-document.addEventListener("click", (ev) => { if (ev.target.closest("[data-print]")) window.print(); });
+document.addEventListener("click", (ev) => {
+  seenAll();
+  if (ev.target.closest("[data-print]")) window.print();
+  const jump = ev.target.closest("[data-focus]");
+  if (jump) {
+    const field = document.getElementById(jump.dataset.focus);
+    if (field) { ev.preventDefault(); field.scrollIntoView({ block: "center" }); field.focus(); }
+  }
+});
+document.addEventListener("submit", (ev) => {
+  const question = ev.target.dataset && ev.target.dataset.confirm;
+  if (question && !window.confirm(question)) ev.preventDefault();
+});
 
 // Draft of the case form: kept in this browser until the case is raised.
 const form = document.querySelector("form.case-form");

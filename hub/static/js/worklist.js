@@ -1,12 +1,28 @@
 // The specialist's worklist: refreshed on every case event, claim from the pool.
+import { raiseAlert } from "./alerts.js";
 import { api, onLive, refresh, showError } from "./common.js";
 
 const box = document.getElementById("worklist");
+const alerted = new Set();
 let timer = null;
-onLive(() => {
+onLive((msg) => {
+  emergency(msg);
   clearTimeout(timer);
   timer = setTimeout(() => refresh(box, box.dataset.src), 150);  // a burst of events: one fetch
 });
+
+// A new emergency of one of my specialties (first routed now, to me or to the pool): alert once.
+function emergency(msg) {
+  const c = msg.case;
+  if (msg.action !== "route" || !c || c.priority !== "emergency" || alerted.has(c.id)) return;
+  alerted.add(c.id);
+  raiseAlert({
+    title: `${box.dataset.alertTitle} ${c.token || ""}`.trim(),
+    body: `${c.spoke || ""} · ${c.complaint || ""}`.slice(0, 200),
+    url: `/cases/${c.id}`,
+    tag: `emergency-${c.id}`,
+  });
+}
 
 box.addEventListener("click", async (ev) => {
   const btn = ev.target.closest("button[data-claim]");
