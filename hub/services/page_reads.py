@@ -22,14 +22,10 @@ from hub.persistence.models import (
 )
 from hub.services.access import case_scope
 from hub.services.auth import Principal
-from hub.services.queueing import priority_rank
+from hub.services.queueing import queue_order
 from shared.enums import CaseStatus
 
 _MINE = (CaseStatus.ASSIGNED.value, CaseStatus.IN_REVIEW.value, CaseStatus.NEEDS_INFO.value)
-
-
-def _queue_order() -> tuple[Any, ...]:
-    return (priority_rank(Case.priority), Case.submitted_at, Case.id)
 
 
 def _with_refs(query: Any) -> Any:
@@ -51,7 +47,7 @@ def worklist(
         _with_refs(
             select(Case)
             .where(Case.assigned_to_id == user.id, Case.status.in_(_MINE))
-            .order_by(*_queue_order())
+            .order_by(*queue_order())
         ).limit(limit)
     ).all()
     pool = session.scalars(
@@ -62,7 +58,7 @@ def worklist(
                 Case.status == CaseStatus.QUEUED.value,
                 Case.assigned_to_id.is_(None),
             )
-            .order_by(*_queue_order())
+            .order_by(*queue_order())
         ).limit(limit)
     ).all()
     return list(mine), list(pool)
@@ -93,7 +89,7 @@ def open_cases(session: Session, limit: int = 300) -> list[Case]:
             _with_refs(
                 select(Case)
                 .where(Case.status.in_([s.value for s in OPEN if s is not CaseStatus.DRAFT]))
-                .order_by(*_queue_order())
+                .order_by(*queue_order())
             ).limit(limit)
         ).all()
     )

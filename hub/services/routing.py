@@ -35,6 +35,10 @@ class Router:
         at = at or self.clock.now()
         return self.hours(specialty).next_opening(at, self.policy.timezone)
 
+    def is_open(self, specialty: Specialty, now: datetime) -> bool:
+        """Whether the specialty is open at ``now`` (one reading of the clock, given)."""
+        return self.opens_at(specialty, now) == now
+
     def is_absent(self, user: User, now: datetime) -> bool:
         """No real-time connection for longer than the configured time."""
         limit = timedelta(seconds=self.policy.offline_reroute_s)
@@ -72,8 +76,8 @@ class Router:
         ).all()
         return {uid: (int(n), last) for uid, n, last in rows if uid is not None}
 
-    def loads(self, specialty_id: int) -> list[SpecialistLoad]:
-        now = self.clock.now()
+    def loads(self, specialty_id: int, now: datetime | None = None) -> list[SpecialistLoad]:
+        now = now or self.clock.now()
         users = self.specialists(specialty_id)
         counts = self.active_counts([u.id for u in users])
         loads = []
@@ -108,7 +112,7 @@ class Router:
         when = describe_opening(opens, self.policy.timezone) if opens else "no hours set"
         return route(
             case.priority,
-            self.loads(case.specialty_id),
+            self.loads(case.specialty_id, now),
             self.supervisor_of(case),
             open_now=opens == now,
             opens_at_text=when,
