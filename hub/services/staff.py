@@ -43,7 +43,6 @@ class StaffService(WorkflowService):
             specialties=data.get("specialties", []),
             qualification=data.get("qualification", ""),
             registration_number=data.get("registration_number", ""),
-            supervise=False,
         )
         self._apply(
             user,

@@ -125,13 +125,12 @@ def make_machine(floor: HubFloor) -> type[RuleBasedStateMachine]:
                         "specialist",
                         specialties=[self.code],
                         password_hash=_PASSWORD_HASH,
-                        supervise=False,
                     )
                     for i in range(SPECIALISTS)
                 ]
                 for user in users:
                     user.max_active_cases = limit
-                place_in_supervision(s, floor.policy.ratio, floor.clock)
+                place_in_supervision(s, floor.policy, floor.clock)
                 s.commit()
                 self.specialty_id = s.scalars(
                     select(Specialty.id).where(Specialty.code == self.code)
