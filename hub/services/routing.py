@@ -11,13 +11,11 @@ from sqlalchemy.orm import Session
 
 from hub.domain.assignment import Decision, SpecialistLoad, route
 from hub.domain.availability import WeeklyHours, describe_opening, parse_hours
-from hub.domain.lifecycle import ACTIVE
+from hub.domain.lifecycle import ACTIVE, values
 from hub.domain.policy import WorkflowPolicy
 from hub.persistence.models import Case, Specialty, SupervisionLink, User, user_specialties
 from shared.clock import Clock
 from shared.enums import Role
-
-_ACTIVE = [s.value for s in ACTIVE]
 
 
 @dataclass
@@ -71,7 +69,7 @@ class Router:
     def active_counts(self, user_ids: list[int]) -> dict[int, tuple[int, datetime | None]]:
         rows = self.session.execute(
             select(Case.assigned_to_id, func.count(Case.id), func.max(Case.assigned_at))
-            .where(Case.status.in_(_ACTIVE), Case.assigned_to_id.in_(user_ids))
+            .where(Case.status.in_(values(ACTIVE)), Case.assigned_to_id.in_(user_ids))
             .group_by(Case.assigned_to_id)
         ).all()
         return {uid: (int(n), last) for uid, n, last in rows if uid is not None}
