@@ -28,3 +28,12 @@ class FrozenClock:
 
     def advance(self, **delta: float) -> None:
         self._now += timedelta(**delta)
+
+
+class TickingClock(FrozenClock):
+    """A clock for tests that, like the real one, never gives the same time twice: each read is
+    a microsecond after the last. Code that reads the clock twice and compares shows up here."""
+
+    def now(self) -> datetime:
+        self._now += timedelta(microseconds=1)
+        return self._now

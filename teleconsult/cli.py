@@ -132,8 +132,11 @@ def user_add(
     password: str,
 ) -> None:
     """Add a user to the hub."""
+    from config.settings import load_settings
+    from hub.domain.policy import WorkflowPolicy
     from hub.services.accounts import add_user, ensure_specialties
 
+    policy = WorkflowPolicy.from_settings(load_settings("hub"))  # the ratio the hub runs with
     with _hub_db() as session:
         ensure_specialties(session)
         created = add_user(
@@ -146,6 +149,7 @@ def user_add(
             specialties=specialties,
             qualification=qualification,
             registration_number=registration_number,
+            supervise=policy,
         )
         click.echo(f"User {created.username} ({created.role}) added.")
 

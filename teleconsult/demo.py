@@ -15,6 +15,8 @@ from types import FrameType
 
 import requests
 
+from config.settings import load_settings
+from hub.domain.policy import WorkflowPolicy
 from hub.services.accounts import DEMO_PASSWORD, seed_demo
 from teleconsult.db import Database
 from teleconsult.files import private_dir, write_secret
@@ -58,8 +60,9 @@ class Demo:
         upgrade("hub", hub_db)
         upgrade("spoke", spoke_db)
         db = Database(hub_db)
+        policy = WorkflowPolicy.from_settings(load_settings("hub"))  # the hub's configured ratio
         with db.session() as session:
-            tokens = seed_demo(session)
+            tokens = seed_demo(session, policy)
         db.dispose()
         # The service token reaches the spoke and the bridge in a 0600 file, never in their
         # environment (readable in /proc/<pid>/environ).

@@ -108,25 +108,32 @@ class WaitingCase:
     case_id: int
     priority: str
     supervisor_id: int | None
+    # Specialists who must not get this case now (e.g. the one who just released it).
+    exclude: frozenset[int] = frozenset()
 
 
 def fill_from_pool(
     waiting: list[WaitingCase],
     candidates: list[SpecialistLoad],
     at: datetime | None,
+    open_now: bool = True,
 ) -> list[tuple[int, Decision]]:
-    """Hand pool cases (in queue order) to specialists who have room, until nobody has.
+    """Hand pool cases, in queue order, to specialists who have room, until nobody has.
 
+    Emergencies first: a case that cannot be placed stops the hand-out, so nobody is given a
+    case behind it. Outside the specialty's hours only emergencies go, to the on-call list.
     Loads are updated as cases are handed out, so one call spreads a backlog evenly.
     """
     loads = {c.specialist_id: c for c in candidates}
     handed: list[tuple[int, Decision]] = []
     for case in waiting:
-        if not any(c.has_room for c in loads.values()):
+        if not open_now and Priority(case.priority) is not Priority.EMERGENCY:
             break
-        decision = choose_specialist(list(loads.values()), case.supervisor_id)
+        decision = route(
+            case.priority, list(loads.values()), case.supervisor_id, open_now, exclude=case.exclude
+        )
         if decision.specialist_id is None:
-            continue
+            break
         loads[decision.specialist_id] = loads[decision.specialist_id].plus_one(at)
         handed.append(
             (case.case_id, Decision(decision.specialist_id, "from the pool: " + decision.reason))

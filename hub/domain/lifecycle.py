@@ -88,14 +88,30 @@ def _transitions() -> dict[S, frozenset[S]]:
 
 TRANSITIONS: dict[S, frozenset[S]] = _transitions()
 
+# Named sets of states, for every caller outside this module (services, pages, templates):
+# import these, never re-type a list of statuses.
 # Cases waiting to be seen: they hold a place in a queue.
 WAITING = frozenset({S.QUEUED, S.ASSIGNED})
 # Cases a specialist still has to act on.
 OPEN = frozenset({S.SUBMITTED, S.QUEUED, S.ASSIGNED, S.IN_REVIEW, S.NEEDS_INFO})
-# Cases that count against a specialist's concurrent-case limit.
+# Cases that count against a specialist's concurrent-case limit (their own open cases).
 ACTIVE = frozenset({S.ASSIGNED, S.IN_REVIEW, S.NEEDS_INFO})
 # Cases nobody has started on yet: these are routed again when their specialist leaves.
 UNSTARTED = frozenset({S.ASSIGNED})
+# Cases a specialist has dealt with (advice or referral given, or closed since).
+HANDLED = frozenset({S.ADVISED, S.REFERRED, S.CLOSED})
+# The states each action starts from, straight from the rules above.
+CLAIMABLE = RULES[Action.CLAIM].sources
+RELEASABLE = RULES[Action.RELEASE].sources
+ADVISABLE = RULES[Action.ADVISE].sources
+REFERABLE = RULES[Action.REFER].sources
+REASSIGNABLE = RULES[Action.REASSIGN].sources
+CANCELLABLE = RULES[Action.CANCEL].sources
+
+
+def values(states: frozenset[S]) -> list[str]:
+    """The states as stored (for a database query or a template), in a stable order."""
+    return sorted(s.value for s in states)
 
 
 @dataclass(frozen=True)

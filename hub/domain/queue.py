@@ -3,7 +3,6 @@ priority; live positions and the expected time a case will be seen."""
 
 from __future__ import annotations
 
-import bisect
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -11,54 +10,20 @@ from datetime import datetime, timedelta
 
 from shared.enums import Priority
 
-QueueKey = tuple[int, datetime, int]
+OrderKey = tuple[int, datetime, int]
+
+# The one queue order of the hub, by these fields of a case: priority (emergency first), then
+# the time it was raised, then its id (so two cases raised at one instant still differ).
+ORDER_FIELDS = ("priority", "submitted_at", "id")
+PRIORITY_RANKS: dict[str, int] = {p.value: p.rank for p in Priority}
 
 
-def queue_key(priority: str, submitted_at: datetime, case_id: int) -> QueueKey:
-    """Sorts a case among the cases waiting with it."""
-    return (Priority(priority).rank, submitted_at, case_id)
+def order_key(priority: str, submitted_at: datetime, case_id: int) -> OrderKey:
+    """Sorts a case among the cases waiting with it: the hub's only ordering rule."""
+    return (PRIORITY_RANKS[Priority(priority).value], submitted_at, case_id)
 
 
-class WaitingQueue:
-    """Cases waiting for one specialist or one specialty pool, kept in queue order.
-
-    Positions are found by bisection, so a queue of ten thousand answers in microseconds.
-    """
-
-    def __init__(self, keys: Iterable[QueueKey] = ()) -> None:
-        self._keys: list[QueueKey] = sorted(keys)
-
-    def __len__(self) -> int:
-        return len(self._keys)
-
-    def add(self, key: QueueKey) -> int:
-        """Insert and return the new case's 1-based position."""
-        index = bisect.bisect_left(self._keys, key)
-        self._keys.insert(index, key)
-        return index + 1
-
-    def remove(self, key: QueueKey) -> None:
-        index = bisect.bisect_left(self._keys, key)
-        if index < len(self._keys) and self._keys[index] == key:
-            del self._keys[index]
-
-    def position(self, key: QueueKey) -> int | None:
-        index = bisect.bisect_left(self._keys, key)
-        if index < len(self._keys) and self._keys[index] == key:
-            return index + 1
-        return None
-
-    def first(self) -> QueueKey | None:
-        return self._keys[0] if self._keys else None
-
-    def pop_first(self) -> QueueKey:
-        return self._keys.pop(0)
-
-    def keys(self) -> Sequence[QueueKey]:
-        return self._keys
-
-
-def positions(keys: Iterable[QueueKey]) -> dict[int, int]:
+def positions(keys: Iterable[OrderKey]) -> dict[int, int]:
     """Case id -> 1-based position, for the cases of one queue."""
     return {key[2]: n for n, key in enumerate(sorted(keys), start=1)}
 

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hub.domain.policy import DEFAULT_RATIO, WorkflowPolicy
+from hub.domain.policy import WorkflowPolicy
 from hub.persistence.models import Specialty, Spoke, User
 from hub.services.auth import digest, hash_password, new_secret
 from hub.services.supervision import SupervisionService
@@ -64,14 +64,14 @@ def add_user(
     qualification: str = "",
     registration_number: str = "",
     password_hash: str | None = None,
-    supervise: bool = True,
-    ratio: int = DEFAULT_RATIO,
+    supervise: WorkflowPolicy | None = None,
     clock: Clock | None = None,
 ) -> User:
     """Create a user; a clinic doctor needs a spoke, a specialist at least one specialty.
 
-    A new clinic doctor is placed in each specialty's supervision group, a new specialist takes
-    unsupervised doctors (``supervise``; the hub's REST API does this itself, with events)."""
+    With ``supervise`` (the hub's policy: its configured ratio) a new clinic doctor is placed in
+    each specialty's supervision group and a new specialist takes unsupervised doctors (the
+    hub's REST API does this itself, with events)."""
     try:
         role_ = Role(role)
     except ValueError:
@@ -104,26 +104,26 @@ def add_user(
     )
     session.add(user)
     session.flush()
-    if supervise and role_ in (Role.SPOKE_DOCTOR, Role.SPECIALIST):
-        place_in_supervision(session, ratio, clock)
+    if supervise is not None and role_ in (Role.SPOKE_DOCTOR, Role.SPECIALIST):
+        place_in_supervision(session, supervise, clock)
     return user
 
 
 def place_in_supervision(
-    session: Session, ratio: int = DEFAULT_RATIO, clock: Clock | None = None
+    session: Session, policy: WorkflowPolicy, clock: Clock | None = None
 ) -> int:
-    """Set-up outside a running hub: rebalance the supervision groups, audited, no events."""
-    service = SupervisionService(
-        session, clock or SystemClock(), WorkflowPolicy(ratio=ratio), emit_events=False
-    )
+    """Set-up outside a running hub: rebalance the supervision groups under the configured
+    ratio (``policy``, from the hub's settings), audited, no events."""
+    service = SupervisionService(session, clock or SystemClock(), policy, emit_events=False)
     return service.rebalance(reason="user set-up")
 
 
 DEMO_PASSWORD = "demo"
 
 
-def seed_demo(session: Session) -> dict[str, str]:
-    """The demo hub of DESIGN.md: specialties, spokes PHC-1 and PHC-2, the demo users.
+def seed_demo(session: Session, policy: WorkflowPolicy) -> dict[str, str]:
+    """The demo hub of DESIGN.md: specialties, spokes PHC-1 and PHC-2, the demo users,
+    supervised under the hub's configured ratio (``policy``).
 
     Idempotent for users; returns the fresh service tokens of both spokes.
     """
@@ -169,7 +169,6 @@ def seed_demo(session: Session) -> dict[str, str]:
             qualification=qual,
             registration_number=f"REG-{username.upper()}" if role == Role.SPECIALIST else "",
             password_hash=shared_hash,
-            supervise=False,
         )
-    place_in_supervision(session)
+    place_in_supervision(session, policy)
     return tokens

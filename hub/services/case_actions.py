@@ -33,6 +33,7 @@ class CaseActions(WorkflowService):
     def claim(self, principal: Principal, case_id: int) -> Case:
         """Start review: take a case from the pool, or open one's own waiting case."""
         case = self._case(principal, case_id, Action.CLAIM)
+        self.flow.check_turn(case)
         now = self.clock.now()
         case.first_response_at = case.first_response_at or now
         case.started_at = case.started_at or now

@@ -29,12 +29,12 @@ from hub.persistence.models import (
 from hub.services.access import case_scope, require_read, require_role
 from hub.services.audit import audit
 from hub.services.auth import Principal
-from hub.services.queueing import priority_rank
+from hub.services.queueing import queue_order
 from hub.services.serialize import advice_dict, case_dict, message_dict
 from hub.services.workflow import WorkflowService
 from shared import protocol
 from shared.accession import make_accession_number
-from shared.enums import CaseStatus, Priority, Role
+from shared.enums import CaseStatus, Role
 from shared.errors import Conflict, Forbidden, InvalidInput
 
 
@@ -182,7 +182,7 @@ class CaseService(WorkflowService):
         total = self.session.scalar(select(func.count()).select_from(query.subquery())) or 0
         page, per_page = filters.get("page", 1), filters.get("per_page", 50)
         if filters.get("order") == "queue":
-            order: tuple[Any, ...] = (priority_rank(Case.priority), Case.submitted_at, Case.id)
+            order: tuple[Any, ...] = queue_order()
         else:
             order = (Case.id.desc(),)
         rows = self.session.scalars(
@@ -197,28 +197,6 @@ class CaseService(WorkflowService):
             return Case.assigned_to_id == principal.user_id
         user_id = self.session.scalar(select(User.id).where(User.username == who))
         return Case.assigned_to_id == (user_id or -1)
-
-    def queue_position(self, case: Case) -> int | None:
-        """1-based place among the cases waiting for the same specialist or pool; None once
-        review has started."""
-        if case.status == CaseStatus.ASSIGNED.value:
-            same = Case.assigned_to_id == case.assigned_to_id
-        elif case.status == CaseStatus.QUEUED.value:
-            same = Case.specialty_id == case.specialty_id
-        else:
-            return None
-        rank: Any = priority_rank(Case.priority)
-        mine = Priority(case.priority).rank
-        ahead = self.session.scalar(
-            select(func.count(Case.id)).where(
-                same,
-                Case.status == case.status,
-                (rank < mine)
-                | ((rank == mine) & (Case.submitted_at < case.submitted_at))
-                | ((rank == mine) & (Case.submitted_at == case.submitted_at) & (Case.id < case.id)),
-            )
-        )
-        return int(ahead or 0) + 1
 
     def to_dict(self, case: Case) -> dict[str, Any]:
         return case_dict(case)

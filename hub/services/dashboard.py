@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from hub.domain.lifecycle import OPEN
+from hub.domain.lifecycle import OPEN, values
 from hub.domain.policy import WorkflowPolicy
 from hub.persistence.models import Case, Spoke, SupervisionLink, User
 from hub.services.access import require_role
@@ -50,7 +50,7 @@ class DashboardService:
             "waits": self._waits(start),
             "sla_breaches": self._count(Case.sla_breached_at >= start),
             "sla_breaches_open": self._count(
-                Case.sla_breached_at.is_not(None), Case.status.in_([s.value for s in OPEN])
+                Case.sla_breached_at.is_not(None), Case.status.in_(values(OPEN))
             ),
             "specialists": self._specialists(),
             "shortfall": SupervisionService(self.session, self.clock, self.policy).shortfall(),
@@ -78,7 +78,7 @@ class DashboardService:
                 continue
             if responded is not None:
                 waits.append((responded - submitted).total_seconds())
-            elif status in {s.value for s in OPEN}:
+            elif status in values(OPEN):
                 waits.append((now - submitted).total_seconds())
         return {"p50_s": percentile(waits, 0.5), "p90_s": percentile(waits, 0.9)}
 

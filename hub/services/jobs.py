@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hub.domain.lifecycle import OPEN
+from hub.domain.lifecycle import OPEN, values
 from hub.domain.policy import WorkflowPolicy
 from hub.domain.sla import is_breached
 from hub.persistence.models import Case, Specialty, User
@@ -23,8 +23,6 @@ from shared import protocol
 from shared.clock import Clock
 from shared.enums import CaseStatus, Role
 from shared.protocol import room_for_user
-
-_OPEN = [s.value for s in OPEN]
 
 
 @dataclass
@@ -108,7 +106,7 @@ class HubJobs:
                 Case.sla_due_at <= now,
                 Case.first_response_at.is_(None),
                 Case.sla_breached_at.is_(None),
-                Case.status.in_(_OPEN),
+                Case.status.in_(values(OPEN)),
             )
             .order_by(Case.sla_due_at)
         ).all()

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from hub.domain.lifecycle import OPEN
+from hub.domain.lifecycle import ACTIVE, HANDLED, OPEN, values
 from hub.persistence.models import (
     Case,
     CaseHistory,
@@ -22,14 +22,8 @@ from hub.persistence.models import (
 )
 from hub.services.access import case_scope
 from hub.services.auth import Principal
-from hub.services.queueing import priority_rank
+from hub.services.queueing import queue_order
 from shared.enums import CaseStatus
-
-_MINE = (CaseStatus.ASSIGNED.value, CaseStatus.IN_REVIEW.value, CaseStatus.NEEDS_INFO.value)
-
-
-def _queue_order() -> tuple[Any, ...]:
-    return (priority_rank(Case.priority), Case.submitted_at, Case.id)
 
 
 def _with_refs(query: Any) -> Any:
@@ -50,8 +44,8 @@ def worklist(
     mine = session.scalars(
         _with_refs(
             select(Case)
-            .where(Case.assigned_to_id == user.id, Case.status.in_(_MINE))
-            .order_by(*_queue_order())
+            .where(Case.assigned_to_id == user.id, Case.status.in_(values(ACTIVE)))
+            .order_by(*queue_order())
         ).limit(limit)
     ).all()
     pool = session.scalars(
@@ -62,13 +56,10 @@ def worklist(
                 Case.status == CaseStatus.QUEUED.value,
                 Case.assigned_to_id.is_(None),
             )
-            .order_by(*_queue_order())
+            .order_by(*queue_order())
         ).limit(limit)
     ).all()
     return list(mine), list(pool)
-
-
-_HANDLED = (CaseStatus.ADVISED.value, CaseStatus.REFERRED.value, CaseStatus.CLOSED.value)
 
 
 def recently_handled(session: Session, principal: Principal, limit: int = 20) -> list[Case]:
@@ -79,7 +70,7 @@ def recently_handled(session: Session, principal: Principal, limit: int = 20) ->
         session.scalars(
             _with_refs(
                 select(Case)
-                .where(Case.assigned_to_id == principal.user.id, Case.status.in_(_HANDLED))
+                .where(Case.assigned_to_id == principal.user.id, Case.status.in_(values(HANDLED)))
                 .order_by(Case.updated_at.desc(), Case.id.desc())
             ).limit(limit)
         ).all()
@@ -91,9 +82,7 @@ def open_cases(session: Session, limit: int = 300) -> list[Case]:
     return list(
         session.scalars(
             _with_refs(
-                select(Case)
-                .where(Case.status.in_([s.value for s in OPEN if s is not CaseStatus.DRAFT]))
-                .order_by(*_queue_order())
+                select(Case).where(Case.status.in_(values(OPEN))).order_by(*queue_order())
             ).limit(limit)
         ).all()
     )

@@ -12,10 +12,17 @@ from sqlalchemy import case as sql_case
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from hub.domain.queue import Throughput, eta_changed, handling_time
+from hub.domain.queue import (
+    ORDER_FIELDS,
+    PRIORITY_RANKS,
+    Throughput,
+    eta_changed,
+    handling_time,
+    order_key,
+)
 from hub.persistence.models import Case, Specialty
 from hub.services.routing import Router
-from shared.enums import CaseStatus, Priority
+from shared.enums import CaseStatus
 
 # ("user", specialist id): cases assigned to one specialist, not yet started;
 # ("pool", specialty id): cases waiting for any specialist of the specialty.
@@ -30,8 +37,20 @@ def queue_ref(case: Case) -> QueueRef | None:
     return None
 
 
-def priority_rank(column: object) -> object:
-    return sql_case({p.value: p.rank for p in Priority}, value=column, else_=len(Priority))
+def queue_order() -> tuple[Any, ...]:
+    """The domain's queue order (``hub.domain.queue.order_key``) as SQL ``ORDER BY`` terms."""
+    rank = sql_case(PRIORITY_RANKS, value=Case.priority, else_=len(PRIORITY_RANKS))
+    terms = {"priority": rank, "submitted_at": Case.submitted_at, "id": Case.id}
+    return tuple(terms[name] for name in ORDER_FIELDS)
+
+
+def before_in_queue(case: Case) -> Any:
+    """SQL: the cases that come before ``case`` in queue order (whatever queue they are in)."""
+    rank, submitted, ident = queue_order()
+    mine = order_key(case.priority, case.submitted_at, case.id)
+    return (rank < mine[0]) | (
+        (rank == mine[0]) & ((submitted < mine[1]) | ((submitted == mine[1]) & (ident < mine[2])))
+    )
 
 
 @dataclass
@@ -56,7 +75,7 @@ class QueueBoard:
             self.session.execute(
                 select(Case.id, Case.queue_position, Case.eta_at, Case.specialty_id)
                 .where(where)
-                .order_by(priority_rank(Case.priority), Case.submitted_at, Case.id)  # type: ignore[arg-type]
+                .order_by(*queue_order())
             )
         )
 

@@ -11,13 +11,11 @@ from sqlalchemy.orm import Session
 
 from hub.domain.assignment import Decision, SpecialistLoad, route
 from hub.domain.availability import WeeklyHours, describe_opening, parse_hours
-from hub.domain.lifecycle import ACTIVE
+from hub.domain.lifecycle import ACTIVE, values
 from hub.domain.policy import WorkflowPolicy
 from hub.persistence.models import Case, Specialty, SupervisionLink, User, user_specialties
 from shared.clock import Clock
 from shared.enums import Role
-
-_ACTIVE = [s.value for s in ACTIVE]
 
 
 @dataclass
@@ -34,6 +32,10 @@ class Router:
         """``at`` (default now) if the specialty is open then, else when it next opens."""
         at = at or self.clock.now()
         return self.hours(specialty).next_opening(at, self.policy.timezone)
+
+    def is_open(self, specialty: Specialty, now: datetime) -> bool:
+        """Whether the specialty is open at ``now`` (one reading of the clock, given)."""
+        return self.opens_at(specialty, now) == now
 
     def is_absent(self, user: User, now: datetime) -> bool:
         """No real-time connection for longer than the configured time."""
@@ -67,13 +69,13 @@ class Router:
     def active_counts(self, user_ids: list[int]) -> dict[int, tuple[int, datetime | None]]:
         rows = self.session.execute(
             select(Case.assigned_to_id, func.count(Case.id), func.max(Case.assigned_at))
-            .where(Case.status.in_(_ACTIVE), Case.assigned_to_id.in_(user_ids))
+            .where(Case.status.in_(values(ACTIVE)), Case.assigned_to_id.in_(user_ids))
             .group_by(Case.assigned_to_id)
         ).all()
         return {uid: (int(n), last) for uid, n, last in rows if uid is not None}
 
-    def loads(self, specialty_id: int) -> list[SpecialistLoad]:
-        now = self.clock.now()
+    def loads(self, specialty_id: int, now: datetime | None = None) -> list[SpecialistLoad]:
+        now = now or self.clock.now()
         users = self.specialists(specialty_id)
         counts = self.active_counts([u.id for u in users])
         loads = []
@@ -108,7 +110,7 @@ class Router:
         when = describe_opening(opens, self.policy.timezone) if opens else "no hours set"
         return route(
             case.priority,
-            self.loads(case.specialty_id),
+            self.loads(case.specialty_id, now),
             self.supervisor_of(case),
             open_now=opens == now,
             opens_at_text=when,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from hub.domain.lifecycle import Party, actions_of
+from hub.domain.lifecycle import WAITING, Party, actions_of
 from hub.persistence.models import Advice, Case, CaseHistory, Message, Study, User
 from shared.enums import CaseStatus
 
@@ -39,7 +39,7 @@ def case_dict(case: Case, queue_position: int | None = _STORED) -> dict[str, Any
     """The case as the contract shows it; ``queue_position`` defaults to the live place the
     hub keeps on the case (None once review has started)."""
     if queue_position is _STORED:
-        waiting = case.status in (CaseStatus.QUEUED.value, CaseStatus.ASSIGNED.value)
+        waiting = CaseStatus(case.status) in WAITING
         queue_position = case.queue_position if waiting else None
     return {
         "id": case.id,

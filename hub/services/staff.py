@@ -43,7 +43,6 @@ class StaffService(WorkflowService):
             specialties=data.get("specialties", []),
             qualification=data.get("qualification", ""),
             registration_number=data.get("registration_number", ""),
-            supervise=False,
         )
         self._apply(
             user,
@@ -188,11 +187,12 @@ class StaffService(WorkflowService):
 
     def hours_of(self, specialty: Specialty) -> dict[str, Any]:
         router = self.flow.router
-        opens = router.opens_at(specialty)
+        now = self.clock.now()
+        opens = router.opens_at(specialty, now)
         return {
             "code": specialty.code,
             "name": specialty.name,
             "hours": router.hours(specialty).text,
-            "open_now": opens == self.clock.now(),
+            "open_now": opens == now,
             "opens_at": opens.isoformat() if opens else None,
         }

@@ -13,20 +13,22 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hub.domain.assignment import WaitingCase, fill_from_pool
+from hub.domain.assignment import Decision, WaitingCase, fill_from_pool
 from hub.domain.lifecycle import ACTIVE, WAITING, Action, Actor, CaseFacts, authorize, check_target
 from hub.domain.policy import WorkflowPolicy
+from hub.domain.queue import order_key
 from hub.domain.sla import sla_due
-from hub.persistence.models import Case, CaseHistory, User
+from hub.persistence.models import Case, CaseHistory, Specialty, User
 from hub.services.audit import audit
 from hub.services.auth import Principal
 from hub.services.events import record_event
-from hub.services.queueing import QueueBoard, QueueRef, priority_rank, queue_ref
+from hub.services.queueing import QueueBoard, QueueRef, before_in_queue, queue_order, queue_ref
 from hub.services.routing import Router
 from hub.services.serialize import case_dict
 from shared import protocol
 from shared.clock import Clock
 from shared.enums import CaseStatus as S
+from shared.errors import Conflict
 from shared.protocol import room_for_specialty, room_for_spoke, room_for_user
 
 HUB = Principal()
@@ -70,6 +72,8 @@ class Workflow:
     _pending: list[_Pending] = field(default_factory=list)
     _queues: set[QueueRef] = field(default_factory=set)
     _refill: set[int] = field(default_factory=set)
+    # case id -> specialists who must not be handed it in this unit of work (released it, left)
+    _not_now: dict[int, set[int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.router = Router(self.session, self.clock, self.policy)
@@ -78,6 +82,27 @@ class Workflow:
     # -- checks ---------------------------------------------------------------------------
     def authorize(self, principal: Principal, case: Case, action: Action) -> None:
         authorize(action, actor_of(principal), facts_of(case))
+
+    def check_turn(self, case: Case) -> None:
+        """Emergencies first: no case is started while a case of higher priority of its
+        specialty waits in the pool (409 naming the case to take first)."""
+        rank = queue_order()[0]
+        first = self.session.scalar(
+            select(Case)
+            .where(
+                Case.status == S.QUEUED.value,
+                Case.specialty_id == case.specialty_id,
+                Case.id != case.id,
+                rank < order_key(case.priority, case.submitted_at, case.id)[0],
+            )
+            .order_by(*queue_order())
+            .limit(1)
+        )
+        if first is not None:
+            raise Conflict(
+                f"{first.priority.title()} case {first.token} waits in the pool: take it first.",
+                fields={"waiting": first.token, "status": case.status},
+            )
 
     # -- transitions ------------------------------------------------------------------------
     def move(
@@ -173,37 +198,63 @@ class Workflow:
     ) -> None:
         """Send the case to a specialist or to its specialty's pool, with the reason; ``extra``
         goes into the event (e.g. the clinic's answer that sent it back)."""
-        decision = self.router.decide(case, exclude)
-        reason = self._explain(decision.specialist_id, decision.reason)
         if case.status == S.SUBMITTED.value and case.submitted_at is not None:
             opens = self.router.opens_at(case.specialty)
             case.sla_due_at = sla_due(self.policy, case.priority, case.submitted_at, opens)
-        if decision.specialist_id is None and case.status == S.QUEUED.value:
-            case.routing_reason = reason
-            return
+        self._place(case, action, principal, exclude, why="", **extra)
+
+    def _place(
+        self,
+        case: Case,
+        action: Action,
+        principal: Principal,
+        exclude: tuple[int, ...],
+        why: str,
+        **extra: Any,
+    ) -> None:
+        """Routing proper. Emergencies first: while a case waits in the pool ahead of this one,
+        this one joins the pool too and the pool is served in queue order at ``finish``."""
+        decision = self.router.decide(case, exclude)
+        reason = self._explain(decision.specialist_id, decision.reason)
+        if decision.specialist_id is not None and self._pool_ahead_of(case):
+            reason = "cases ahead of it wait in the pool: queued in turn"
+            decision = Decision(None, reason)
+            self.refill(case.specialty_id)
+        if why:
+            reason = f"{why}; {reason}"
+        if exclude:
+            self._not_now.setdefault(case.id, set()).update(exclude)
         case.routing_reason = reason
-        if decision.specialist_id is None:
-            self.move(
-                case,
-                action,
-                S.QUEUED,
-                principal,
-                assign_to=None,
-                reason=reason,
-                routing_reason=reason,
-                **extra,
+        if decision.specialist_id is None and case.status == S.QUEUED.value:
+            return
+        target = S.QUEUED if decision.specialist_id is None else S.ASSIGNED
+        self.move(
+            case,
+            action,
+            target,
+            principal,
+            assign_to=decision.specialist_id,
+            reason=reason,
+            routing_reason=reason,
+            **extra,
+        )
+
+    def _pool_ahead_of(self, case: Case) -> bool:
+        """Whether a case of the same specialty waits in the pool before ``case`` in queue order."""
+        ahead = before_in_queue(case)
+        return (
+            self.session.scalar(
+                select(Case.id)
+                .where(
+                    Case.status == S.QUEUED.value,
+                    Case.specialty_id == case.specialty_id,
+                    Case.id != case.id,
+                    ahead,
+                )
+                .limit(1)
             )
-        else:
-            self.move(
-                case,
-                action,
-                S.ASSIGNED,
-                principal,
-                assign_to=decision.specialist_id,
-                reason=reason,
-                routing_reason=reason,
-                **extra,
-            )
+            is not None
+        )
 
     def _explain(self, specialist_id: int | None, reason: str) -> str:
         if specialist_id is None:
@@ -212,24 +263,38 @@ class Workflow:
         return f"to {user.username if user else specialist_id}: {reason}"
 
     def fill_pool(self, specialty_id: int) -> None:
-        """Hand waiting pool cases to specialists of the specialty who now have room."""
-        loads = self.router.loads(specialty_id)
-        room = sum(c.max_active_cases - c.active_cases for c in loads if c.has_room)
+        """Hand waiting pool cases, in queue order, to specialists of the specialty who now have
+        room (outside hours: emergencies to the on-call list)."""
+        now = self.clock.now()  # one reading: the opening and the loads are judged at one time
+        specialty = self.session.get_one(Specialty, specialty_id)
+        open_now = self.router.is_open(specialty, now)
+        loads = self.router.loads(specialty_id, now)
+        room = sum(
+            c.max_active_cases - c.active_cases
+            for c in loads
+            if (c.has_room if open_now else c.has_room_on_call)
+        )
         if room <= 0:
             return
         waiting = list(
             self.session.scalars(
                 select(Case)
                 .where(Case.status == S.QUEUED.value, Case.specialty_id == specialty_id)
-                .order_by(priority_rank(Case.priority), Case.submitted_at, Case.id)  # type: ignore[arg-type]
-                .limit(room)
+                .order_by(*queue_order())
+                .limit(room + len(self._not_now))
             )
         )
-        if not waiting or self.router.opens_at(waiting[0].specialty) != self.clock.now():
-            return
         by_id = {c.id: c for c in waiting}
-        plan = [WaitingCase(c.id, c.priority, self.router.supervisor_of(c)) for c in waiting]
-        for case_id, decision in fill_from_pool(plan, loads, self.clock.now()):
+        plan = [
+            WaitingCase(
+                c.id,
+                c.priority,
+                self.router.supervisor_of(c),
+                frozenset(self._not_now.get(c.id, ())),
+            )
+            for c in waiting
+        ]
+        for case_id, decision in fill_from_pool(plan, loads, now, open_now):
             reason = self._explain(decision.specialist_id, decision.reason)
             by_id[case_id].routing_reason = reason
             self.move(
@@ -247,22 +312,12 @@ class Workflow:
             self.session.scalars(
                 select(Case)
                 .where(Case.assigned_to_id == specialist_id, Case.status == S.ASSIGNED.value)
-                .order_by(priority_rank(Case.priority), Case.submitted_at, Case.id)  # type: ignore[arg-type]
+                .order_by(*queue_order())
             )
         )
         for case in cases:
-            decision = self.router.decide(case, exclude=(specialist_id,))
-            reason = f"{why}; " + self._explain(decision.specialist_id, decision.reason)
-            case.routing_reason = reason
-            target = S.QUEUED if decision.specialist_id is None else S.ASSIGNED
-            self.move(
-                case,
-                Action.REROUTE,
-                target,
-                assign_to=decision.specialist_id,
-                reason=reason,
-                routing_reason=reason,
-            )
+            self._place(case, Action.REROUTE, HUB, (specialist_id,), why)
+            self.refill(case.specialty_id)
         return cases
 
     def refill(self, specialty_id: int) -> None:
@@ -302,6 +357,7 @@ class Workflow:
         self._pending.clear()
         self._queues.clear()
         self._refill.clear()
+        self._not_now.clear()
 
     def emit(self, event_type: str, case: Case, rooms: set[str], **extra: Any) -> None:
         rooms = set(rooms) | {

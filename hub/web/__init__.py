@@ -24,8 +24,18 @@ def init_web(app: Flask) -> None:
     init_babel(app, user_language)
     app.jinja_env.filters.update(when=when, duration=duration, iso=iso)
     app.jinja_env.globals["page_user"] = _page_user
+    # The lifecycle's named sets, for templates: ``case.status in states.RELEASABLE``.
+    app.jinja_env.globals["states"] = _lifecycle_states()
     for bp in (auth_bp, specialist_bp, supervisor_bp, admin_bp):
         app.register_blueprint(bp)
+
+
+def _lifecycle_states() -> dict[str, list[str]]:
+    from hub.domain import lifecycle
+
+    names = ("WAITING", "OPEN", "ACTIVE", "HANDLED", "CLAIMABLE", "RELEASABLE", "ADVISABLE")
+    names += ("REFERABLE", "REASSIGNABLE", "CANCELLABLE")
+    return {name: lifecycle.values(getattr(lifecycle, name)) for name in names}
 
 
 def _page_user() -> object:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, render_template
 from flask.typing import ResponseReturnValue
 
+from hub.domain.lifecycle import ADVISABLE, CLAIMABLE
 from hub.services import page_reads as queries
 from hub.services.cases import CaseService
 from hub.web.pages import page, page_errors, principal, services
@@ -13,13 +14,6 @@ from shared.enums import CaseStatus, Disposition, Role
 
 bp = Blueprint("specialist", __name__)
 page_errors(bp)
-
-_ADVISABLE = {
-    CaseStatus.ASSIGNED.value,
-    CaseStatus.IN_REVIEW.value,
-    CaseStatus.NEEDS_INFO.value,
-    CaseStatus.ADVISED.value,
-}
 
 
 def _worklist() -> dict[str, object]:
@@ -53,9 +47,9 @@ def _case_context(case_id: int) -> dict[str, object]:
         "advice": list(reversed(cases.advice_for(me, case_id))),
         "is_mine": mine,
         "can_claim": me.role is Role.SPECIALIST
-        and case.status in (CaseStatus.QUEUED.value, CaseStatus.ASSIGNED.value)
+        and CaseStatus(case.status) in CLAIMABLE
         and (case.assigned_to_id in (None, me.user_id)),
-        "can_act": mine and case.status in _ADVISABLE,
+        "can_act": mine and CaseStatus(case.status) in ADVISABLE,
         "can_write": me.role is Role.SPECIALIST,
         "dispositions": [d.value for d in Disposition],
         "foreign_patient_ids": queries.foreign_patient_ids(services()["session"], case),

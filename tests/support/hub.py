@@ -7,6 +7,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from config.settings import load_settings
+from hub.domain.policy import WorkflowPolicy
 from hub.services.accounts import seed_demo
 from teleconsult.db import Database
 from teleconsult.migrations import upgrade
@@ -36,7 +38,7 @@ def _migrate_and_seed(database_url: str) -> dict[str, str]:
     db = Database(database_url)
     try:
         with db.session() as session:
-            return seed_demo(session)
+            return seed_demo(session, WorkflowPolicy.from_settings(load_settings("hub")))
     finally:
         db.dispose()
 

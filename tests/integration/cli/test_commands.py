@@ -163,3 +163,71 @@ def test_bridge_without_an_allow_list_says_what_to_set_and_stops(tmp_path: Path)
     assert result.returncode == 2
     assert "TELECONSULT_BRIDGE_ALLOWED_AES" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _supervisees(url: str) -> dict[str, int]:
+    from sqlalchemy import func
+
+    from hub.persistence.models import SupervisionLink
+
+    db = Database(url)
+    try:
+        with db.session() as s:
+            rows = s.execute(
+                select(User.username, func.count(func.distinct(SupervisionLink.doctor_id)))
+                .join(SupervisionLink, SupervisionLink.specialist_id == User.id)
+                .group_by(User.username)
+            ).all()
+            return {name: int(n) for name, n in rows}
+    finally:
+        db.dispose()
+
+
+def test_user_add_keeps_the_configured_ratio(hub_env: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TELECONSULT_HUB_RATIO", "2")
+    _run("db", "upgrade")
+    _run("spoke", "register", "PHC-7", "--name", "PHC Rampur")
+    _run(
+        "user",
+        "add",
+        "ortho9",
+        "--role",
+        "specialist",
+        "--specialty",
+        "ortho",
+        "--password",
+        "s3cret-pass",
+    )
+    for n in range(4):
+        _run(
+            "user",
+            "add",
+            f"doc{n}",
+            "--role",
+            "spoke_doctor",
+            "--spoke",
+            "PHC-7",
+            "--password",
+            "s3cret-pass",
+        )
+    assert _supervisees(hub_env) == {"ortho9": 2}  # two more doctors wait: the shortfall
+
+
+def test_the_demo_seed_keeps_the_configured_ratio(
+    hub_env: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from config.settings import load_settings
+    from hub.domain.policy import WorkflowPolicy
+    from hub.services.accounts import seed_demo
+    from teleconsult.migrations import upgrade
+
+    monkeypatch.setenv("TELECONSULT_HUB_RATIO", "2")
+    upgrade("hub", hub_env)
+    db = Database(hub_env)
+    try:
+        with db.session() as s:
+            seed_demo(s, WorkflowPolicy.from_settings(load_settings("hub")))
+    finally:
+        db.dispose()
+    counts = _supervisees(hub_env)
+    assert counts and max(counts.values()) == 2  # five clinic doctors, one specialist each

@@ -146,7 +146,12 @@ def test_release_goes_to_the_pool_and_another_specialist_claims_it(hub: HubHarne
         "/api/v1/cases?assigned_to=none&order=queue", headers=hub.login("ortho2")
     ).json
     assert [c["id"] for c in pool["items"]] == [third["id"], fourth["id"]]
-    claimed = _post(hub, f"/cases/{fourth['id']}/claim", hub.login("ortho2"))
+    # Emergencies first: the routine case cannot be started while the emergency waits.
+    refused = _post(hub, f"/cases/{fourth['id']}/claim", hub.login("ortho2"))
+    assert (
+        refused.status_code == 409 and refused.json["error"]["fields"]["waiting"] == third["token"]
+    )
+    claimed = _post(hub, f"/cases/{third['id']}/claim", hub.login("ortho2"))
     assert (
         claimed.json["assigned_to"]["username"] == "ortho2"
         and claimed.json["status"] == "in_review"
@@ -157,7 +162,7 @@ def test_release_goes_to_the_pool_and_another_specialist_claims_it(hub: HubHarne
         ).status_code
         == 200
     )
-    served = hub.client.get(f"/api/v1/cases/{third['id']}", headers=hub.spoke()).json
+    served = hub.client.get(f"/api/v1/cases/{fourth['id']}", headers=hub.spoke()).json
     assert served["assigned_to"]["username"] == "ortho2" and served["routing_reason"].startswith(
         "to ortho2: from the pool"
     )

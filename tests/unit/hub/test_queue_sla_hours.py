@@ -11,11 +11,10 @@ from hub.domain.availability import parse_hours
 from hub.domain.policy import WorkflowPolicy
 from hub.domain.queue import (
     Throughput,
-    WaitingQueue,
     eta_changed,
     handling_time,
+    order_key,
     positions,
-    queue_key,
 )
 from hub.domain.sla import is_breached, sla_due
 from shared.errors import InvalidInput
@@ -26,17 +25,14 @@ IST = ZoneInfo("Asia/Kolkata")
 
 def test_emergency_then_urgent_then_routine_fifo_inside() -> None:
     keys = [
-        queue_key("routine", T, 1),
-        queue_key("urgent", T + timedelta(minutes=5), 2),
-        queue_key("emergency", T + timedelta(minutes=9), 3),
-        queue_key("urgent", T + timedelta(minutes=1), 4),
+        order_key("routine", T, 1),
+        order_key("urgent", T + timedelta(minutes=5), 2),
+        order_key("emergency", T + timedelta(minutes=9), 3),
+        order_key("urgent", T + timedelta(minutes=1), 4),
     ]
     assert positions(keys) == {3: 1, 4: 2, 2: 3, 1: 4}
-    queue = WaitingQueue(keys)
-    assert queue.position(keys[0]) == 4
-    queue.remove(keys[2])
-    assert queue.position(keys[0]) == 3 and queue.position(keys[2]) is None
-    assert queue.add(queue_key("emergency", T + timedelta(hours=1), 5)) == 1
+    same_instant = [order_key("urgent", T, 8), order_key("urgent", T, 7)]
+    assert positions(same_instant) == {7: 1, 8: 2}  # raised together: the older id first
 
 
 def test_eta_uses_the_measured_handling_time_and_the_specialists_on_duty() -> None:
