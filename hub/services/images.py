@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import secrets
 from collections import Counter
 from dataclasses import dataclass, field
 from io import BytesIO
@@ -205,8 +204,7 @@ class ImageService:
         """Write the files of new instances durably, then add their rows. Raises OSError."""
         if not fresh:
             return []
-        names = {meta["sop_uid"]: _new_relative_path() for _, meta in fresh}
-        files = {self.image_dir / names[meta["sop_uid"]]: raw for raw, meta in fresh}
+        files = {self.image_dir / image_path(meta["sop_uid"]): raw for raw, meta in fresh}
         digests = run_cpu(_write_files, files)
         studies: dict[tuple[str, str], Study] = {}
         series: dict[str, Series] = {}
@@ -219,7 +217,7 @@ class ImageService:
                 )
             if meta["series_uid"] not in series:
                 series[meta["series_uid"]] = self._series(study, meta)
-            relative = names[meta["sop_uid"]]
+            relative = image_path(meta["sop_uid"])
             instance = Instance(
                 sop_uid=meta["sop_uid"],
                 series_id=series[meta["series_uid"]].id,
@@ -237,7 +235,7 @@ class ImageService:
 
     def _insert(self, rows: list[tuple[Instance, Study]]) -> list[tuple[Instance, Study]]:
         """Insert the instances together; if a concurrent request stored some of them meanwhile
-        (same UID), one by one, skipping those and removing their files. Returns the rows added."""
+        (same UID, same file), one by one, skipping those. Returns the rows added."""
         try:
             with self.session.begin_nested():
                 self.session.add_all(instance for instance, _ in rows)
@@ -247,7 +245,6 @@ class ImageService:
             # Only the concurrent store explains it: without that row, fail rather than confirm.
             sop_uid = rows[0][0].sop_uid
             self.session.scalars(select(Instance.id).where(Instance.sop_uid == sop_uid)).one()
-            (self.image_dir / rows[0][0].path).unlink(missing_ok=True)  # the other copy is kept
             return []
         return rows
 
@@ -495,10 +492,11 @@ def _pixel_data_length(ds: Any, size: int) -> int:
     return max(0, min(int(element.length), size - int(element.value_tell)))
 
 
-def _new_relative_path() -> Path:
-    """Where a new instance is kept, below the image directory: a name the hub makes up, never a
-    UID or anything else the sender chose (DESIGN.md, "Security rules")."""
-    name = secrets.token_hex(16)
+def image_path(sop_uid: str) -> Path:
+    """Where an instance is kept, below the image directory: a name the hub makes (a hash of the
+    SOP Instance UID), never a UID or anything else the sender chose (DESIGN.md, "Security
+    rules"). The same instance sent again after a crash lands on the same file, not a new one."""
+    name = hashlib.sha256(sop_uid.encode("ascii", "replace")).hexdigest()
     return Path(name[:2]) / f"{name}.dcm"
 
 

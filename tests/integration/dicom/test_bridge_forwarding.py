@@ -17,7 +17,9 @@ import requests
 from pydicom import dcmread
 from sqlalchemy import func, select
 
+from dicom_bridge.spool import file_name
 from hub.persistence.models import Instance
+from hub.services.images import image_path
 from teleconsult.db import Database
 from tests.conftest import need_tool
 from tests.dicomgen import make_ct_series, make_us_cine, write_series
@@ -170,7 +172,8 @@ def test_deidentified_images_reach_their_case_and_the_clinic_sees_the_progress(
             "items"
         ]
         assert next(c for c in listed if c["uid"] == case["uid"])["images"]["at_hub"] == 3
-        reason = tmp_path / "bridge" / "spool" / "rejected" / f"{us.SOPInstanceUID}.reason.txt"
+        name = file_name(str(us.SOPInstanceUID)).removesuffix(".dcm")
+        reason = tmp_path / "bridge" / "spool" / "rejected" / f"{name}.reason.txt"
         assert "BurnedInAnnotation=YES" in reason.read_text()
         put = requests.put(
             f"{spoke_url}/api/v1/cases/{case['uid']}/images-progress",
@@ -227,10 +230,11 @@ def test_a_hub_killed_mid_transfer_loses_and_duplicates_nothing(tmp_path: Path) 
     with db.session() as session:
         uids = list(session.scalars(select(Instance.sop_uid)))
     assert sorted(uids) == sorted(f.stem for f in files)  # each once
-    assert sorted(p.stem for p in images.rglob("*.dcm")) == sorted(f.stem for f in files)
+    assert sorted(p.relative_to(images) for p in images.rglob("*.dcm")) == sorted(
+        image_path(f.stem) for f in files
+    )  # one file each: the instances re-sent after the crash landed on their own files
     for f in files[:3]:
-        stored_file = next(images.rglob(f"{f.stem}.dcm"))
-        assert dcmread(stored_file).PixelData == dcmread(f).PixelData
+        assert dcmread(images / image_path(f.stem)).PixelData == dcmread(f).PixelData
     with sqlite3.connect(spool / "progress.sqlite") as ledger:
         assert ledger.execute(
             "SELECT state, COUNT(*) FROM instances GROUP BY state"
