@@ -1,10 +1,10 @@
 """The durable queue of uploaded instances on disk, per case.
 
-``<root>/<case uid>/<key>.dcm`` waits to be sent and ``<key>.json`` says what it is and where
-it stands; refused instances go to ``<root>/<case uid>/refused/``. The ``key`` is a hash the
-spoke makes of the SOPInstanceUID: no file name ever comes from what a client sent, so a
-crafted UID (``/abs/path``, ``../../``) can name nothing outside the case's folder. The case
-folder itself is named by the spoke's own case uid (checked all the same).
+``<root>/c-<case hash>/<key>.dcm`` waits to be sent and ``<key>.json`` says what it is and where
+it stands; refused instances go to ``refused/`` beside them. ``key`` and the case hash are
+hashes the spoke makes of the SOPInstanceUID and of the case uid: no file name ever comes from
+what a client sent, so a crafted UID (``/abs/path``, ``../../``) can name nothing outside the
+case's folder.
 """
 
 from __future__ import annotations
@@ -49,10 +49,18 @@ class UploadQueue:
         self.root = Path(root)
         self._lock = threading.Lock()
 
-    def _case_dir(self, case_uid: str) -> Path:
+    def folder_of(self, case_uid: str) -> Path:
+        """The folder of a case's uploads: named by a hash of the case uid (a case raised through
+        the hub's API may carry a uid its client chose), or by the uid itself for a folder an
+        older spoke made."""
         if not _CASE_UID.fullmatch(case_uid):
             raise ValueError("not a case uid")
-        return self.root / case_uid
+        legacy = self.root / case_uid
+        if legacy.is_dir():
+            return legacy
+        return self.root / ("c-" + file_key(case_uid))
+
+    _case_dir = folder_of
 
     def add(self, case_uid: str, instance: Instance, now: datetime) -> None:
         folder = self._case_dir(case_uid)
@@ -61,6 +69,7 @@ class UploadQueue:
         write_durably(folder / f"{key}.dcm", instance.data)
         record = {
             "key": key,
+            "case_uid": case_uid,
             "sop_uid": instance.sop_uid,
             "sop_class": instance.sop_class,
             "kind": instance.kind,
@@ -79,6 +88,9 @@ class UploadQueue:
             folder = self._case_dir(case_uid)
         except ValueError:
             return []
+        return self._read(folder)
+
+    def _read(self, folder: Path) -> list[dict[str, Any]]:
         found = []
         for path in folder.glob("*.json") if folder.is_dir() else ():
             try:
@@ -97,9 +109,10 @@ class UploadQueue:
         for folder in sorted(p for p in self.root.iterdir() if p.is_dir()):
             if not any(folder.glob("*.dcm")):
                 continue  # everything of this case was confirmed or refused: no need to read it
-            items = [r for r in self.records(folder.name) if r.get("state") == WAITING]
-            if items:
-                result[folder.name] = items
+            for record in self._read(folder):
+                if record.get("state") == WAITING:
+                    case_uid = str(record.get("case_uid") or folder.name)  # older: named by uid
+                    result.setdefault(case_uid, []).append(record)
         return result
 
     def data(self, case_uid: str, record: dict[str, Any]) -> bytes:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from datetime import datetime
 from io import BytesIO
 from pathlib import Path
 from typing import Any
@@ -81,7 +82,7 @@ def upload(client: FlaskClient, uid: str, files: list[tuple[bytes, str]], csrf: 
 
 
 def upload_dir(app: Flask, uid: str) -> Path:
-    return Path(services(app).settings.data_dir) / "uploads" / uid
+    return services(app).uploads.queue.folder_of(uid)  # type: ignore[union-attr]
 
 
 def test_photo_pdf_and_dicom_reach_the_hub_linked_to_the_case(
@@ -270,6 +271,7 @@ def test_a_path_as_sop_instance_uid_writes_nothing_anywhere(
         assert "SOPInstanceUID is not a valid UID" in answer.get_data(as_text=True)
     assert not (tmp_path / "outside").exists()
     assert not (folder.parent.parent / "escaped.dcm").exists()
+    assert not (folder.parent / "escaped.dcm").exists()
     written = [p for p in tmp_path.rglob("*.dcm")]
     assert written == [], written
 
@@ -277,11 +279,12 @@ def test_a_path_as_sop_instance_uid_writes_nothing_anywhere(
 def test_the_queue_names_files_itself_whatever_the_uid(tmp_path: Path) -> None:
     """The queue never takes a name from the instance: a crafted UID stays inside the case folder."""
     queue = UploadQueue(tmp_path / "uploads")
-    now = pydicom.valuerep.DT("20260101120000").replace(tzinfo=None)
+    now = datetime(2026, 1, 1, 12, 0)
     for crafted in (str(tmp_path / "abs" / "evil"), "../../evil", "../x/../../evil"):
         queue.add("case-1", Instance(crafted, SECONDARY_CAPTURE, "dicom", "x.dcm", b"DATA"), now)
     files = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
-    assert {p.parent for p in files} == {Path("uploads/case-1")}
+    assert {p.parent for p in files} == {queue.folder_of("case-1").relative_to(tmp_path)}
+    assert "case-1" not in str(queue.folder_of("case-1"))
     assert all(len(p.stem) == 40 and set(p.stem) <= set("0123456789abcdef") for p in files)
     records = queue.records("case-1")
     assert sorted(r["sop_uid"] for r in records) == sorted(
