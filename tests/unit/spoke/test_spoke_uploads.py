@@ -3,6 +3,7 @@ disk, sent to the real hub's STOW-RS once the case is there, linked to the case.
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Iterator
 from datetime import datetime
@@ -338,3 +339,18 @@ def test_uploaded_dicom_is_deidentified_before_it_is_queued(deid_client: FlaskCl
     assert clean.SOPInstanceUID != sop_uid and clean.SOPInstanceUID.startswith("2.25.")
     (record,) = services(deid_client.application).uploads.queue.records(case["uid"])  # type: ignore[union-attr]
     assert record["sop_uid"] == clean.SOPInstanceUID
+
+
+def test_uploads_queued_by_an_older_spoke_are_still_sent(tmp_path: Path) -> None:
+    """Files an older spoke queued under their (checked) UID in a folder named by the case uid."""
+    folder = tmp_path / "uploads" / "case-1"
+    folder.mkdir(parents=True)
+    (folder / "1.2.3.4.dcm").write_bytes(b"DATA")
+    record = {"sop_uid": "1.2.3.4", "state": "waiting", "name": "ct.dcm", "added_at": "x"}
+    (folder / "1.2.3.4.json").write_text(json.dumps(record))
+    queue = UploadQueue(tmp_path / "uploads")
+    assert queue.waiting() == {"case-1": [record]}
+    assert queue.data("case-1", record) == b"DATA"
+    queue.confirmed("case-1", record, datetime(2026, 1, 1))
+    assert queue.records("case-1")[0]["state"] == "at_hub"
+    assert not (folder / "1.2.3.4.dcm").exists()
