@@ -2,7 +2,8 @@
 
 Layout under ``root``: ``tmp/`` (being written, never forwarded), ``incoming/u-<hex>.dcm``
 (complete, waiting for the hub; ``<hex>`` is the SOPInstanceUID's ASCII in hexadecimal: a name
-the bridge makes, of hex digits only, whatever a modality sent, yet the UID reads back from it) and ``rejected/`` (refused by the hub, with a ``.reason.txt``).
+the bridge makes, of hex digits only, whatever a modality sent, yet the UID reads back from it)
+and ``rejected/`` (refused by the hub, with a ``.reason.txt``).
 A file only ever gets its name in ``incoming/`` once it is whole, so a crash cannot leave a half
 file that looks whole.
 

@@ -91,11 +91,11 @@ def action_of(tag: BaseTag) -> str | None:
 
 
 class DeidRefused(ValueError):
-    """The instance cannot leave the clinic de-identified (unreadable, or identity in its pixels)."""
+    """The instance cannot leave the clinic de-identified (unreadable, or identity in pixels)."""
 
 
 class BurnedInAnnotation(DeidRefused):
-    """The image says its pixels show text (e.g. the patient's name): the profile cannot clean it."""
+    """The image says its pixels show text (e.g. the patient's name): no profile can clean it."""
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ class Profile:
 
 
 def new_uid(key: bytes, uid: str) -> str:
-    """The replacement of ``uid``: ``2.25.`` and 128 bits of HMAC-SHA256 (PS3.5 B.2), stable per key."""
+    """``uid`` replaced: ``2.25.`` and 128 bits of HMAC-SHA256 (PS3.5 B.2), stable per key."""
     digest = hmac.new(
         key, uid.strip().rstrip("\x00").encode("ascii", "replace"), hashlib.sha256
     ).digest()
@@ -138,7 +138,8 @@ def check_burned_in(ds: Dataset, profile: Profile) -> None:
     if value == "YES" and not profile.allow_burned_in:
         modality = str(ds.get("Modality", "") or "?")
         raise BurnedInAnnotation(
-            f"{modality} image has BurnedInAnnotation=YES: the pixels may show the patient's identity "
+            f"{modality} image has BurnedInAnnotation=YES: the pixels may show the patient's "
+            "identity "
             "and de-identification cannot remove it (set deid_allow_burned_in to forward anyway)"
         )
 

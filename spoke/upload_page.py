@@ -60,7 +60,7 @@ def _upload_helpers() -> dict[str, Any]:
 @bp.post("/cases/<uid>/uploads")
 @signed_in
 def upload(uid: str) -> ResponseReturnValue:
-    """Check and convert every file first: one bad file refuses the whole batch, nothing is queued."""
+    """Check and convert every file first: one bad file refuses the batch, nothing is queued."""
     try:
         case = spoke().store.get_case(uid)
     except TeleconsultError:
@@ -81,7 +81,8 @@ def upload(uid: str) -> ResponseReturnValue:
     n = len(instances)
     where = "sent to the hub" if case.get("hub_id") else "sent to the hub once the case is there"
     flash(
-        f"{n} file{'' if n == 1 else 's'} kept at the clinic; {'it' if n == 1 else 'they'} will be {where}."
+        f"{n} file{'' if n == 1 else 's'} kept at the clinic; "
+        f"{'it' if n == 1 else 'they'} will be {where}."
     )
     return redirect(url_for("pages.case_page", uid=uid))
 

@@ -407,7 +407,7 @@ def test_a_study_without_a_case_can_be_attached_by_hand(hub: HubHarness) -> None
     assert _json(hub, "/dicomweb/studies?linked=false", hub.spoke()) == []
 
 
-def _failed(answer: Any) -> dict[str, str]:
+def _failed(answer: Any) -> dict[str, Any]:
     return {
         item["00081155"]["Value"][0]: item
         for item in (answer.json or {}).get("00081198", {}).get("Value", [])
@@ -494,7 +494,10 @@ def _jpeg_claiming(width: int, height: int) -> bytes:
 
 
 def _path(ds: Dataset) -> str:
-    return f"/dicomweb/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/instances/{ds.SOPInstanceUID}"
+    return (
+        f"/dicomweb/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+        f"/instances/{ds.SOPInstanceUID}"
+    )
 
 
 def test_a_decompression_bomb_is_refused_before_it_is_decoded(hub: HubHarness) -> None:

@@ -83,7 +83,7 @@ def upload(client: FlaskClient, uid: str, files: list[tuple[bytes, str]], csrf: 
 
 
 def upload_dir(app: Flask, uid: str) -> Path:
-    return services(app).uploads.queue.folder_of(uid)  # type: ignore[union-attr]
+    return services(app).uploads.queue.folder_of(uid)
 
 
 def test_photo_pdf_and_dicom_reach_the_hub_linked_to_the_case(
@@ -252,7 +252,7 @@ def test_files_larger_than_the_apps_form_limit_are_taken(client: FlaskClient) ->
 def _with_sop_uid(sop_uid: str) -> bytes:
     raw, _ = dicom_file()
     ds = pydicom.dcmread(BytesIO(raw))
-    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = sop_uid
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = UID(sop_uid)
     out = BytesIO()
     ds.save_as(out, enforce_file_format=True)
     return out.getvalue()
@@ -261,7 +261,7 @@ def _with_sop_uid(sop_uid: str) -> bytes:
 def test_a_path_as_sop_instance_uid_writes_nothing_anywhere(
     client: FlaskClient, tmp_path: Path
 ) -> None:
-    """Finding 1: a SOPInstanceUID of ``/abs/path`` or ``../../`` named the file it was written to."""
+    """Finding 1: a SOPInstanceUID ``/abs/path`` or ``../../`` named the file it was written to."""
     case = raise_case(client.application)
     sign_in_page(client)
     outside = tmp_path / "outside" / "evil"
@@ -278,7 +278,7 @@ def test_a_path_as_sop_instance_uid_writes_nothing_anywhere(
 
 
 def test_the_queue_names_files_itself_whatever_the_uid(tmp_path: Path) -> None:
-    """The queue never takes a name from the instance: a crafted UID stays inside the case folder."""
+    """The queue never takes a name from the instance: a crafted UID stays in the case folder."""
     queue = UploadQueue(tmp_path / "uploads")
     now = datetime(2026, 1, 1, 12, 0)
     for crafted in (str(tmp_path / "abs" / "evil"), "../../evil", "../x/../../evil"):
@@ -337,7 +337,7 @@ def test_uploaded_dicom_is_deidentified_before_it_is_queued(deid_client: FlaskCl
     clean = pydicom.dcmread(queued)
     assert clean.PatientID.startswith("ANON-") and clean.PatientIdentityRemoved == "YES"
     assert clean.SOPInstanceUID != sop_uid and clean.SOPInstanceUID.startswith("2.25.")
-    (record,) = services(deid_client.application).uploads.queue.records(case["uid"])  # type: ignore[union-attr]
+    (record,) = services(deid_client.application).uploads.queue.records(case["uid"])
     assert record["sop_uid"] == clean.SOPInstanceUID
 
 
