@@ -12,12 +12,13 @@ _ALPHABET = "0123456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no I or O: read aloud, typed
 
 
 def make_accession_number(prefix: str, day: date) -> str:
-    """A new accession number: up to 4 letters of ``prefix``, the date, 5 random characters.
+    """A new accession number: up to 4 letters of ``prefix``, the date, 6 random characters.
 
-    Random rather than counted so that a spoke working offline and the hub never collide.
+    Random rather than counted so that a spoke working offline and the hub never collide; the
+    stores still retry on the rare repeat (their column is unique).
     """
     head = re.sub(r"[^A-Za-z0-9]", "", prefix).upper()[:4]
-    tail = "".join(secrets.choice(_ALPHABET) for _ in range(5))
+    tail = "".join(secrets.choice(_ALPHABET) for _ in range(6))
     return f"{head}{day:%y%m%d}{tail}"[:MAX_LEN]
 
 
