@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import atexit
 import logging
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from flask import Flask, request, session
-from flask_babel import Babel, get_locale
+from flask_babel import Babel, get_locale, gettext
 
 log = logging.getLogger(__name__)
 
@@ -68,3 +70,54 @@ def _safe(fn: Callable[[], str | None]) -> str | None:
     except Exception:  # no database or no user: fall back to the session or the browser
         log.debug("no user language", exc_info=True)
         return None
+
+
+# -- validation messages ---------------------------------------------------------------------------
+# marshmallow's default messages, as they read once formatted, and what the user is told instead.
+_VALIDATION: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
+    (re.compile(r"^Missing data for required field\.$"), lambda m: gettext("Required.")),
+    (re.compile(r"^Field may not be null\.$"), lambda m: gettext("Required.")),
+    (re.compile(r"^Shorter than minimum length 1\.$"), lambda m: gettext("Required.")),
+    (
+        re.compile(r"^Shorter than minimum length (\d+)\.$"),
+        lambda m: gettext("At least %(n)s characters.", n=m[1]),
+    ),
+    (
+        re.compile(r"^Longer than maximum length (\d+)\.$"),
+        lambda m: gettext("At most %(n)s characters.", n=m[1]),
+    ),
+    (
+        re.compile(r"^Must be one of: (.*)\.$"),
+        lambda m: gettext("Choose one of: %(choices)s.", choices=m[1]),
+    ),
+    (
+        re.compile(r"^Must be greater than or equal to (\S+) and less than or equal to (\S+)\.$"),
+        lambda m: gettext("Enter a value from %(min)s to %(max)s.", min=m[1], max=m[2]),
+    ),
+    (re.compile(r"^Not a valid (integer|number)\.$"), lambda m: gettext("Enter a number.")),
+    (re.compile(r"^Not a valid date\.$"), lambda m: gettext("Enter a date (YYYY-MM-DD).")),
+    (re.compile(r"^Not a valid string\.$"), lambda m: gettext("Enter text.")),
+    (re.compile(r"^Unknown field\.$"), lambda m: gettext("Unknown field.")),
+    (
+        re.compile(r"^Some fields are missing or invalid\.$"),
+        lambda m: gettext("Some fields are missing or invalid: see the marked fields."),
+    ),
+]
+
+
+def translate_message(message: str) -> str:
+    """A validation message in the user's language (the request's locale); others unchanged."""
+    for pattern, say in _VALIDATION:
+        found = pattern.match(message)
+        if found:
+            return say(found)
+    return message
+
+
+def translate_fields(fields: Any) -> Any:
+    """The same nesting of field errors as marshmallow gives, each message translated."""
+    if isinstance(fields, dict):
+        return {key: translate_fields(value) for key, value in fields.items()}
+    if isinstance(fields, list):
+        return [translate_fields(value) for value in fields]
+    return translate_message(fields) if isinstance(fields, str) else fields

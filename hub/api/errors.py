@@ -7,6 +7,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from shared.errors import TeleconsultError
+from teleconsult.i18n import translate_fields, translate_message
 
 
 def _wants_json() -> bool:
@@ -16,7 +17,12 @@ def _wants_json() -> bool:
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(TeleconsultError)
     def _domain_error(exc: TeleconsultError) -> ResponseReturnValue:
-        return jsonify(exc.to_dict()), exc.http_status
+        body = exc.to_dict()
+        # Pages and API clients that choose a language get validation messages in it.
+        body["error"]["message"] = translate_message(exc.message)
+        if exc.fields:
+            body["error"]["fields"] = translate_fields(exc.fields)
+        return jsonify(body), exc.http_status
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> ResponseReturnValue:

@@ -1,6 +1,6 @@
 // The case page: live status/thread/advice, actions through the REST API, and the image viewer
 // fed by the hub's rendered DICOMweb (slices, window/level presets and drag, zoom/pan, cine).
-import { api, onLive, refresh, showError } from "./common.js";
+import { api, clearFieldErrors, onLive, refresh, showError, showFieldErrors } from "./common.js";
 
 const root = document.getElementById("case");
 const caseId = Number(root.dataset.caseId);
@@ -33,30 +33,41 @@ document.addEventListener("submit", async (ev) => {
   const input = form.elements[field];
   const button = form.querySelector("button[type=submit]");
   button.disabled = true;
+  clearFieldErrors(form);
   try {
     await api(form.dataset.url, { method: "POST", body: { [field]: input.value } });
     input.value = "";
     if ("reload" in form.dataset) window.location.reload();
     else refresh(livePart, root.dataset.live);
-  } catch (err) { showError(err); } finally { button.disabled = false; }
+  } catch (err) {
+    showError(err, showFieldErrors(err.fields, (path) => (path.length === 1 ? form.elements[path[0]] : null)));
+  } finally { button.disabled = false; }
 });
 
 const adviceForm = document.getElementById("advice-form");
 if (adviceForm) {
-  const rxBody = document.querySelector("#rx tbody");
+  const rxList = document.getElementById("rx");
   const rxRow = document.getElementById("rx-row");
-  const addRow = () => rxBody.append(rxRow.content.cloneNode(true));
+  const addRow = () => {
+    rxList.append(rxRow.content.cloneNode(true));
+    rxList.lastElementChild.querySelector("input").focus({ preventScroll: true });
+  };
   document.getElementById("rx-add").addEventListener("click", addRow);
-  rxBody.addEventListener("click", (ev) => { if (ev.target.matches("[data-remove]")) ev.target.closest("tr").remove(); });
-  addRow();
+  rxList.addEventListener("click", (ev) => { if (ev.target.closest("[data-remove]")) ev.target.closest("li").remove(); });
+  rxList.append(rxRow.content.cloneNode(true));
   adviceForm.addEventListener("submit", async (ev) => {
     ev.preventDefault();
+    clearFieldErrors(adviceForm);
     const f = adviceForm.elements;
-    const prescriptions = [...rxBody.querySelectorAll("tr")].map((tr) => {
+    // Every drug card with anything typed in it is sent, so that an error names the right card;
+    // an untouched card (only the default route) is left out.
+    const cards = [...rxList.querySelectorAll("li.rx-item")].filter((li) =>
+      [...li.querySelectorAll("input")].some((i) => i.name !== "route" && i.value.trim()));
+    const prescriptions = cards.map((li) => {
       const item = {};
-      for (const input of tr.querySelectorAll("input")) item[input.name] = input.value.trim();
+      for (const input of li.querySelectorAll("input")) item[input.name] = input.value.trim();
       return item;
-    }).filter((p) => p.drug);
+    });
     const body = {
       assessment: f.assessment.value, recommendations: f.recommendations.value, disposition: f.disposition.value,
       prescriptions, investigations: f.investigations.value, follow_up_date: f.follow_up_date.value || null,
@@ -66,7 +77,14 @@ if (adviceForm) {
     try {
       await api(adviceForm.dataset.url, { method: "POST", body });
       window.location.reload();
-    } catch (err) { button.disabled = false; showError(err); }
+    } catch (err) {
+      button.disabled = false;
+      const placed = showFieldErrors(err.fields, (path) => {
+        if (path[0] === "prescriptions" && path.length === 3) return cards[Number(path[1])]?.querySelector(`[name="${path[2]}"]`);
+        return path.length === 1 ? adviceForm.elements[path[0]] : null;
+      });
+      showError(err, placed, adviceForm.querySelector(".form-error"));
+    }
   });
 }
 

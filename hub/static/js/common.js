@@ -19,13 +19,47 @@ export async function api(url, { method = "GET", body } = {}) {
   return data;
 }
 
-export function showError(err) {
-  const box = document.getElementById("action-error");
-  if (!box) return alert(err.message);
+// The error of an action, in words: the message the hub gave (in the user's language); the
+// fields' own messages go next to the fields (showFieldErrors), never as raw JSON.
+export function showError(err, fieldsShown = false, box = document.getElementById("action-error")) {
   let text = err.message;
-  if (err.fields) text += " " + JSON.stringify(err.fields);
+  if (err.fields && !fieldsShown) text += " " + flatten(err.fields).map(([path, msg]) => `${path.join(" › ")}: ${msg}`).join("; ");
+  if (!box) return alert(text);
   box.textContent = text;
   box.hidden = false;
+}
+
+function flatten(fields, path = []) {
+  if (Array.isArray(fields) && fields.every((m) => typeof m === "string")) return [[path, fields.join(" ")]];
+  if (fields && typeof fields === "object") return Object.entries(fields).flatMap(([k, v]) => flatten(v, [...path, k]));
+  return [[path, String(fields)]];
+}
+
+// Put each field's message right after its input (inputFor maps a field path to the input);
+// true when every message found its field.
+export function showFieldErrors(fields, inputFor) {
+  if (!fields) return false;
+  let all = true;
+  for (const [path, msg] of flatten(fields)) {
+    const input = inputFor(path);
+    if (!input) { all = false; continue; }
+    input.setAttribute("aria-invalid", "true");
+    const note = document.createElement("span");
+    note.className = "field-error";
+    note.textContent = msg;
+    note.id = `err-${Math.random().toString(36).slice(2)}`;
+    input.setAttribute("aria-describedby", note.id);
+    input.after(note);
+  }
+  const first = document.querySelector("[aria-invalid=true]");
+  first?.focus();
+  return all;
+}
+
+export function clearFieldErrors(form) {
+  for (const note of form.querySelectorAll(".field-error")) note.remove();
+  for (const input of form.querySelectorAll("[aria-invalid]")) { input.removeAttribute("aria-invalid"); input.removeAttribute("aria-describedby"); }
+  for (const box of [document.getElementById("action-error"), form.querySelector(".form-error")]) if (box) box.hidden = true;
 }
 
 // -- live events ---------------------------------------------------------------------------

@@ -1,0 +1,186 @@
+"""What the specialist and the clinic see around advice, in Chromium against real hub and spoke
+processes: the prescription cards and their field errors, the printed e-prescription (one A4
+page), a PDF report at the hub, new images after advice, and the pages in every language."""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.e2e.conftest import DESKTOP, watch_console
+from tests.support.hub import RunningHub, hub_process
+from tests.support.processes import running
+from tests.support.slice import start_spoke
+from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.slow
+LIVE = 20_000  # ms
+
+RX = [
+    {"drug": "Paracetamol", "strength": "500 mg", "dose": "1 tablet", "route": "oral",
+     "frequency": "every 6 hours when needed", "duration": "5 days", "instructions": "after food"},
+    {"drug": "Ibuprofen", "strength": "400 mg", "dose": "1 tablet", "route": "oral",
+     "frequency": "three times a day", "duration": "5 days", "instructions": "stop if stomach pain"},
+    {"drug": "Calcium carbonate + vitamin D3", "strength": "500 mg / 250 IU", "dose": "1 tablet",
+     "route": "oral", "frequency": "once a day", "duration": "6 weeks", "instructions": ""},
+]
+
+
+@dataclass
+class World:
+    hub: RunningHub
+    spoke_url: str
+
+    def token(self, username: str, url: str | None = None) -> dict[str, str]:
+        r = requests.post(
+            f"{url or self.hub.url}/api/v1/auth/token",
+            json={"username": username, "password": "demo"},
+            timeout=10,
+        )
+        assert r.status_code == 200, r.text
+        return {"Authorization": "Bearer " + r.json()["access_token"]}
+
+    def spoke_auth(self, code: str = "PHC-1") -> dict[str, str]:
+        return {"Authorization": "Bearer " + self.hub.spoke_tokens[code]}
+
+    def api(self, method: str, path: str, headers: dict[str, str], **kw: Any) -> Any:
+        r = requests.request(method, f"{self.hub.url}/api/v1{path}", headers=headers, timeout=20, **kw)
+        assert r.status_code < 300, (path, r.status_code, r.text)
+        return r.json()
+
+    def case_for(self, specialist: str, pseudonym: str, specialty: str = "ortho") -> dict[str, Any]:
+        """A case raised by clinic1 at PHC-1, in review by ``specialist``."""
+        case = self.api(
+            "POST",
+            "/cases",
+            self.spoke_auth(),
+            json={
+                "patient": {"pseudonym": pseudonym, "age": 34, "sex": "male"},
+                "complaint": "Fall on outstretched hand, swollen wrist",
+                "question": "Fracture? Manage here or refer?",
+                "specialty": specialty,
+                "priority": "urgent",
+                "raised_by": "clinic1",
+            },
+        )
+        me = self.token(specialist)
+        if (case.get("assigned_to") or {}).get("username") != specialist:
+            case = self.api("POST", f"/cases/{case['id']}/claim", me)
+        return case
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    tmp = tmp_path_factory.mktemp("world")
+    with ExitStack() as stack:
+        hub = stack.enter_context(
+            hub_process(tmp, extra_env={"TELECONSULT_HUB_TIMEZONE": "Asia/Kolkata"})
+        )
+        spoke, spoke_url = start_spoke(tmp, hub)
+        stack.enter_context(running(spoke))
+        yield World(hub, spoke_url)
+
+
+@pytest.fixture
+def expect(browser: Any) -> Any:
+    from playwright.sync_api import expect as pw_expect
+
+    pw_expect.set_options(timeout=LIVE)
+    return pw_expect
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    ctx = browser.new_context(viewport=DESKTOP)
+    p = ctx.new_page()
+    p.problems = []
+    watch_console(p, p.problems)
+    yield p
+    ctx.close()
+
+
+def sign_in_hub(page: Any, world: World, username: str, language: str = "") -> None:
+    page.goto(f"{world.hub.url}/login")
+    if language:
+        page.select_option("#language", language)
+        page.wait_for_load_state()
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", "demo")
+    page.click("main form button[type=submit]")
+    page.wait_for_load_state()
+
+
+def _overlap(a: dict[str, float], b: dict[str, float]) -> bool:
+    return not (
+        a["x"] + a["width"] <= b["x"] or b["x"] + b["width"] <= a["x"]
+        or a["y"] + a["height"] <= b["y"] or b["y"] + b["height"] <= a["y"]
+    )
+
+
+# -- item 8: the prescription while typing, and errors next to the fields ------------------------
+
+
+def test_prescription_cards_are_readable_at_1280_and_errors_sit_next_to_their_fields(
+    world: World, page: Any, expect: Any, shots: Path
+) -> None:
+    case = world.case_for("ortho1", "RX-GRID-1")
+    sign_in_hub(page, world, "ortho1", language="hi")
+    page.goto(f"{world.hub.url}/cases/{case['id']}")
+    form = page.locator("#advice-form")
+    form.locator("textarea[name=assessment]").fill("Undisplaced distal radius fracture.")
+    form.locator("textarea[name=recommendations]").fill("Below-elbow cast, 4 weeks.")
+    page.click("#rx-add")
+    cards = form.locator("#rx li.rx-item")
+    expect(cards).to_have_count(2)
+    first = cards.nth(0)
+    first.locator("input[name=drug]").fill("Amoxicillin + clavulanic acid")
+    first.locator("input[name=strength]").fill("625 mg")
+    first.locator("input[name=instructions]").fill("after food, finish the course")
+    cards.nth(1).locator("input[name=drug]").fill("Paracetamol")
+    first.locator("input[name=drug]").scroll_into_view_if_needed()
+    page.screenshot(path=str(shots / "hub-rx-typing-1280.png"))
+    # Every input is wide enough to read what is typed; no two labels or inputs overlap.
+    boxes = []
+    for name in ("drug", "strength", "dose", "route", "frequency", "duration", "instructions"):
+        field = first.locator(f"input[name={name}]")
+        box = field.bounding_box()
+        assert box["width"] >= 95, (name, box)
+        boxes.append(box)
+        label = first.locator(f"label:has(input[name={name}]) > span")
+        expect(label).to_be_visible()
+        boxes.append(label.bounding_box())
+    drug = first.locator("input[name=drug]").bounding_box()
+    assert drug["width"] >= 180
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            assert not _overlap(a, b), (a, b)
+    assert first.locator("label > span").first.evaluate("e => e.scrollWidth <= e.clientWidth")
+
+    # Submit with doses and frequencies missing: the hub refuses; each message is beside its
+    # input, in Hindi, and no raw JSON appears anywhere.
+    form.locator("button[type=submit]").click()
+    dose_error = first.locator("input[name=dose] + .field-error")
+    expect(dose_error).to_have_text("आवश्यक है।")
+    expect(cards.nth(1).locator("input[name=duration] + .field-error")).to_be_visible()
+    expect(first.locator("input[name=dose]")).to_have_attribute("aria-invalid", "true")
+    expect(form.locator(".form-error")).to_be_visible()
+    assert "{" not in page.locator("main").inner_text()
+    expect(first.locator("input[name=drug] + .field-error")).to_have_count(0)
+    page.screenshot(path=str(shots / "hub-rx-errors-1280.png"))
+
+    # Filled in, the advice goes through with both drugs.
+    for card in (first, cards.nth(1)):
+        card.locator("input[name=dose]").fill("1 tablet")
+        card.locator("input[name=frequency]").fill("twice a day")
+        card.locator("input[name=duration]").fill("5 days")
+    form.locator("button[type=submit]").click()
+    expect(page.locator("#advice-list")).to_contain_text("Amoxicillin + clavulanic acid")
+    expect(page.locator("#advice-list")).to_contain_text("Paracetamol")
