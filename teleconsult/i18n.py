@@ -79,6 +79,10 @@ _VALIDATION: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
     (re.compile(r"^Field may not be null\.$"), lambda m: gettext("Required.")),
     (re.compile(r"^Shorter than minimum length 1\.$"), lambda m: gettext("Required.")),
     (
+        re.compile(r"^Length must be between (\d+) and (\d+)\.$"),
+        lambda m: gettext("Enter %(min)s to %(max)s characters.", min=m[1], max=m[2]),
+    ),
+    (
         re.compile(r"^Shorter than minimum length (\d+)\.$"),
         lambda m: gettext("At least %(n)s characters.", n=m[1]),
     ),

@@ -46,8 +46,10 @@ def login_page() -> ResponseReturnValue:
         except NotAuthenticated:
             error = _("Wrong username or password.")
         else:
-            session_.commit()
             lang = session.get(SESSION_KEY)
+            if lang in LANGUAGES:  # chosen on the sign-in page: the user's choice from now on
+                user.language = lang
+            session_.commit()
             session.clear()
             session[SESSION_TOKEN] = token
             if lang:

@@ -25,12 +25,33 @@ pytestmark = pytest.mark.slow
 LIVE = 20_000  # ms
 
 RX = [
-    {"drug": "Paracetamol", "strength": "500 mg", "dose": "1 tablet", "route": "oral",
-     "frequency": "every 6 hours when needed", "duration": "5 days", "instructions": "after food"},
-    {"drug": "Ibuprofen", "strength": "400 mg", "dose": "1 tablet", "route": "oral",
-     "frequency": "three times a day", "duration": "5 days", "instructions": "stop if stomach pain"},
-    {"drug": "Calcium carbonate + vitamin D3", "strength": "500 mg / 250 IU", "dose": "1 tablet",
-     "route": "oral", "frequency": "once a day", "duration": "6 weeks", "instructions": ""},
+    {
+        "drug": "Paracetamol",
+        "strength": "500 mg",
+        "dose": "1 tablet",
+        "route": "oral",
+        "frequency": "every 6 hours when needed",
+        "duration": "5 days",
+        "instructions": "after food",
+    },
+    {
+        "drug": "Ibuprofen",
+        "strength": "400 mg",
+        "dose": "1 tablet",
+        "route": "oral",
+        "frequency": "three times a day",
+        "duration": "5 days",
+        "instructions": "stop if stomach pain",
+    },
+    {
+        "drug": "Calcium carbonate + vitamin D3",
+        "strength": "500 mg / 250 IU",
+        "dose": "1 tablet",
+        "route": "oral",
+        "frequency": "once a day",
+        "duration": "6 weeks",
+        "instructions": "",
+    },
 ]
 
 
@@ -52,7 +73,9 @@ class World:
         return {"Authorization": "Bearer " + self.hub.spoke_tokens[code]}
 
     def api(self, method: str, path: str, headers: dict[str, str], **kw: Any) -> Any:
-        r = requests.request(method, f"{self.hub.url}/api/v1{path}", headers=headers, timeout=20, **kw)
+        r = requests.request(
+            method, f"{self.hub.url}/api/v1{path}", headers=headers, timeout=20, **kw
+        )
         assert r.status_code < 300, (path, r.status_code, r.text)
         return r.json()
 
@@ -107,11 +130,11 @@ def page(browser: Any) -> Iterator[Any]:
     ctx.close()
 
 
-def sign_in_hub(page: Any, world: World, username: str, language: str = "") -> None:
+def sign_in_hub(page: Any, world: World, username: str, language: str = "en") -> None:
     page.goto(f"{world.hub.url}/login")
     if language:
-        page.select_option("#language", language)
-        page.wait_for_load_state()
+        with page.expect_navigation():
+            page.select_option("#language", language)
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", "demo")
     page.click("main form button[type=submit]")
@@ -120,8 +143,10 @@ def sign_in_hub(page: Any, world: World, username: str, language: str = "") -> N
 
 def _overlap(a: dict[str, float], b: dict[str, float]) -> bool:
     return not (
-        a["x"] + a["width"] <= b["x"] or b["x"] + b["width"] <= a["x"]
-        or a["y"] + a["height"] <= b["y"] or b["y"] + b["height"] <= a["y"]
+        a["x"] + a["width"] <= b["x"]
+        or b["x"] + b["width"] <= a["x"]
+        or a["y"] + a["height"] <= b["y"]
+        or b["y"] + b["height"] <= a["y"]
     )
 
 

@@ -198,7 +198,7 @@ def _play(s: Slice, pages: dict[str, Any], tmp: Path, shots: Path) -> None:
     form = specialist.locator("#advice-form")
     form.locator("textarea[name=assessment]").fill("Undisplaced distal radius fracture.")
     form.locator("textarea[name=recommendations]").fill("Below-elbow cast, 4 weeks. Elevate.")
-    rx = form.locator("#rx tbody tr").first
+    rx = form.locator("#rx li.rx-item").first
     for name, value in {
         "drug": "Ibuprofen",
         "strength": "400 mg",

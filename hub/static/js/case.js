@@ -65,7 +65,7 @@ if (adviceForm) {
       [...li.querySelectorAll("input")].some((i) => i.name !== "route" && i.value.trim()));
     const prescriptions = cards.map((li) => {
       const item = {};
-      for (const input of li.querySelectorAll("input")) item[input.name] = input.value.trim();
+      for (const input of li.querySelectorAll("input")) if (input.value.trim()) item[input.name] = input.value.trim();
       return item;
     });
     const body = {
