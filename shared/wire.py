@@ -123,12 +123,18 @@ class SignedBySchema(Schema):
     registration_number = fields.String()
 
 
+class SpokeRefSchema(Schema):
+    code = fields.String()
+    name = fields.String()
+
+
 class AdviceSchema(Schema):
     id = fields.Integer()
     uid = fields.String()
     case_id = fields.Integer()
     case_uid = fields.String()
     case_token = fields.String()
+    spoke = fields.Nested(SpokeRefSchema)
     patient = fields.Nested(PatientSchema)
     version = fields.Integer()
     supersedes_id = fields.Integer(allow_none=True)

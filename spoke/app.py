@@ -25,6 +25,7 @@ from spoke.uploads import UploadService, build_worker
 from teleconsult.db import Database, default_url
 from teleconsult.files import private_dir
 from teleconsult.i18n import init_babel
+from teleconsult.localtime import local_time, zone
 from teleconsult.runtime import deid_profile, secret_key
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,11 @@ def create_app(
     from spoke.upload_page import bp as uploads_bp
 
     init_babel(app, user_language)  # the doctor's choice (session), else the browser's languages
+    tz = zone(settings.timezone)
+    app.jinja_env.filters["local_time"] = lambda value, fmt="%d %b %Y, %H:%M": local_time(
+        value, tz, fmt
+    )
+    app.jinja_env.globals["hub_name"] = settings.hub_name
     csrf.init_app(app)
     csrf.exempt(api_bp)  # bearer tokens, no cookies: nothing to forge
     app.register_blueprint(api_bp)

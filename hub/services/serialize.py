@@ -96,6 +96,7 @@ def advice_dict(advice: Advice) -> dict[str, Any]:
         "case_id": case.id,
         "case_uid": case.uid,
         "case_token": case.token,
+        "spoke": {"code": case.spoke.code, "name": case.spoke.name},
         "patient": {
             "pseudonym": case.patient_pseudonym,
             "age": case.patient_age,

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import io
 import re
+from datetime import datetime
+from zoneinfo import ZoneInfo
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -107,7 +109,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         hub = stack.enter_context(
             hub_process(tmp, extra_env={"TELECONSULT_HUB_TIMEZONE": "Asia/Kolkata"})
         )
-        spoke, spoke_url = start_spoke(tmp, hub)
+        spoke, spoke_url = start_spoke(
+            tmp, hub, extra_env={"TELECONSULT_SPOKE_TIMEZONE": "Asia/Kolkata"}
+        )
         stack.enter_context(running(spoke))
         yield World(hub, spoke_url)
 
@@ -209,3 +213,70 @@ def test_prescription_cards_are_readable_at_1280_and_errors_sit_next_to_their_fi
     form.locator("button[type=submit]").click()
     expect(page.locator("#advice-list")).to_contain_text("Amoxicillin + clavulanic acid")
     expect(page.locator("#advice-list")).to_contain_text("Paracetamol")
+
+
+# -- item 10: the printed e-prescription ----------------------------------------------------------
+
+
+def sign_in_spoke(page: Any, world: World, username: str = "clinic1") -> None:
+    page.goto(f"{world.spoke_url}/signin")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", "demo")
+    page.click("main form button[type=submit]")
+    page.wait_for_load_state()
+
+
+def _pdf_pages(data: bytes) -> tuple[int, str]:
+    from pypdf import PdfReader
+
+    reader = PdfReader(io.BytesIO(data))
+    text = " ".join(p.extract_text() for p in reader.pages)
+    return len(reader.pages), " ".join(text.split())
+
+
+def test_the_printed_e_prescription_is_one_a4_page_with_letterhead_signature_and_local_time(
+    world: World, page: Any, expect: Any, shots: Path
+) -> None:
+    case = world.case_for("ortho1", "PRINT-0042")
+    advice = world.api(
+        "POST",
+        f"/cases/{case['id']}/advice",
+        world.token("ortho1"),
+        json={
+            "assessment": "Undisplaced distal radius fracture.",
+            "recommendations": "Below-elbow cast for 4 weeks; elevate the arm; review in 1 week.",
+            "disposition": "manage_locally",
+            "prescriptions": RX,
+            "investigations": "X-ray of the wrist after 1 week",
+            "follow_up_date": "2026-12-08",
+        },
+    )
+    sign_in_spoke(page, world)
+    page.goto(f"{world.spoke_url}/cases/{case['uid']}")
+    expect(page.locator("#advice")).to_contain_text("Calcium carbonate")
+    page.emulate_media(media="print")
+    page.screenshot(path=str(shots / "spoke-print.png"), full_page=True)
+    pages, text = _pdf_pages(page.pdf(format="A4", print_background=True))
+    assert pages == 1, text
+    issued = datetime.fromisoformat(advice["issued_at"]).astimezone(ZoneInfo("Asia/Kolkata"))
+    for expected in (
+        "Teleconsult hub",  # letterhead: the hub ...
+        "Primary Health Centre 1",  # ... and the clinic
+        "PRINT-0042",
+        "34",
+        "Dr. Ortho Specialist",
+        "MD, MS",
+        "REG-ORTHO1",
+        issued.strftime("%d %b %Y, %H:%M"),
+        "IST",
+        "Calcium carbonate",
+        "stop if stomach pain",
+    ):
+        assert expected in text, (expected, text)
+    assert "UTC" not in text
+    for hidden in ("Sign out", "Messages", "Complaint", "Print"):
+        assert hidden not in text, hidden
+    # A signature line: an empty ruled box above the specialist's name.
+    line = page.locator(".sign-block .sign-line")
+    expect(line).to_be_visible()
+    assert line.evaluate("e => getComputedStyle(e).borderBottomStyle") == "solid"

@@ -24,7 +24,9 @@ class Slice:
     dicom_port: int
 
 
-def start_spoke(tmp: Path, hub: RunningHub, code: str = "PHC-1") -> tuple[Process, str]:
+def start_spoke(
+    tmp: Path, hub: RunningHub, code: str = "PHC-1", extra_env: dict[str, str] | None = None
+) -> tuple[Process, str]:
     port = free_port()
     env = {
         "TELECONSULT_SPOKE_PORT": str(port),
@@ -33,6 +35,7 @@ def start_spoke(tmp: Path, hub: RunningHub, code: str = "PHC-1") -> tuple[Proces
         "TELECONSULT_SPOKE_SPOKE_CODE": code,
         "TELECONSULT_SPOKE_SPOKE_TOKEN": hub.spoke_tokens[code],
         "TELECONSULT_SPOKE_SYNC_INTERVAL_S": "0.5",
+        **(extra_env or {}),
     }
     process = start("spoke", ["spoke"], env, tmp)
     url = f"http://127.0.0.1:{port}"
