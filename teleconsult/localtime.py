@@ -15,7 +15,9 @@ def zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name or "UTC")
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"Unknown time zone {name!r}: use an IANA name such as Asia/Kolkata.") from None
+        raise ValueError(
+            f"Unknown time zone {name!r}: use an IANA name such as Asia/Kolkata."
+        ) from None
 
 
 def local_time(value: object, tz: ZoneInfo, fmt: str = "%d %b %Y, %H:%M") -> str:

@@ -11,6 +11,7 @@ from flask import Flask
 
 from hub.web.security import init_security
 from teleconsult.i18n import init_babel
+from teleconsult.localtime import local_time, zone
 
 
 def init_web(app: Flask) -> None:
@@ -23,6 +24,12 @@ def init_web(app: Flask) -> None:
     init_security(app)
     init_babel(app, user_language)
     app.jinja_env.filters.update(when=when, duration=duration, iso=iso)
+    settings = app.extensions["teleconsult"].settings
+    tz = zone(settings.timezone)
+    app.jinja_env.filters["local_time"] = lambda value, fmt="%d %b %Y, %H:%M": local_time(
+        value, tz, fmt
+    )
+    app.jinja_env.globals["hub_name"] = settings.hub_name
     app.jinja_env.globals["page_user"] = _page_user
     # The lifecycle's named sets, for templates: ``case.status in states.RELEASABLE``.
     app.jinja_env.globals["states"] = _lifecycle_states()

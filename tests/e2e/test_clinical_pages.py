@@ -280,3 +280,25 @@ def test_the_printed_e_prescription_is_one_a4_page_with_letterhead_signature_and
     line = page.locator(".sign-block .sign-line")
     expect(line).to_be_visible()
     assert line.evaluate("e => getComputedStyle(e).borderBottomStyle") == "solid"
+
+    # The hub's case page prints the same record, in the hub's time zone.
+    page.emulate_media(media="screen")
+    sign_in_hub(page, world, "ortho1")
+    page.goto(f"{world.hub.url}/cases/{case['id']}")
+    expect(page.locator("#advice [data-print]")).to_be_visible()
+    page.emulate_media(media="print")
+    page.screenshot(path=str(shots / "hub-print.png"), full_page=True)
+    pages, text = _pdf_pages(page.pdf(format="A4", print_background=True))
+    assert pages == 1, text
+    for expected in (
+        "Teleconsult hub",
+        "Primary Health Centre 1",
+        "PRINT-0042",
+        "Dr. Ortho Specialist",
+        "REG-ORTHO1",
+        issued.strftime("%d %b %Y, %H:%M") + " IST",
+        "Calcium carbonate",
+    ):
+        assert expected in text, (expected, text)
+    for hidden in ("UTC", "Worklist", "Messages", "Request information", "Window"):
+        assert hidden not in text, hidden

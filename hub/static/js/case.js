@@ -16,6 +16,7 @@ onLive((msg) => {
 
 // -- actions ---------------------------------------------------------------------------------
 livePart.addEventListener("click", async (ev) => {
+  if (ev.target.closest("[data-print]")) { window.print(); return; }
   const btn = ev.target.closest("button[data-action]");
   if (!btn) return;
   btn.disabled = true;
