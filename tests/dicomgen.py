@@ -182,3 +182,29 @@ def dataset_bytes(data: bytes) -> bytes:
     assert data[132:136] == b"\x02\x00\x00\x00"  # (0002,0000) group length, explicit VR UL
     group_length = int.from_bytes(data[140:144], "little")
     return data[144 + group_length :]
+
+
+PDF_BYTES = (
+    b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
+    b"2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n"
+    b"3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 595 842]>>endobj\n"
+    b"trailer<</Root 1 0 R>>\n%%EOF\n"
+)
+
+
+def make_pdf_report(
+    accession_number: str, patient_id: str = "PT-0001", data: bytes = PDF_BYTES
+) -> Dataset:
+    """A PDF report wrapped as DICOM Encapsulated PDF, as the clinic's upload page makes it."""
+    sop_class = "1.2.840.10008.5.1.4.1.1.104.1"
+    ds = Dataset()
+    ds.file_meta = _file_meta(generate_uid(), sop_class)
+    _patient_study(ds, accession_number, patient_id, patient_id)
+    ds.SOPClassUID, ds.SOPInstanceUID = sop_class, ds.file_meta.MediaStorageSOPInstanceUID
+    ds.Modality, ds.SeriesNumber, ds.InstanceNumber = "DOC", 9, 1
+    ds.SeriesDescription = "Discharge summary (PDF)"
+    ds.BurnedInAnnotation = "YES"
+    ds.MIMETypeOfEncapsulatedDocument = "application/pdf"
+    ds.EncapsulatedDocument = data + (b"\x00" if len(data) % 2 else b"")
+    ds.EncapsulatedDocumentLength = len(data)
+    return ds

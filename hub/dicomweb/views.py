@@ -24,12 +24,14 @@ from hub.services.rendering import (
     ImageTooLarge,
     RenderError,
     decoded_frame,
+    encapsulated_document,
     parse_window,
     render,
     run_cpu,
     stored_frame,
 )
 from shared.errors import InvalidInput, NotFound, TooLarge, UnsupportedMediaType
+from shared.sop_classes import DOCUMENT_CLASSES
 from shared.multipart import MultipartError, build_related, parse_related
 
 bp = Blueprint("dicomweb", __name__, url_prefix="/dicomweb")
@@ -223,13 +225,16 @@ def retrieve_rendered(
     study: str, series: str, instance: str, frames: str = "1"
 ) -> ResponseReturnValue:
     frame = _frame_numbers(frames)[0]
+    found = _instance(study, series, instance)
+    if found.sop_class_uid in DOCUMENT_CLASSES:
+        return _document(found)
     media_type = _rendered_type()
     try:
         window = parse_window(request.args.get("window") or request.args.get("preset"))
         quality = int(request.args.get("quality", 90))
     except (RenderError, ValueError) as exc:
         raise InvalidInput(str(exc), fields={"window": [request.args.get("window", "")]}) from None
-    path = _instance_path(study, series, instance)
+    path = _reader().path_of(found)
     try:
         image = run_cpu(
             render, path, frame, window, media_type, max(1, min(100, quality)), _max_pixels()
@@ -241,10 +246,40 @@ def retrieve_rendered(
     return Response(image, content_type=media_type)
 
 
+def _instance(study: str, series: str, instance: str) -> Any:
+    (found,) = _reader().instances(current_principal(), study, series, instance)
+    return found
+
+
 def _instance_path(study: str, series: str, instance: str) -> Any:
     reader = _reader()
     (found,) = reader.instances(current_principal(), study, series, instance)
     return reader.path_of(found)
+
+
+def _document(found: Any) -> ResponseReturnValue:
+    """The rendered form of an encapsulated document is the document itself (PS3.18 8.3.5.1):
+    a PDF report opens in the browser, or is saved with ``download=1``."""
+    try:
+        data, media_type = run_cpu(encapsulated_document, _reader().path_of(found))
+    except RenderError as exc:
+        raise NotFound(str(exc)) from None
+    wanted = (request.args.get("accept") or request.headers.get("Accept", "")).lower()
+    if (
+        wanted
+        and media_type not in wanted
+        and "*/*" not in wanted
+        and "application/*" not in wanted
+    ):
+        raise UnsupportedMediaType(f"This instance is a document: ask for {media_type}.")
+    disposition = "attachment" if request.args.get("download") else "inline"
+    extension = ".pdf" if media_type == "application/pdf" else ""
+    response = Response(data, content_type=media_type)
+    # The name comes from the instance's UID (a DICOM UID: digits and dots), never from the client.
+    response.headers["Content-Disposition"] = (
+        f'{disposition}; filename="report-{found.sop_uid}{extension}"'
+    )
+    return response
 
 
 def _frame_numbers(text: str) -> list[int]:

@@ -126,8 +126,13 @@ class ImageService:
             result.referenced.append(
                 {"sop_class": stored.get(uid, meta["sop_class"]), "sop_uid": uid}
             )
+        relinked = self._relink(
+            principal, [meta for uid, (_, meta) in readable.items() if uid in stored], case
+        )
         for study, count in Counter(study for _, study in added).items():
             self._announce(study, count)
+        for study in relinked:
+            self._announce(study, self._instance_count(study))
         if added:
             audit(
                 self.session,
@@ -266,6 +271,46 @@ class ImageService:
             study.case_id = linked.id if linked else None
         self.session.flush()
         return study
+
+    def _relink(
+        self, principal: Principal, known: list[dict[str, Any]], case: Case | None
+    ) -> list[Study]:
+        """Instances the hub has, sent again with a corrected AccessionNumber: their study moves
+        to the case that accession number names, a case of the same spoke (never another's)."""
+        moved = []
+        for study_uid, accession in {(m["study_uid"], m["accession"]) for m in known}:
+            study = self.session.scalar(select(Study).where(Study.study_uid == study_uid))
+            if (
+                study is None
+                or not accession
+                or accession == study.accession_number
+                or study.spoke_id is None
+                or study.spoke_id != principal.spoke_id
+            ):
+                continue
+            target = (
+                case
+                if case is not None and case.accession_number == accession
+                else self._case_by_accession(principal, accession)
+            )
+            if target is None or target.id == study.case_id or target.spoke_id != study.spoke_id:
+                continue
+            before = self.session.get(Case, study.case_id) if study.case_id else None
+            study.case_id, study.accession_number = target.id, accession
+            audit(
+                self.session,
+                self.clock,
+                principal,
+                "relink",
+                "study",
+                study_uid,
+                self.remote_addr,
+                case=target.uid,
+                previous_case=before.uid if before else None,
+            )
+            moved.append(study)
+        self.session.flush()
+        return moved
 
     def _case_by_accession(self, principal: Principal, accession: str) -> Case | None:
         if not accession:

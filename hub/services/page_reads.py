@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from hub.domain.lifecycle import ACTIVE, HANDLED, OPEN, values
 from hub.persistence.models import (
+    Advice,
     Case,
     CaseHistory,
     Instance,
@@ -24,6 +25,7 @@ from hub.services.access import case_scope
 from hub.services.auth import Principal
 from hub.services.queueing import queue_order
 from shared.enums import CaseStatus
+from shared.sop_classes import DOCUMENT_CLASSES
 
 
 def _with_refs(query: Any) -> Any:
@@ -119,6 +121,10 @@ def viewer_series(session: Session, case_id: int) -> list[dict[str, Any]]:
                     "modality": series.modality,
                     "number": series.number,
                     "description": series.description or study.description,
+                    # A series of documents (PDF reports) is opened, not shown as slices.
+                    "kind": "document"
+                    if instances and all(i.sop_class_uid in DOCUMENT_CLASSES for i in instances)
+                    else "image",
                     "instances": [
                         {"sop_uid": i.sop_uid, "number": i.number, "frames": i.frames}
                         for i in instances
@@ -197,3 +203,25 @@ def specialties(session: Session) -> list[Specialty]:
 
 def users(session: Session) -> list[User]:
     return list(session.scalars(select(User).order_by(User.role, User.username)))
+
+
+def images_after_advice(session: Session, case_ids: list[int]) -> dict[int, int]:
+    """Per case among ``case_ids`` that has advice: how many instances reached the hub after its
+    newest advice (the specialist is told: they may change the advice)."""
+    if not case_ids:
+        return {}
+    newest = (
+        select(Advice.case_id, func.max(Advice.issued_at).label("issued_at"))
+        .where(Advice.case_id.in_(case_ids))
+        .group_by(Advice.case_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(Study.case_id, func.count(Instance.id))
+        .join(Series, Series.study_id == Study.id)
+        .join(Instance, Instance.series_id == Series.id)
+        .join(newest, newest.c.case_id == Study.case_id)
+        .where(Instance.created_at > newest.c.issued_at)
+        .group_by(Study.case_id)
+    ).all()
+    return {int(case_id): int(n) for case_id, n in rows}

@@ -332,3 +332,17 @@ def _color_to_uint8(ds: Dataset, pixels: np.ndarray) -> np.ndarray:
     if bits > 8:
         pixels = pixels >> (bits - 8)
     return np.asarray(pixels, dtype=np.uint8)
+
+
+def encapsulated_document(path: Path) -> tuple[bytes, str]:
+    """The document an Encapsulated PDF (or other encapsulated document) instance carries, and its
+    media type; RenderError when the instance holds none."""
+    ds = dcmread(path)
+    data = ds.get("EncapsulatedDocument")
+    if not data:
+        raise RenderError("the instance holds no encapsulated document")
+    length = ds.get("EncapsulatedDocumentLength")
+    if isinstance(length, int) and 0 < length <= len(data):
+        data = data[:length]  # without the pad byte DICOM adds to an odd length
+    mime = str(ds.get("MIMETypeOfEncapsulatedDocument", "") or "application/pdf")
+    return bytes(data), mime

@@ -19,7 +19,9 @@ page_errors(bp)
 def _worklist() -> dict[str, object]:
     session, me = services()["session"], principal()
     mine, pool = queries.worklist(session, me)
-    return {"mine": mine, "pool": pool, "handled": queries.recently_handled(session, me)}
+    handled = queries.recently_handled(session, me)
+    fresh = queries.images_after_advice(session, [c.id for c in handled])
+    return {"mine": mine, "pool": pool, "handled": handled, "new_images": fresh}
 
 
 @bp.get("/worklist")
@@ -53,6 +55,7 @@ def _case_context(case_id: int) -> dict[str, object]:
         "can_write": me.role is Role.SPECIALIST,
         "dispositions": [d.value for d in Disposition],
         "foreign_patient_ids": queries.foreign_patient_ids(services()["session"], case),
+        "new_images": queries.images_after_advice(services()["session"], [case.id]).get(case.id, 0),
     }
 
 

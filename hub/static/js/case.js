@@ -98,7 +98,10 @@ const viewer = (() => {
     slider: document.getElementById("slider"), play: document.getElementById("play"),
     reset: document.getElementById("reset"), ovSeries: document.getElementById("ov-series"),
     ovWl: document.getElementById("ov-wl"), ovSlice: document.getElementById("ov-slice"),
+    doc: document.getElementById("doc"), docTitle: document.getElementById("doc-title"),
+    docOpen: document.getElementById("doc-open"), docDownload: document.getElementById("doc-download"),
   };
+  const isDocument = (s) => s.kind === "document";
   const state = { series: [], current: null, slices: [], index: 0, window: "", wl: null, zoom: 1, x: 0, y: 0,
                   timer: null, shown: "", loaded: new Set() };
 
@@ -126,7 +129,8 @@ const viewer = (() => {
     el.empty.hidden = data.series.length > 0;
     el.thumbs.replaceChildren(...data.series.map(thumb));
     const keep = data.series.find((s) => s.series_uid === state.current?.series_uid);
-    if (keep || data.series.length) await select(keep || data.series[0], !!keep);
+    const first = data.series.find((s) => !isDocument(s)) || data.series[0];
+    if (keep || first) await select(keep || first, !!keep);
     for (const im of el.thumbs.querySelectorAll("img[data-src]")) if (await fetchImage(im.dataset.src)) im.src = im.dataset.src;
   }
 
@@ -135,14 +139,23 @@ const viewer = (() => {
     b.type = "button";
     b.className = "thumb";
     b.dataset.series = s.series_uid;
-    const img = document.createElement("img");
-    const mid = s.instances[Math.floor(s.instances.length / 2)];
-    img.dataset.src = `${base(s, mid)}/rendered?accept=image/jpeg&quality=60`;
-    img.alt = "";
     const label = document.createElement("span");
-    const frames = s.instances.length === 1 && s.instances[0].frames > 1 ? s.instances[0].frames : s.instances.length;
-    label.textContent = `${s.modality} ${s.number ?? ""} · ${frames}`;
-    b.append(img, label);
+    if (isDocument(s)) {  // a PDF report: a document tile, never a rendered (black) preview
+      const icon = document.createElement("span");
+      icon.className = "doc-thumb";
+      icon.textContent = "PDF";
+      label.textContent = el.box.dataset.report;
+      b.classList.add("document");
+      b.append(icon, label);
+    } else {
+      const img = document.createElement("img");
+      const mid = s.instances[Math.floor(s.instances.length / 2)];
+      img.dataset.src = `${base(s, mid)}/rendered?accept=image/jpeg&quality=60`;
+      img.alt = "";
+      const frames = s.instances.length === 1 && s.instances[0].frames > 1 ? s.instances[0].frames : s.instances.length;
+      label.textContent = `${s.modality} ${s.number ?? ""} · ${frames}`;
+      b.append(img, label);
+    }
     b.addEventListener("click", () => select(s));
     return b;
   }
@@ -150,6 +163,10 @@ const viewer = (() => {
   async function select(s, keepIndex = false) {
     stop();
     state.current = s;
+    for (const t of el.thumbs.children) t.classList.toggle("active", t.dataset.series === s.series_uid);
+    el.doc.hidden = !isDocument(s);
+    el.slider.hidden = isDocument(s);
+    if (isDocument(s)) return showDocument(s);
     const cine = s.instances.length === 1 && s.instances[0].frames > 1;
     state.slices = cine
       ? Array.from({ length: s.instances[0].frames }, (_, i) => ({ base: base(s, s.instances[0]), frame: i + 1 }))
@@ -163,6 +180,20 @@ const viewer = (() => {
     state.wl = null;
     await show();
     await defaultWindow(s);
+  }
+
+  function showDocument(s) {
+    // The previous image goes: the stage shows the report's links only.
+    state.slices = [];
+    state.shown = "";
+    el.img.removeAttribute("src");
+    delete el.box.dataset.shown;
+    el.ovSeries.textContent = el.ovWl.textContent = el.ovSlice.textContent = "";
+    const url = `${base(s, s.instances[0])}/rendered?accept=application/pdf`;
+    el.docTitle.textContent = s.description || el.box.dataset.report;
+    el.docOpen.href = url;
+    el.docDownload.href = `${url}&download=1`;
+    el.box.dataset.document = s.series_uid;
   }
 
   async function defaultWindow(s) {
@@ -201,7 +232,7 @@ const viewer = (() => {
     if (!slice) return;
     const url = urlOf(slice);
     el.slider.value = String(state.index + 1);
-    el.ovSlice.textContent = `${state.current.instances.length === 1 && slice.frame ? "frame" : "slice"} ${state.index + 1} / ${state.slices.length}`;
+    el.ovSlice.textContent = `${state.current.instances.length === 1 && slice.frame ? el.box.dataset.frame : el.box.dataset.slice} ${state.index + 1} / ${state.slices.length}`;
     el.ovWl.textContent = state.window ? `W/L ${state.window}` : "";
     if (state.shown === url) return;
     state.shown = url;
