@@ -31,8 +31,8 @@ from hub.services.rendering import (
     stored_frame,
 )
 from shared.errors import InvalidInput, NotFound, TooLarge, UnsupportedMediaType
-from shared.sop_classes import DOCUMENT_CLASSES
 from shared.multipart import MultipartError, build_related, parse_related
+from shared.sop_classes import DOCUMENT_CLASSES
 
 bp = Blueprint("dicomweb", __name__, url_prefix="/dicomweb")
 
