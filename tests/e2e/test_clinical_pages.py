@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import io
 import re
-from datetime import datetime
-from zoneinfo import ZoneInfo
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import requests
@@ -21,7 +21,6 @@ from tests.e2e.conftest import DESKTOP, watch_console
 from tests.support.hub import RunningHub, hub_process
 from tests.support.processes import running
 from tests.support.slice import start_spoke
-from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 LIVE = 20_000  # ms
@@ -302,3 +301,92 @@ def test_the_printed_e_prescription_is_one_a4_page_with_letterhead_signature_and
         assert expected in text, (expected, text)
     for hidden in ("UTC", "Worklist", "Messages", "Request information", "Window"):
         assert hidden not in text, hidden
+
+
+# -- item 9: a PDF report at the hub, and images after the advice -----------------------------------
+
+
+def _stow(world: World, datasets: list[Any], case_uid: str) -> None:
+    from pydicom import dcmwrite
+
+    from shared.multipart import build_related
+
+    parts = []
+    for ds in datasets:
+        out = io.BytesIO()
+        dcmwrite(out, ds, enforce_file_format=True)
+        parts.append(out.getvalue())
+    body, content_type = build_related(parts)
+    r = requests.post(
+        f"{world.hub.url}/dicomweb/studies",
+        data=body,
+        headers={**world.spoke_auth(), "Content-Type": content_type, "X-Case-UID": case_uid},
+        timeout=30,
+    )
+    assert r.status_code == 200, r.text
+
+
+def test_a_pdf_report_opens_at_the_hub_and_images_after_the_advice_are_signalled(
+    world: World, page: Any, expect: Any, shots: Path
+) -> None:
+    from tests.dicomgen import PDF_BYTES, make_ct_series, make_pdf_report
+
+    case = world.case_for("ortho1", "PDF-0001")
+    _stow(
+        world,
+        make_ct_series(3, rows=64, cols=64, accession_number=case["accession_number"]),
+        case["uid"],
+    )
+    _stow(world, [make_pdf_report(case["accession_number"], "PDF-0001")], case["uid"])
+    sign_in_hub(page, world, "ortho1")
+    page.goto(f"{world.hub.url}/cases/{case['id']}")
+    img = page.locator("#slice")
+    expect(img).to_have_attribute("src", re.compile(r"/rendered\?"))
+    expect(page.locator(".thumb")).to_have_count(2)
+    report = page.locator(".thumb.document")
+    expect(report).to_contain_text("PDF")
+    assert report.locator("img").count() == 0  # no rendered (black) preview of a document
+    report.click()
+    expect(page.locator("#doc")).to_be_visible()
+    expect(img).not_to_have_attribute("src", re.compile("."))  # the CT slice is gone
+    expect(page.locator("#doc-title")).to_have_text("Discharge summary (PDF)")
+    page.screenshot(path=str(shots / "hub-pdf-report.png"))
+    href = page.locator("#doc-open").get_attribute("href")
+    answer = page.request.get(world.hub.url + href)
+    assert answer.status == 200 and answer.headers["content-type"] == "application/pdf"
+    assert answer.body() == PDF_BYTES
+    download = page.request.get(world.hub.url + page.locator("#doc-download").get_attribute("href"))
+    assert download.headers["content-disposition"].startswith("attachment;")
+    page.locator(".thumb:not(.document)").click()  # back to the CT
+    expect(page.locator("#doc")).to_be_hidden()
+    expect(img).to_have_attribute("src", re.compile(r"/rendered\?"))
+    assert not [p for p in page.problems if "http 404" in p or "pageerror" in p], page.problems
+
+    # Advised; then the clinic sends two more images: the worklist shows it without reloading.
+    world.api(
+        "POST",
+        f"/cases/{case['id']}/advice",
+        world.token("ortho1"),
+        json={
+            "assessment": "Undisplaced fracture.",
+            "recommendations": "Cast.",
+            "disposition": "manage_locally",
+            "prescriptions": RX[:1],
+        },
+    )
+    page.goto(f"{world.hub.url}/worklist")
+    row = page.locator("#handled tr", has_text=case["token"])
+    expect(row).to_be_visible()
+    expect(row.locator(".new-images")).to_have_count(0)
+    page.wait_for_function(
+        "() => document.getElementById('live') && !document.getElementById('live').hidden"
+    )
+    _stow(
+        world,
+        make_ct_series(2, rows=64, cols=64, accession_number=case["accession_number"]),
+        case["uid"],
+    )
+    expect(row.locator(".new-images")).to_have_text("2 new images")
+    page.screenshot(path=str(shots / "hub-worklist-new-images.png"))
+    row.locator("a.token").click()
+    expect(page.locator("#new-images")).to_contain_text("2 new images arrived after the advice")

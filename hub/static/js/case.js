@@ -166,6 +166,7 @@ const viewer = (() => {
     for (const t of el.thumbs.children) t.classList.toggle("active", t.dataset.series === s.series_uid);
     el.doc.hidden = !isDocument(s);
     el.slider.hidden = isDocument(s);
+    if (isDocument(s)) el.play.hidden = true;
     if (isDocument(s)) return showDocument(s);
     const cine = s.instances.length === 1 && s.instances[0].frames > 1;
     state.slices = cine
