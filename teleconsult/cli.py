@@ -156,19 +156,43 @@ def user_add(
 
 @main.command()
 @click.option("--hub-port", default=5000, show_default=True)
-@click.option("--spoke-port", default=5100, show_default=True)
-@click.option("--dicom-port", default=11112, show_default=True)
+@click.option("--spoke-port", default=5100, show_default=True, help="Spoke PHC-1.")
+@click.option("--dicom-port", default=11112, show_default=True, help="Bridge of PHC-1.")
+@click.option("--spoke2-port", type=int, help="Spoke PHC-2 (default: --spoke-port + 1).")
+@click.option("--dicom2-port", type=int, help="Bridge of PHC-2 (default: --dicom-port + 1).")
 @click.option(
     "--data-dir", default="teleconsult-data", show_default=True, type=click.Path(file_okay=False)
 )
 @click.option(
-    "--host", default="127.0.0.1", show_default=True, help="Address the three components listen on."
+    "--host", default="127.0.0.1", show_default=True, help="Address the components listen on."
 )
-def demo(hub_port: int, spoke_port: int, dicom_port: int, data_dir: str, host: str) -> None:
-    """Run hub, spoke PHC-1 and its DICOM bridge on this machine (SQLite), with demo accounts."""
+def demo(
+    hub_port: int,
+    spoke_port: int,
+    dicom_port: int,
+    spoke2_port: int | None,
+    dicom2_port: int | None,
+    data_dir: str,
+    host: str,
+) -> None:
+    """Run the hub and two clinics (PHC-1, PHC-2: a spoke and a DICOM bridge each) on this
+    machine (SQLite), with demo accounts."""
     from teleconsult.demo import Demo
 
-    sys.exit(Demo(data_dir, host, hub_port, spoke_port, dicom_port).run())
+    sys.exit(Demo(data_dir, host, hub_port, spoke_port, dicom_port, spoke2_port, dicom2_port).run())
+
+
+@main.command("demo-hub")
+@click.argument("action", type=click.Choice(["stop", "start"]))
+@click.option(
+    "--data-dir", default="teleconsult-data", show_default=True, type=click.Path(file_okay=False)
+)
+def demo_hub(action: str, data_dir: str) -> None:
+    """Stop or start the running demo's hub alone: the clinics keep working offline meanwhile."""
+    from teleconsult.demo import hub_control
+
+    pid = hub_control(data_dir, action)
+    click.echo(f"Asked the demo (process {pid}) to {action} its hub; its terminal says when done.")
 
 
 @main.command()

@@ -131,7 +131,7 @@ def seed_demo(session: Session, policy: WorkflowPolicy) -> dict[str, str]:
     tokens = {}
     for code, name, aes in (
         ("PHC-1", "Primary Health Centre 1", ["SPOKE1"]),
-        ("PHC-2", "Primary Health Centre 2", []),
+        ("PHC-2", "Primary Health Centre 2", ["SPOKE2"]),
     ):
         _, tokens[code] = register_spoke(session, code, name, aes)
     people: list[tuple[str, str, str, str | None, list[str], str]] = [
