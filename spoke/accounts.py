@@ -40,7 +40,7 @@ class ClinicDoctor:
 
     username: str
     name: str
-    # The language saved for this doctor at the hub (None when signed in offline).
+    # The pages' language this doctor chose (remembered at the spoke; first from the hub).
     language: str | None = None
 
 
@@ -81,7 +81,9 @@ class Accounts:
             row.name = str(user.get("name") or username)
             row.role, row.spoke_code = str(user.get("role")), user.get("spoke")
             row.password_hash, row.verified_at, row.updated_at = _hasher.hash(password), now, now
-            return ClinicDoctor(row.username, row.name, user.get("language"))
+            if row.language is None and user.get("language"):
+                row.language = str(user["language"])[:8]
+            return ClinicDoctor(row.username, row.name, row.language)
 
     def _sign_in_offline(self, username: str, password: str) -> ClinicDoctor:
         with self.db.session() as session:
@@ -93,7 +95,7 @@ class Accounts:
                     "confirmed here before: check them, or try again when the link is up."
                 )
             self._check_belongs_here(row.role, row.spoke_code)
-            return ClinicDoctor(row.username, row.name)
+            return ClinicDoctor(row.username, row.name, row.language)
 
     def _check_belongs_here(self, role: str, spoke: Any) -> None:
         if role != Role.SPOKE_DOCTOR.value or spoke != self.spoke_code:
@@ -148,7 +150,14 @@ class Accounts:
                 or row.spoke_code != self.spoke_code
             ):
                 return None
-            return ClinicDoctor(row.username, row.name)
+            return ClinicDoctor(row.username, row.name, row.language)
+
+    def set_language(self, username: str, language: str) -> None:
+        """Remember the doctor's choice of language for their next sign-in, on any browser."""
+        with self.db.session() as session:
+            row = session.scalar(select(LocalUser).where(LocalUser.username == username))
+            if row is not None:
+                row.language = language
 
     def _user(self, session: Session, username: str) -> LocalUser:
         row = session.scalar(select(LocalUser).where(LocalUser.username == username))

@@ -87,6 +87,9 @@ def _doctor_name(username: str | None) -> str:
     return doctor.name if doctor is not None else username
 
 
+_CHOSEN_SIGNED_OUT = "lang_chosen_signed_out"
+
+
 @bp.route("/signin", methods=["GET", "POST"])
 def sign_in() -> ResponseReturnValue:
     error = None
@@ -97,10 +100,14 @@ def sign_in() -> ResponseReturnValue:
         except TeleconsultError as exc:
             error = _(exc.message)  # translated when the catalog knows the message
         else:
+            chosen_here = session.get(_CHOSEN_SIGNED_OUT)
             _clear_session()
             session["username"] = doctor.username
-            if SESSION_KEY not in session and doctor.language in LANGUAGES:
-                session[SESSION_KEY] = doctor.language  # the doctor's own choice, saved at the hub
+            if doctor.language in LANGUAGES:
+                session[SESSION_KEY] = doctor.language  # the doctor's own choice, remembered here
+            elif chosen_here and session.get(SESSION_KEY) in LANGUAGES:
+                # Chosen on the sign-in page (not left behind by the previous doctor): theirs now.
+                spoke().accounts.set_language(doctor.username, session[SESSION_KEY])
             return redirect(_safe_next(request.args.get("next")))
     return render_template("signin.html", error=error), 401 if error else 200
 
@@ -127,8 +134,7 @@ def _clear_session() -> None:
 
 
 def user_language() -> str | None:
-    """The signed-in doctor's language: the spoke's user cache has no column for it, so the
-    session keeps the choice (made here, or on the sign-in page before signing in)."""
+    """The signed-in doctor's language: the session holds the choice remembered for them."""
     lang = session.get(SESSION_KEY) if session.get("username") else None
     return lang if lang in LANGUAGES else None
 
@@ -139,6 +145,10 @@ def language() -> ResponseReturnValue:
     lang = request.form.get("language", "")
     if lang in LANGUAGES:
         session[SESSION_KEY] = lang
+        if session.get("username"):
+            spoke().accounts.set_language(session["username"], lang)
+        else:
+            session[_CHOSEN_SIGNED_OUT] = True
     target = request.form.get("next", "")
     return redirect(
         target

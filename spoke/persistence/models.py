@@ -35,6 +35,8 @@ class LocalUser(Base):
     role: Mapped[str] = mapped_column(String(20))
     spoke_code: Mapped[str | None] = mapped_column(String(32))
     password_hash: Mapped[str | None] = mapped_column(String(200))
+    # The pages' language this doctor chose (here or, first, at the hub); None: not chosen yet.
+    language: Mapped[str | None] = mapped_column(String(8))
     verified_at: Mapped[datetime | None]
     updated_at: Mapped[datetime]
 

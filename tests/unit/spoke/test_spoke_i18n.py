@@ -155,3 +155,34 @@ def test_the_polled_banner_comes_translated(client: FlaskClient) -> None:
     services(client.application).outbox.hub_reachable = False
     banner = client.get("/live").get_json()["banner"]
     assert "banner offline" in banner and "The hub cannot be reached" not in banner
+
+
+def test_each_doctor_keeps_their_own_language_on_any_browser(
+    app: object, client: FlaskClient
+) -> None:
+    from flask import Flask
+
+    assert isinstance(app, Flask)
+    sign_in_page(client, "clinic1")
+    choose(client, "hi")
+    client.post("/signout", data={"csrf_token": csrf_of(client.get("/").get_data(as_text=True))})
+    # Another doctor on the same browser gets their own language, not the one left behind ...
+    sign_in_page(client, "clinic2")
+    assert spoke_language(app, "clinic2") != "hi"
+    choose(client, "vi")
+    client.post("/signout", data={"csrf_token": csrf_of(client.get("/").get_data(as_text=True))})
+    sign_in_page(client, "clinic2")
+    assert '<html lang="vi">' in client.get("/").get_data(as_text=True)
+    # ... and clinic1, on another browser, finds Hindi again.
+    other = app.test_client()
+    sign_in_page(other, "clinic1")
+    page = other.get("/").get_data(as_text=True)
+    assert '<html lang="hi">' in page
+    third = app.test_client()
+    sign_in_page(third, "clinic2")
+    assert '<html lang="vi">' in third.get("/").get_data(as_text=True)
+
+
+def spoke_language(app: object, username: str) -> str | None:
+    doctor = services(app).accounts.doctor(username)  # type: ignore[arg-type]
+    return doctor.language if doctor else None
