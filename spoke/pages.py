@@ -31,7 +31,7 @@ from spoke.hub_api import HubRefused, HubUnavailable
 from spoke.inbox import Inbox
 from spoke.progress import version as progress_version
 from spoke.progress import with_images
-from teleconsult.i18n import LANGUAGES, SESSION_KEY
+from teleconsult.i18n import LANGUAGES, SESSION_KEY, specialty_label
 
 bp = Blueprint("pages", __name__)
 
@@ -77,7 +77,7 @@ def _banner() -> dict[str, Any]:
 
 
 def _specialty_name(code: str) -> str:
-    return dict(spoke().store.specialties()).get(code, code)
+    return specialty_label(code, dict(spoke().store.specialties()).get(code, code))
 
 
 def _doctor_name(username: str | None) -> str:

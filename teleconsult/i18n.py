@@ -19,7 +19,7 @@ from typing import Any
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from flask import Flask, request, session
-from flask_babel import Babel, get_locale, gettext
+from flask_babel import Babel, get_locale, gettext, lazy_gettext
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,12 @@ def init_babel(app: Flask, user_language: Callable[[], str | None]) -> None:
 
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(_compiled)
     Babel(app, locale_selector=select)
-    app.jinja_env.globals.update(LANGUAGES=LANGUAGES, get_locale=lambda: str(get_locale() or "en"))
+    app.jinja_env.globals.update(
+        LANGUAGES=LANGUAGES,
+        get_locale=lambda: str(get_locale() or "en"),
+        specialty_label=specialty_label,
+    )
+    app.jinja_env.filters["specialty_label"] = specialty_label
 
 
 def _safe(fn: Callable[[], str | None]) -> str | None:
@@ -70,6 +75,24 @@ def _safe(fn: Callable[[], str | None]) -> str | None:
     except Exception:  # no database or no user: fall back to the session or the browser
         log.debug("no user language", exc_info=True)
         return None
+
+
+# -- specialty names ---------------------------------------------------------------------------------
+# The names of the default specialties (shared.enums.DEFAULT_SPECIALTIES) in the user's language;
+# a specialty an admin added later shows the name it was given.
+_SPECIALTY_NAMES = {
+    "ortho": lazy_gettext("Orthopaedics"),
+    "radio": lazy_gettext("Radiology"),
+    "med": lazy_gettext("General medicine"),
+    "ent": lazy_gettext("Ear, nose and throat"),
+    "eye": lazy_gettext("Ophthalmology"),
+}
+
+
+def specialty_label(code: str, fallback: str | None = None) -> str:
+    """A specialty's name in the user's language (by its code), else ``fallback`` or the code."""
+    name = _SPECIALTY_NAMES.get(code)
+    return str(name) if name is not None else (fallback or code)
 
 
 # -- validation messages ---------------------------------------------------------------------------

@@ -8,6 +8,7 @@ the session cookie and the CSRF token, and listen to Socket.IO to stay current.
 from __future__ import annotations
 
 from flask import Flask
+from flask_babel import gettext
 
 from hub.web.security import init_security
 from teleconsult.i18n import init_babel
@@ -29,6 +30,8 @@ def init_web(app: Flask) -> None:
     app.jinja_env.filters["local_time"] = lambda value, fmt="%d %b %Y, %H:%M": local_time(
         value, tz, fmt
     )
+    # Every time on a page in the hub's zone (config ``timezone``), never bare UTC.
+    app.jinja_env.filters["when"] = lambda value: local_time(value, tz, "%Y-%m-%d %H:%M")
     app.jinja_env.globals["hub_name"] = settings.hub_name
     app.jinja_env.globals["page_user"] = _page_user
     # The lifecycle's named sets, for templates: ``case.status in states.RELEASABLE``.
@@ -70,7 +73,9 @@ def duration(seconds: object) -> str:
     if not isinstance(seconds, int | float):
         return "—"
     minutes = int(seconds // 60)
-    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
+    if minutes >= 60:
+        return gettext("%(h)s h %(m)s min", h=minutes // 60, m=f"{minutes % 60:02d}")
+    return gettext("%(m)s min", m=minutes)
 
 
 def iso(value: object) -> str:

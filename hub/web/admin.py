@@ -18,6 +18,7 @@ from hub.web.pages import page, page_errors, principal, services
 from shared.enums import Role
 from shared.errors import TeleconsultError
 from shared.schemas import SpecialistUpdateSchema, UserCreateSchema, load_or_raise
+from teleconsult.i18n import translate_fields, translate_message
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 page_errors(bp)
@@ -56,7 +57,7 @@ def users() -> ResponseReturnValue:
                 principal(), load_or_raise(UserCreateSchema(), data)
             )
         except TeleconsultError as exc:
-            error, fields = exc.message, exc.fields
+            error, fields = translate_message(exc.message), translate_fields(exc.fields)
         else:
             flash(_("User %(name)s added.", name=data["username"]))
             return redirect(url_for("admin.users"))
