@@ -390,3 +390,33 @@ def test_a_pdf_report_opens_at_the_hub_and_images_after_the_advice_are_signalled
     page.screenshot(path=str(shots / "hub-worklist-new-images.png"))
     row.locator("a.token").click()
     expect(page.locator("#new-images")).to_contain_text("2 new images arrived after the advice")
+
+
+# -- item 12: the dashboard in Russian ----------------------------------------------------------------
+
+
+CLIPPED = """els => els.filter(e => e.offsetParent !== null).filter(e =>
+  e.scrollWidth > e.clientWidth + 1 || e.scrollHeight > e.clientHeight + 1
+).map(e => e.textContent.trim())"""
+
+
+@pytest.mark.parametrize("width", [1280, 1024])
+def test_the_russian_dashboard_shows_every_label_whole(
+    world: World, page: Any, expect: Any, shots: Path, width: int
+) -> None:
+    world.case_for("ortho1", "DASH-RU-1")
+    page.set_viewport_size({"width": width, "height": 800})
+    sign_in_hub(page, world, "sup1", language="ru")
+    expect(page.locator("h1")).to_have_text("Панель хаба")
+    page.screenshot(path=str(shots / f"hub-dashboard-ru-{width}.png"), full_page=True)
+    labels = page.locator(".tile .label, .tile .value, th, .card h2, .legend li")
+    assert labels.count() > 20
+    assert labels.evaluate_all(CLIPPED) == []
+    # Nothing runs out of its card either (a table would scroll, hiding its last columns).
+    assert (
+        page.locator(".dash-grid > .card, .table-wrap").evaluate_all(
+            "els => els.filter(e => e.scrollWidth > e.clientWidth + 1)"
+            ".map(e => (e.querySelector('h2') || e).textContent.trim().slice(0, 40))"
+        )
+        == []
+    )
