@@ -49,11 +49,7 @@ def test_every_marked_string_is_translated(template: Catalog, language: str) -> 
         key = message.id[0] if isinstance(message.id, tuple) else message.id
         found = catalog.get(key)
         strings = found.string if found is not None else None
-        if isinstance(strings, tuple):
-            complete = bool(strings) and all(strings)
-        else:
-            complete = bool(strings)
-        if not complete:
+        if not strings or (isinstance(strings, tuple) and not all(strings)):
             missing.append(key)
     assert not missing, f"{len(missing)} strings without a {language} translation: {missing}"
     catalog.update(template)  # the checkers need python-format flags as the code has them
