@@ -77,7 +77,7 @@ def _safe(fn: Callable[[], str | None]) -> str | None:
         return None
 
 
-# -- specialty names ---------------------------------------------------------------------------------
+# -- specialty names
 # The names of the default specialties (shared.enums.DEFAULT_SPECIALTIES) in the user's language;
 # a specialty an admin added later shows the name it was given.
 _SPECIALTY_NAMES = {

@@ -28,7 +28,7 @@ def local_time(value: object, tz: ZoneInfo, fmt: str = "%d %b %Y, %H:%M") -> str
         try:
             value = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
-            return value
+            return str(value)
     if not isinstance(value, datetime):
         return str(value)
     if value.tzinfo is None:

@@ -224,4 +224,4 @@ def images_after_advice(session: Session, case_ids: list[int]) -> dict[int, int]
         .where(Instance.created_at > newest.c.issued_at)
         .group_by(Study.case_id)
     ).all()
-    return {int(case_id): int(n) for case_id, n in rows}
+    return {int(case_id): int(n) for case_id, n in rows if case_id is not None}

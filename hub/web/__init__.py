@@ -74,8 +74,8 @@ def duration(seconds: object) -> str:
         return "—"
     minutes = int(seconds // 60)
     if minutes >= 60:
-        return gettext("%(h)s h %(m)s min", h=minutes // 60, m=f"{minutes % 60:02d}")
-    return gettext("%(m)s min", m=minutes)
+        return str(gettext("%(h)s h %(m)s min", h=minutes // 60, m=f"{minutes % 60:02d}"))
+    return str(gettext("%(m)s min", m=minutes))
 
 
 def iso(value: object) -> str:

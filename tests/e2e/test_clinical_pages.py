@@ -98,7 +98,7 @@ class World:
         me = self.token(specialist)
         if (case.get("assigned_to") or {}).get("username") != specialist:
             case = self.api("POST", f"/cases/{case['id']}/claim", me)
-        return case
+        return dict(case)
 
 
 @pytest.fixture(scope="module")
@@ -303,7 +303,7 @@ def test_the_printed_e_prescription_is_one_a4_page_with_letterhead_signature_and
         assert hidden not in text, hidden
 
 
-# -- item 9: a PDF report at the hub, and images after the advice -----------------------------------
+# -- item 9: a PDF report at the hub, and images after the advice
 
 
 def _stow(world: World, datasets: list[Any], case_uid: str) -> None:
@@ -392,7 +392,7 @@ def test_a_pdf_report_opens_at_the_hub_and_images_after_the_advice_are_signalled
     expect(page.locator("#new-images")).to_contain_text("2 new images arrived after the advice")
 
 
-# -- item 12: the dashboard in Russian ----------------------------------------------------------------
+# -- item 12: the dashboard in Russian
 
 
 CLIPPED = """els => els.filter(e => e.offsetParent !== null).filter(e =>

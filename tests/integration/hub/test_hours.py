@@ -1,4 +1,5 @@
-"""Operating hours as the admin page and the API show them, with a clock that moves between reads."""
+"""Operating hours as the admin page and the API show them, with a clock that moves between
+reads."""
 
 from __future__ import annotations
 
