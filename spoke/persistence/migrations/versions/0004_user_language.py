@@ -1,15 +1,15 @@
 """each clinic doctor's language, remembered at the spoke
 
-Revision ID: 0003_user_language
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-11-29 20:50:00.000000
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003_user_language"
-down_revision = "0002"
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
