@@ -31,7 +31,13 @@ from spoke.hub_api import HubRefused, HubUnavailable
 from spoke.inbox import Inbox
 from spoke.progress import version as progress_version
 from spoke.progress import with_images
-from teleconsult.i18n import LANGUAGES, SESSION_KEY, specialty_label
+from teleconsult.i18n import (
+    LANGUAGES,
+    SESSION_KEY,
+    specialty_label,
+    translate_fields,
+    translate_message,
+)
 
 bp = Blueprint("pages", __name__)
 
@@ -228,7 +234,9 @@ def new_case() -> ResponseReturnValue:
             data = load_or_raise(CaseCreateSchema(), case_from_form(form))
             case = spoke().store.raise_case(data, g.doctor.username)
         except TeleconsultError as exc:
-            error, fields = exc.message, {k: _words(v) for k, v in exc.fields.items()}
+            # In the doctor's language, each message beside its field.
+            error = translate_message(exc.message)
+            fields = {k: _words(v) for k, v in translate_fields(exc.fields).items()}
         else:
             spoke().outbox.wake()
             return redirect(url_for("pages.case_page", uid=case["uid"]))

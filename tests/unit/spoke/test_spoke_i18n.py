@@ -186,3 +186,28 @@ def test_each_doctor_keeps_their_own_language_on_any_browser(
 def spoke_language(app: object, username: str) -> str | None:
     doctor = services(app).accounts.doctor(username)  # type: ignore[arg-type]
     return doctor.language if doctor else None
+
+
+def test_the_new_case_form_says_what_is_missing_in_the_doctors_language(
+    client: FlaskClient,
+) -> None:
+    sign_in_page(client)
+    form = choose(client, "ru", "/cases/new")
+    answer = client.post(
+        "/cases/new",
+        data={
+            "csrf_token": csrf_of(form),
+            "pseudonym": "PT-8",
+            "age": "30",
+            "sex": "female",
+            "specialty": "ortho",
+            "priority": "urgent",
+            "question": "?",
+        },
+    )
+    page = answer.get_data(as_text=True)
+    assert answer.status_code == 400
+    errors = re.findall(r"class=\"(?:field-error|error)\"[^>]*>([^<]*)<", page)
+    assert "Введите от 1 до 4000 символов." in errors, errors
+    assert "Missing data for required field." not in page
+    assert "Ортопедия" in page  # the specialty names too
