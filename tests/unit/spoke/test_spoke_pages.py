@@ -101,7 +101,7 @@ def test_invalid_form_shows_the_problems(client: FlaskClient) -> None:
     )
     html = answer.get_data(as_text=True)
     assert answer.status_code == 400
-    assert "Not a valid integer" in html and SCRIPT not in html
+    assert "Enter a number." in html and SCRIPT not in html
     assert services(client.application).store.count_pending() == 0
 
 
