@@ -43,7 +43,8 @@ def init_web(app: Flask) -> None:
 def _lifecycle_states() -> dict[str, list[str]]:
     from hub.domain import lifecycle
 
-    names = ("WAITING", "OPEN", "ACTIVE", "HANDLED", "CLAIMABLE", "RELEASABLE", "ADVISABLE")
+    names: tuple[str, ...] = ("WAITING", "OPEN", "ACTIVE", "HANDLED", "CLAIMABLE", "RELEASABLE")
+    names += ("ADVISABLE",)
     names += ("REFERABLE", "REASSIGNABLE", "CANCELLABLE")
     return {name: lifecycle.values(getattr(lifecycle, name)) for name in names}
 
