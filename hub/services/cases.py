@@ -289,7 +289,7 @@ class CaseService(WorkflowService):
             case.first_response_at = now  # a specialist's question is a first response
         self.session.flush()
         self.flow.emit(
-            protocol.MESSAGE_POSTED, case, set(), message=message_dict(message, principal.label)
+            protocol.MESSAGE_POSTED, case, message=message_dict(message, principal.label)
         )
         audit(
             self.session,

@@ -13,7 +13,8 @@ from sqlalchemy import event as sa_event
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
-from hub.persistence.models import Event
+from hub.domain.audience import CaseParties, rooms_for
+from hub.persistence.models import Case, Event
 from shared.clock import Clock
 from shared.protocol import event_payload
 
@@ -54,6 +55,45 @@ def record_event(
     session.add(row)
     session.info.setdefault(_PENDING, []).append(row)
     return row
+
+
+def parties_of(
+    case: Case, previous_assignee_id: int | None = None, escalate_to: Iterable[int] = ()
+) -> CaseParties:
+    """Who a stored case concerns, for ``rooms_for``."""
+    return CaseParties(
+        spoke_id=case.spoke_id,
+        specialty_code=case.specialty.code,
+        assigned_to_id=case.assigned_to_id,
+        raised_by_id=case.raised_by_id,
+        previous_assignee_id=previous_assignee_id,
+        escalate_to=frozenset(escalate_to),
+    )
+
+
+def record_case_event(
+    session: Session,
+    clock: Clock,
+    event_type: str,
+    case: Case,
+    data: dict[str, Any],
+    previous_assignee_id: int | None = None,
+    escalate_to: Iterable[int] = (),
+) -> Event:
+    """An event about a case, to the rooms ``rooms_for`` decides."""
+    parties = parties_of(case, previous_assignee_id, escalate_to)
+    return record_event(session, clock, event_type, case.id, rooms_for(event_type, parties), data)
+
+
+def record_staff_event(
+    session: Session,
+    clock: Clock,
+    event_type: str,
+    users: Iterable[int | None],
+    data: dict[str, Any],
+) -> Event:
+    """An event about hub staff (supervision, a specialist's duty): dashboard and those named."""
+    return record_event(session, clock, event_type, None, rooms_for(event_type, None, users), data)
 
 
 def as_message(row: Event) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from hub.persistence.models import Case, Instance, Series, Study
 from hub.services.access import require_read, require_role
 from hub.services.audit import audit
 from hub.services.auth import Principal
-from hub.services.events import record_event
+from hub.services.events import record_case_event
 from hub.services.rendering import run_cpu
 from shared import protocol
 from shared.clock import Clock
@@ -340,16 +340,13 @@ class ImageService:
             return
         case = self.session.get_one(Case, study.case_id)
         total = self._instance_count(study)
-        rooms = [protocol.room_for_spoke(case.spoke_id), protocol.DASHBOARD_ROOM]
-        if case.assigned_to_id:
-            rooms.append(protocol.room_for_user(case.assigned_to_id))
         data = {
             "case_uid": case.uid,
             "study_uid": study.study_uid,
             "received": received,
             "instances": total,
         }
-        record_event(self.session, self.clock, protocol.IMAGE_RECEIVED, case.id, rooms, data)
+        record_case_event(self.session, self.clock, protocol.IMAGE_RECEIVED, case, data)
 
     def _instance_count(self, study: Study) -> int:
         """How many instances the study has, counted by the database (not loaded)."""

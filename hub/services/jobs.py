@@ -22,7 +22,6 @@ from hub.services.workflow import HUB, Workflow
 from shared import protocol
 from shared.clock import Clock
 from shared.enums import CaseStatus, Role
-from shared.protocol import room_for_user
 
 
 @dataclass
@@ -98,7 +97,8 @@ class HubJobs:
 
     def check_sla(self) -> list[int]:
         """Mark every case past its first-response deadline, tell the clinic, the specialist,
-        the raising doctor's supervisor and the supervisors' dashboard."""
+        the raising doctor's supervising specialist, the specialty's on-call specialists and
+        the supervisors' dashboard (``rooms_for``)."""
         now = self.clock.now()
         due = self.session.scalars(
             select(Case)
@@ -128,11 +128,12 @@ class HubJobs:
                 case.uid,
                 escalated_to=supervisor,
             )
-            rooms = {room_for_user(supervisor)} if supervisor else set()
+            on_call = self._on_call(case.specialty_id)
             self.flow.emit(
                 protocol.SLA_BREACHED,
                 case,
-                rooms,
+                escalate_to=tuple(u for u in (supervisor, *on_call) if u),
+                on_call=list(on_call),
                 due_at=case.sla_due_at.isoformat() if case.sla_due_at else None,
                 late_s=late,
                 escalated_to=supervisor,
@@ -141,6 +142,10 @@ class HubJobs:
             )
         self.session.flush()
         return [c.id for c in due]
+
+    def _on_call(self, specialty_id: int) -> tuple[int, ...]:
+        """The specialty's specialists on the on-call list: a breach is escalated to them."""
+        return tuple(u.id for u in self.flow.router.specialists(specialty_id) if u.on_call)
 
 
 def run_periodic(app: Any, online_user_ids: Iterable[int] | None = None) -> dict[str, Any]:

@@ -90,6 +90,24 @@ def open_cases(session: Session, limit: int = 300) -> list[Case]:
     )
 
 
+def breached_cases(session: Session, limit: int = 100) -> list[Case]:
+    """Open cases past their SLA without a first response yet, the longest overdue first: the
+    dashboard lists them apart so none hides in a long list."""
+    return list(
+        session.scalars(
+            _with_refs(
+                select(Case)
+                .where(
+                    Case.sla_breached_at.is_not(None),
+                    Case.first_response_at.is_(None),
+                    Case.status.in_(values(OPEN)),
+                )
+                .order_by(Case.sla_due_at, *queue_order())
+            ).limit(limit)
+        ).all()
+    )
+
+
 def foreign_patient_ids(session: Session, case: Case) -> list[str]:
     """Patient IDs in the case's studies that are not the case's pseudonym: images linked by
     accession number may belong to someone else, and the specialist must be told. De-identified

@@ -15,14 +15,13 @@ from hub.services.access import require_role
 from hub.services.accounts import add_user
 from hub.services.audit import audit
 from hub.services.auth import Principal
-from hub.services.events import record_event
+from hub.services.events import record_staff_event
 from hub.services.serialize import user_dict
 from hub.services.supervision import SupervisionService
 from hub.services.workflow import WorkflowService
 from shared import protocol
 from shared.enums import Role
 from shared.errors import Forbidden, NotFound
-from shared.protocol import room_for_user
 
 
 @dataclass
@@ -119,13 +118,8 @@ class StaffService(WorkflowService):
         self.flow.finish()
         if user.role == Role.SPECIALIST.value:
             data = {"specialist": self.describe(user)}
-            record_event(
-                self.session,
-                self.clock,
-                protocol.SPECIALIST_UPDATED,
-                None,
-                [protocol.DASHBOARD_ROOM, room_for_user(user.id)],
-                data,
+            record_staff_event(
+                self.session, self.clock, protocol.SPECIALIST_UPDATED, [user.id], data
             )
         self.session.commit()
         return user

@@ -15,13 +15,12 @@ from hub.persistence.models import Specialty, SupervisionLink, User, user_specia
 from hub.services.access import require_role
 from hub.services.audit import audit
 from hub.services.auth import Principal
-from hub.services.events import record_event
+from hub.services.events import record_staff_event
 from hub.services.serialize import user_ref
 from shared import protocol
 from shared.clock import Clock
 from shared.enums import Role
 from shared.errors import NotFound
-from shared.protocol import room_for_user
 
 HUB = Principal()
 
@@ -185,9 +184,6 @@ class SupervisionService:
         )
         if not self.emit_events:
             return
-        rooms = {protocol.DASHBOARD_ROOM, room_for_user(doctor)} | {
-            room_for_user(u) for u in (old, new) if u
-        }
         data = {
             "specialty": specialty.code,
             "doctor": user_ref(self.session.get(User, doctor)),
@@ -195,7 +191,9 @@ class SupervisionService:
             "previous": user_ref(self.session.get(User, old)) if old else None,
             "reason": reason,
         }
-        record_event(self.session, self.clock, protocol.SUPERVISION_CHANGED, None, rooms, data)
+        record_staff_event(
+            self.session, self.clock, protocol.SUPERVISION_CHANGED, [doctor, old, new], data
+        )
 
     def _specialty(self, code: str) -> Specialty:
         specialty = self.session.scalar(

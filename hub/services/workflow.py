@@ -21,7 +21,7 @@ from hub.domain.sla import sla_due
 from hub.persistence.models import Case, CaseHistory, Specialty, User
 from hub.services.audit import audit
 from hub.services.auth import Principal
-from hub.services.events import record_event
+from hub.services.events import record_case_event
 from hub.services.queueing import QueueBoard, QueueRef, before_in_queue, queue_order, queue_ref
 from hub.services.routing import Router
 from hub.services.serialize import case_dict
@@ -29,7 +29,6 @@ from shared import protocol
 from shared.clock import Clock
 from shared.enums import CaseStatus as S
 from shared.errors import Conflict
-from shared.protocol import room_for_specialty, room_for_spoke, room_for_user
 
 HUB = Principal()
 _KEEP: Any = object()
@@ -57,7 +56,7 @@ def facts_of(case: Case) -> CaseFacts:
 class _Pending:
     event_type: str
     case: Case
-    rooms: set[str]
+    previous_assignee_id: int | None
     extra: dict[str, Any]
 
 
@@ -164,12 +163,8 @@ class Workflow:
         )
         newly_assigned = target is S.ASSIGNED and case.assigned_to_id != old_assignee
         event = event or (protocol.CASE_ASSIGNED if newly_assigned else protocol.CASE_UPDATED)
-        rooms = (
-            {room_for_user(old_assignee)}
-            if old_assignee and old_assignee != case.assigned_to_id
-            else set()
-        )
-        self._pending.append(_Pending(event, case, rooms, {"action": action.value, **extra}))
+        previous = old_assignee if old_assignee != case.assigned_to_id else None
+        self._pending.append(_Pending(event, case, previous, {"action": action.value, **extra}))
 
     def note(self, case: Case, action: str, principal: Principal, reason: str) -> None:
         """A step in the case's history that does not change its state (e.g. an SLA breach)."""
@@ -343,14 +338,13 @@ class Workflow:
         moved = self.board.refresh(self._queues)
         announced = set()
         for p in self._pending:
-            self.emit(p.event_type, p.case, p.rooms, **p.extra)
+            self.emit(p.event_type, p.case, p.previous_assignee_id, **p.extra)
             announced.add(p.case.id)
         for case in moved:
             if case.id not in announced:
                 self.emit(
                     protocol.QUEUE_POSITION,
                     case,
-                    set(),
                     queue_position=case.queue_position,
                     eta=case.eta_at.isoformat() if case.eta_at else None,
                 )
@@ -359,18 +353,20 @@ class Workflow:
         self._refill.clear()
         self._not_now.clear()
 
-    def emit(self, event_type: str, case: Case, rooms: set[str], **extra: Any) -> None:
-        rooms = set(rooms) | {
-            room_for_spoke(case.spoke_id),
-            room_for_specialty(case.specialty.code),
-            protocol.DASHBOARD_ROOM,
-        }
-        if case.assigned_to_id:
-            rooms.add(room_for_user(case.assigned_to_id))
-        if case.raised_by_id:
-            rooms.add(room_for_user(case.raised_by_id))
+    def emit(
+        self,
+        event_type: str,
+        case: Case,
+        previous_assignee_id: int | None = None,
+        escalate_to: tuple[int, ...] = (),
+        **extra: Any,
+    ) -> None:
+        """Record an event about ``case`` with the case as it is now; ``rooms_for`` decides
+        who receives it."""
         data = {"case_uid": case.uid, "case": case_dict(case), **extra}
-        record_event(self.session, self.clock, event_type, case.id, rooms, data)
+        record_case_event(
+            self.session, self.clock, event_type, case, data, previous_assignee_id, escalate_to
+        )
 
 
 def _label(principal: Principal) -> str:

@@ -45,6 +45,7 @@ def _dashboard() -> dict[str, Any]:
         "volume_chart": charts.grouped_bars(labels, volumes),
         "decisions": queries.routing_decisions(session),
         "open_cases": open_cases,
+        "breached_cases": queries.breached_cases(session),
         "specialists_by_specialty": by_code,
     }
 
