@@ -81,7 +81,18 @@ class CaseSchema(Schema):
         allow_none=True, metadata={"description": "1-based; null once review started"}
     )
     eta = fields.DateTime(
-        allow_none=True, metadata={"description": "when the case is expected to be seen"}
+        allow_none=True,
+        metadata={
+            "description": "when the case is expected to be seen (never in the past); null "
+            "while nobody of the specialty is on duty"
+        },
+    )
+    eta_not_before = fields.DateTime(
+        allow_none=True,
+        metadata={
+            "description": "while nobody of the specialty is on duty: the case is not seen "
+            "before this time (the next opening), if known"
+        },
     )
     sla_due_at = fields.DateTime(allow_none=True)
     sla_breached = fields.Boolean()

@@ -46,6 +46,29 @@ class Throughput:
         return start + timedelta(seconds=position * self.handling_s)
 
 
+@dataclass(frozen=True)
+class Eta:
+    """What a clinic is told about when its case will be seen: an expected time ``at`` (never
+    before now), or, when nobody of the specialty is on duty, no time but ``not_before`` the next
+    opening (None when even that is unknown)."""
+
+    at: datetime | None = None
+    not_before: datetime | None = None
+
+
+def honest_eta(
+    now: datetime, estimate: datetime | None, on_duty: int, next_opening: datetime | None
+) -> Eta:
+    """The one ETA decision of the hub (DESIGN.md, "Honest times"): no estimate while nobody of
+    the specialty is on duty, then "not before" the next opening; an estimate that has passed
+    is "now", never a time in the past."""
+    if on_duty <= 0:
+        return Eta(None, next_opening if next_opening is not None and next_opening > now else None)
+    if estimate is None:
+        return Eta()
+    return Eta(max(estimate, now), None)
+
+
 def handling_time(durations_s: Sequence[float], default_s: float) -> float:
     """The measured handling time: the median of recent cases, robust to one forgotten case."""
     done = sorted(d for d in durations_s if d >= 0)

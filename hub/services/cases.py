@@ -199,7 +199,7 @@ class CaseService(WorkflowService):
         return Case.assigned_to_id == (user_id or -1)
 
     def to_dict(self, case: Case) -> dict[str, Any]:
-        return case_dict(case)
+        return case_dict(case, eta=self.flow.board.eta(case))
 
     def history(self, principal: Principal, case_id: int) -> builtins.list[CaseHistory]:
         case = require_read(principal, self.session.get(Case, case_id))

@@ -51,7 +51,9 @@ class HubJobs:
             self._note_presence(set(online_user_ids))
         report.rerouted = self._reroute_from_absent()
         for specialty_id in self.session.scalars(select(Specialty.id).where(Specialty.active)):
-            self.flow.refill(specialty_id)  # someone may have come on duty by schedule
+            # Someone may have come on duty (schedule, presence) or left: serve the pool and
+            # refresh the ETAs (an estimate that has passed is told again, never left stale).
+            self.flow.touch_specialty(specialty_id)
         self.flow.finish()
         report.sla_breached = self.check_sla()
         self.session.commit()

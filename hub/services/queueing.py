@@ -15,9 +15,11 @@ from sqlalchemy.orm import Session
 from hub.domain.queue import (
     ORDER_FIELDS,
     PRIORITY_RANKS,
+    Eta,
     Throughput,
     eta_changed,
     handling_time,
+    honest_eta,
     order_key,
 )
 from hub.persistence.models import Case, Specialty
@@ -61,6 +63,10 @@ class QueueBoard:
     _held_by_specialty: dict[int, int] = field(default_factory=dict)
     _opening: dict[int, datetime | None] = field(default_factory=dict)
 
+    def forget(self) -> None:
+        """Drop what was counted: staffing or assignments changed in this unit of work."""
+        self._throughput.clear()
+
     def _waiting_rows(self, ref: QueueRef) -> list[Any]:
         """(id, queue_position, eta_at, specialty_id) of a queue's cases, first to be seen first.
 
@@ -89,7 +95,8 @@ class QueueBoard:
         for ref in sorted(set(refs)):
             for position, row in enumerate(self._waiting_rows(ref), start=1):
                 eta = self._eta(ref, row.specialty_id, position, now)
-                if row.queue_position != position or eta_changed(row.eta_at, eta):
+                passed = row.eta_at is not None and row.eta_at <= now
+                if row.queue_position != position or passed or eta_changed(row.eta_at, eta):
                     moved[row.id] = (position, eta)
         changed = []
         ids = list(moved)
@@ -106,8 +113,8 @@ class QueueBoard:
     ) -> datetime | None:
         throughput = self.throughput(specialty_id)
         start = self._opens_at(specialty_id, now)
-        if start is None:
-            return None
+        if start is None or throughput.on_duty <= 0:
+            return None  # nobody to see it: no estimate (``eta`` says "not before" instead)
         if ref[0] == "user":
             return throughput.specialist_eta(start, position)
         return throughput.pool_eta(start, position, self._held(specialty_id))
@@ -153,6 +160,15 @@ class QueueBoard:
                 handling_time(durations, self.router.policy.default_handling_s), on_duty
             )
         return self._throughput[specialty_id]
+
+    def eta(self, case: Case) -> Eta:
+        """What the clinic is told now about when ``case`` will be seen (``honest_eta``)."""
+        if queue_ref(case) is None:
+            return Eta()
+        now = self.router.clock.now()
+        on_duty = self.throughput(case.specialty_id).on_duty
+        opening = self.router.next_staffed(case.specialty, now) if on_duty <= 0 else None
+        return honest_eta(now, case.eta_at, on_duty, opening)
 
     def specialty_refs(self, specialty: Specialty) -> set[QueueRef]:
         """Every queue whose ETAs depend on the specialty's staffing."""

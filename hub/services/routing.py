@@ -37,6 +37,23 @@ class Router:
         """Whether the specialty is open at ``now`` (one reading of the clock, given)."""
         return self.opens_at(specialty, now) == now
 
+    def next_staffed(self, specialty: Specialty, now: datetime) -> datetime | None:
+        """When someone of the specialty is next on duty with the specialty open, as far as the
+        schedules tell (None when they do not: e.g. everyone switched off duty)."""
+        hours = self.hours(specialty)
+        starts = []
+        for user in self.specialists(specialty.id):
+            if not (user.active and user.on_duty and user.duty_schedule):
+                continue
+            start = parse_hours(user.duty_schedule).next_opening(now, self.policy.timezone)
+            if start is not None and start > now:
+                starts.append(start)
+        if not starts:
+            opens = hours.next_opening(now, self.policy.timezone)
+            return opens if opens is not None and opens > now else None
+        first = min(starts)
+        return hours.next_opening(first, self.policy.timezone)
+
     def is_absent(self, user: User, now: datetime) -> bool:
         """No real-time connection for longer than the configured time."""
         limit = timedelta(seconds=self.policy.offline_reroute_s)

@@ -6,6 +6,7 @@ from datetime import date, datetime
 from typing import Any
 
 from hub.domain.lifecycle import WAITING, Party, actions_of
+from hub.domain.queue import Eta
 from hub.persistence.models import Advice, Case, CaseHistory, Message, Study, User
 from shared.enums import CaseStatus
 
@@ -35,9 +36,12 @@ def user_dict(user: User) -> dict[str, Any]:
 _STORED: Any = object()
 
 
-def case_dict(case: Case, queue_position: int | None = _STORED) -> dict[str, Any]:
+def case_dict(
+    case: Case, queue_position: int | None = _STORED, eta: Eta | None = None
+) -> dict[str, Any]:
     """The case as the contract shows it; ``queue_position`` defaults to the live place the
-    hub keeps on the case (None once review has started)."""
+    hub keeps on the case (None once review has started); ``eta`` is the queue's honest ETA
+    (``QueueBoard.eta``), else the stored estimate."""
     if queue_position is _STORED:
         waiting = CaseStatus(case.status) in WAITING
         queue_position = case.queue_position if waiting else None
@@ -66,7 +70,8 @@ def case_dict(case: Case, queue_position: int | None = _STORED) -> dict[str, Any
         "submitted_at": _iso(case.submitted_at),
         "updated_at": _iso(case.updated_at),
         "version": case.version,
-        "eta": _iso(case.eta_at) if queue_position is not None else None,
+        "eta": _iso(eta.at if eta else case.eta_at) if queue_position is not None else None,
+        "eta_not_before": _iso(eta.not_before) if eta and queue_position is not None else None,
         "sla_due_at": _iso(case.sla_due_at),
         "sla_breached": case.sla_breached_at is not None,
         "first_response_at": _iso(case.first_response_at),

@@ -334,7 +334,7 @@ class Workflow:
             done.add(specialty_id)
             self.fill_pool(specialty_id)
         self.session.flush()
-        self.board._throughput.clear()
+        self.board.forget()
         moved = self.board.refresh(self._queues)
         announced = set()
         for p in self._pending:
@@ -363,7 +363,7 @@ class Workflow:
     ) -> None:
         """Record an event about ``case`` with the case as it is now; ``rooms_for`` decides
         who receives it."""
-        data = {"case_uid": case.uid, "case": case_dict(case), **extra}
+        data = {"case_uid": case.uid, "case": case_dict(case, eta=self.board.eta(case)), **extra}
         record_case_event(
             self.session, self.clock, event_type, case, data, previous_assignee_id, escalate_to
         )

@@ -5,6 +5,7 @@ clock that moves between reads as the real one does."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -79,3 +80,29 @@ def test_a_specialist_back_from_offline_gets_the_pooled_emergencies_before_new_c
         "ortho1",
     ]
     assert [c["queue_position"] for c in back] == [1, 2, 3]
+
+
+def test_an_eta_is_never_in_the_past_nor_given_when_nobody_is_on_duty(
+    live_hub: HubHarness,
+) -> None:
+    hub = live_hub
+    admin = hub.login("admin")
+    eye1 = _user_id(hub, "eye1")
+    case = hub.raise_case(specialty="eye", priority="routine")
+    ortho = hub.raise_case(specialty="ortho", priority="routine")
+    assert case["status"] == "assigned" and case["eta"] is not None
+    hub.clock.advance(hours=3)  # nobody started it: the estimate has passed
+    _tick(hub)
+    late = _case(hub, case["id"])
+    now = hub.clock.now()
+    assert late["eta"] is not None and datetime.fromisoformat(late["eta"]) >= now - timedelta(
+        seconds=1
+    )
+    # Nobody of the specialty on duty (by schedule): no ETA, "not before" the next duty.
+    hub.client.patch(
+        f"/api/v1/specialists/{eye1}", json={"duty_schedule": "mon-fri 09:00-10:00"}, headers=admin
+    )
+    waiting = hub.raise_case(specialty="eye", priority="routine")
+    assert waiting["status"] == "queued"
+    assert waiting["eta"] is None and waiting["eta_not_before"].startswith("2026-01-06T09:00")
+    assert _case(hub, ortho["id"])["eta"] is not None
