@@ -1,10 +1,17 @@
-"""Routing and queue benchmarks: decisions and queue positions with 10,000 waiting cases, and a
-simulated day of 500,000 cases (eSanjeevani's peak day) through the hub's domain rules.
+"""Routing and queue benchmarks on the services the hub runs, on SQLite and PostgreSQL.
 
-    python bench/routing.py                  # the full run (a few minutes on one core)
-    python bench/routing.py --cases 50000    # a quicker day
+Two parts, each on a freshly migrated database with the demo accounts:
+- a pool of N routine cases waiting (ophthalmology, its specialist off duty): raising a case
+  behind it and an emergency ahead of it, reading a waiting case with its honest ETA, and one
+  production tick (``workflow_tick``: presence, rerouting, pools, ETAs, SLA);
+- a stretch of a working day: Poisson arrivals of M cases in one specialty with S specialists,
+  each claiming the first case waiting for them and advising it after an exponential handling
+  time, the production tick every 10 simulated seconds; every step a real unit of work.
 
-Prints one table; times are per operation unless the row says otherwise.
+    python bench/routing.py                                  # 10,000 waiting, 2,000 cases
+    python bench/routing.py --waiting 500 --cases 100 --db sqlite     # quick
+
+Prints one table; times are per operation (median and p90) unless the row says otherwise.
 """
 
 from __future__ import annotations
@@ -14,20 +21,47 @@ import heapq
 import random
 import statistics
 import sys
+import tempfile
 import time
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hub.domain.assignment import SpecialistLoad, choose_specialist  # noqa: E402
-from hub.domain.dispatch import Floor, FloorCase, FloorSpecialist  # noqa: E402
-from hub.domain.queue import WaitingQueue, queue_key  # noqa: E402
-from shared.enums import CaseStatus  # noqa: E402
+from flask import Flask  # noqa: E402
+from sqlalchemy import select  # noqa: E402
 
-T0 = datetime(2026, 1, 5, 0, 0, tzinfo=UTC)
+from hub.app import create_app  # noqa: E402
+from hub.domain.policy import WorkflowPolicy  # noqa: E402
+from hub.persistence.models import Case, Specialty, Spoke, User  # noqa: E402
+from hub.realtime.jobs import workflow_tick  # noqa: E402
+from hub.services.accounts import add_user, place_in_supervision  # noqa: E402
+from hub.services.auth import Principal, hash_password  # noqa: E402
+from hub.services.case_actions import CaseActions  # noqa: E402
+from hub.services.cases import CaseService  # noqa: E402
+from shared.clock import FrozenClock  # noqa: E402
+from tests.support.databases import fresh_postgres  # noqa: E402
+from tests.support.hub import prepare_hub_db  # noqa: E402
+
 PRIORITIES = ["emergency"] * 5 + ["urgent"] * 25 + ["routine"] * 70
+BODY = {
+    "patient": {"pseudonym": "P", "age": 30, "sex": "female"},
+    "complaint": "Red eye",
+    "question": "Conjunctivitis?",
+    "raised_by": "clinic1",
+}
+ADVICE = {
+    "assessment": "a",
+    "recommendations": "r",
+    "disposition": "manage_locally",
+    "prescriptions": [],
+    "investigations": "",
+    "follow_up_date": date(2026, 12, 1),
+}
 Row = tuple[str, str, str]
 
 
@@ -40,187 +74,244 @@ def timed(fn: Callable[[], object], repeat: int) -> list[float]:
     return samples
 
 
-def us(samples: list[float]) -> str:
-    p99 = sorted(samples)[int(len(samples) * 0.99) - 1]
-    return f"{statistics.median(samples) * 1e6:.1f} µs (p99 {p99 * 1e6:.1f})"
+def ms(samples: list[float]) -> str:
+    ordered = sorted(samples)
+    p90 = ordered[max(0, int(len(ordered) * 0.9) - 1)]
+    return f"{statistics.median(ordered) * 1000:.1f} ms (p90 {p90 * 1000:.1f})"
 
 
-def waiting_10k(rng: random.Random) -> list[Row]:
-    keys = [queue_key(rng.choice(PRIORITIES), T0 + timedelta(seconds=i), i) for i in range(10_000)]
-    build = timed(lambda: WaitingQueue(keys), 5)
-    queue = WaitingQueue(keys)
-    probes = [rng.choice(keys) for _ in range(2000)]
-    it = iter(probes)
-    position = timed(lambda: queue.position(next(it)), len(probes))
-    fresh = iter(range(10_000, 12_000))
-
-    def add_remove() -> None:
-        key = queue_key(rng.choice(PRIORITIES), T0 + timedelta(hours=5), next(fresh))
-        queue.add(key)
-        queue.remove(key)
-
-    churn = timed(add_remove, 2000)
-    loads = [
-        SpecialistLoad(i, i % 7 != 0, rng.randrange(0, 10), 10, T0 + timedelta(seconds=i))
-        for i in range(200)
-    ]
-    route = timed(lambda: choose_specialist(loads, supervisor_id=rng.randrange(200)), 2000)
-
-    floor = Floor(
-        specialists={i: FloorSpecialist(i, frozenset({"ortho"}), max_active=10) for i in range(50)}
-    )
-    for i in range(10_500):  # 500 fill the specialists, 10,000 wait in the pool
-        floor.submit(
-            FloorCase(i, "ortho", rng.choice(PRIORITIES), T0 + timedelta(seconds=i), None), T0
+@contextmanager
+def hub_on(kind: str) -> Iterator[tuple[Flask, FrozenClock]]:
+    with tempfile.TemporaryDirectory() as tmp, _database(kind, tmp) as url:
+        prepare_hub_db(url)
+        clock = FrozenClock()
+        app = create_app(
+            test_config={"async_mode": "threading", "data_dir": tmp, "database_url": url},
+            clock=clock,
         )
-    counter = iter(range(20_000, 30_000))
-    submit = timed(
-        lambda: floor.submit(
-            FloorCase(next(counter), "ortho", "urgent", T0 + timedelta(hours=4), None), T0
-        ),
-        1000,
-    )
-    waiting = len(floor.pools["ortho"])
-    ids = [k[2] for k in floor.pools["ortho"].keys()]  # noqa: SIM118 (a queue, not a dict)
-    it2 = iter([rng.choice(ids) for _ in range(2000)])
-    place = timed(lambda: floor.position(next(it2)), 2000)
+        try:
+            yield app, clock
+        finally:
+            app.extensions["teleconsult"].db.dispose()
+
+
+@contextmanager
+def _database(kind: str, tmp: str) -> Iterator[str]:
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp}/hub.sqlite"
+    else:
+        with fresh_postgres() as url:
+            yield url
+
+
+def _services(app: Flask, session: Any) -> dict[str, Any]:
+    hub = app.extensions["teleconsult"]
+    return {
+        "session": session,
+        "clock": hub.clock,
+        "policy": WorkflowPolicy.from_settings(hub.settings),
+    }
+
+
+def _raise(app: Flask, specialty: str, priority: str, doctor: str = "clinic1") -> int:
+    with app.extensions["teleconsult"].db.sessions() as s:
+        spoke = s.scalars(select(Spoke).where(Spoke.code == "PHC-1")).one()
+        body = {**BODY, "specialty": specialty, "priority": priority, "raised_by": doctor}
+        case, _ = CaseService(**_services(app, s)).raise_case(
+            Principal(spoke_service=spoke), body, None
+        )
+        return case.id
+
+
+def _tick(app: Flask) -> None:
+    with app.app_context():
+        workflow_tick(app)
+
+
+def pool_rows(app: Flask, waiting: int, repeat: int) -> list[Row]:
+    """``waiting`` routine cases queued for ophthalmology, whose only specialist is off duty."""
+    hub = app.extensions["teleconsult"]
+    with hub.db.session() as s:
+        s.scalars(select(User).where(User.username == "eye1")).one().on_duty = False
+        eye = s.scalars(select(Specialty).where(Specialty.code == "eye")).one()
+        spoke = s.scalars(select(Spoke).where(Spoke.code == "PHC-1")).one()
+        now = hub.clock.now()
+        s.add_all(
+            Case(
+                uid=str(uuid.uuid4()),
+                token=f"EYE-{i:05d}",
+                accession_number=f"B{i:010d}",
+                spoke_id=spoke.id,
+                specialty_id=eye.id,
+                priority="routine",
+                status="queued",
+                patient_pseudonym=f"P{i}",
+                patient_age=30,
+                patient_sex="female",
+                complaint="x",
+                question="y",
+                idempotency_key=f"seed-{i}",
+                request_digest="-",
+                created_at=now - timedelta(seconds=waiting - i),
+                submitted_at=now - timedelta(seconds=waiting - i),
+                updated_at=now,
+                queue_position=i + 1,
+            )
+            for i in range(waiting)
+        )
+    _tick(app)  # positions and ETAs as the hub keeps them
+    last = _raise(app, "eye", "routine")
+
+    def read() -> None:
+        with hub.db.sessions() as s:
+            cases = CaseService(**_services(app, s))
+            cases.to_dict(cases.get(Principal(spoke_service=_phc1(s)), last))
+
     return [
-        ("queue of 10,000: build (sort)", "5", us(build)),
-        ("queue of 10,000: position of a case", "2,000", us(position)),
-        ("queue of 10,000: insert + remove", "2,000", us(churn)),
-        ("route: choose among 200 specialists", "2,000", us(route)),
-        (f"route a new case into a pool of {waiting:,}", "1,000", us(submit)),
-        (f"live position in a pool of {waiting:,}", "2,000", us(place)),
+        (
+            f"raise a routine case behind {waiting:,} waiting",
+            str(repeat),
+            ms(timed(lambda: _raise(app, "eye", "routine"), repeat)),
+        ),
+        (
+            f"raise an emergency ahead of {waiting:,} waiting",
+            str(repeat),
+            ms(timed(lambda: _raise(app, "eye", "emergency"), repeat)),
+        ),
+        ("read a waiting case with its honest ETA", str(repeat * 5), ms(timed(read, repeat * 5))),
+        (
+            f"production tick with {waiting:,} waiting",
+            str(repeat),
+            ms(timed(lambda: _tick(app), repeat)),
+        ),
     ]
 
 
-def simulated_day(
-    rng: random.Random, cases: int, specialties: int, per_specialty: int, handling_s: float
+def _phc1(s: Any) -> Spoke:
+    spoke: Spoke = s.scalars(select(Spoke).where(Spoke.code == "PHC-1")).one()
+    return spoke
+
+
+def day_rows(
+    app: Flask, clock: FrozenClock, rng: random.Random, cases: int, staff: int, handling_s: float
 ) -> list[Row]:
-    """Poisson arrivals over 24 h; each specialist reviews one case at a time (exponential
-    handling time), from their own queue first, else from the specialty's pool."""
-    codes = [f"s{k:02d}" for k in range(specialties)]
-    floor = Floor()
-    sid = 0
-    for code in codes:
-        for _ in range(per_specialty):
-            floor.specialists[sid] = FloorSpecialist(sid, frozenset({code}), max_active=10)
-            sid += 1
-    doctors = 4 * per_specialty  # the 1:4 ratio: every clinic doctor supervised in every specialty
-    floor.supervisors = {
-        (code, d): k * per_specialty + d // 4
-        for k, code in enumerate(codes)
-        for d in range(doctors)
-    }
-    busy: set[int] = set()
+    """Arrivals at a rate the specialists can just keep up with, through the real services."""
+    hub = app.extensions["teleconsult"]
+    with hub.db.session() as s:
+        s.add(Specialty(code="bench", name="Bench"))
+        s.flush()
+        secret = hash_password("bench")
+        ids = [
+            add_user(
+                s, f"bench{i}", "", "specialist", specialties=["bench"], password_hash=secret
+            ).id
+            for i in range(staff)
+        ]
+        place_in_supervision(s, WorkflowPolicy.from_settings(hub.settings), clock)
+    gap = handling_s / staff * 1.05
     events: list[
         tuple[float, int, int, int]
-    ] = []  # (time s, kind 0=arrival 1=done, case, specialist)
+    ] = []  # (time s, kind 0=arrival 1=done 2=tick, case, who)
     t = 0.0
-    mean_gap = 86_400 / cases
     for n in range(cases):
-        t += rng.expovariate(1 / mean_gap)
-        events.append((t, 0, n, -1))
-    heapq.heapify(events)
+        t += rng.expovariate(1 / gap)
+        heapq.heappush(events, (t, 0, n, -1))
+    heapq.heappush(events, (10.0, 2, -1, -1))
+    busy: set[int] = set()
+    raised: dict[int, float] = {}
     waits: list[float] = []
-    submitted: dict[int, float] = {}
-    max_pool = 0
+    cost: dict[str, list[float]] = {"raise": [], "claim": [], "advise": [], "tick": []}
+    now_s = 0.0
 
-    def start_next(specialist: int, now_s: float) -> None:
-        queue = floor.personal.get(specialist)
-        key = queue.first() if queue else None
-        if key is None:
-            for code in floor.specialists[specialist].specialties:
-                pool = floor.pools.get(code)
-                if pool and len(pool):
-                    key = pool.first()
-                    break
-        if key is None:
-            busy.discard(specialist)
-            return
-        floor.claim(key[2], specialist)
-        busy.add(specialist)
-        waits.append(now_s - submitted[key[2]])
-        heapq.heappush(events, (now_s + rng.expovariate(1 / handling_s), 1, key[2], specialist))
-
-    began = time.perf_counter()
-    routed = 0
-    while events:
-        now_s, kind, case_id, specialist = heapq.heappop(events)
-        now = T0 + timedelta(seconds=now_s)
-        if kind == 0:
-            code = codes[case_id % specialties]
-            submitted[case_id] = now_s
-            floor.submit(
-                FloorCase(case_id, code, rng.choice(PRIORITIES), now, rng.randrange(doctors)), now
+    def start_next(who: int) -> None:
+        with hub.db.sessions() as s:
+            first = s.scalar(
+                select(Case.id)
+                .where(Case.assigned_to_id == who, Case.status == "assigned")
+                .order_by(Case.queue_position)
+                .limit(1)
             )
-            routed += 1
-            holder = floor.cases[case_id].assigned_to
-            if holder is not None and holder not in busy:
-                start_next(holder, now_s)
-            elif holder is None:
-                idle = next(
-                    (
-                        s.specialist_id
-                        for s in floor._staff.get(code, [])
-                        if s.specialist_id not in busy
-                    ),
-                    None,
+            if first is None:
+                busy.discard(who)
+                return
+            began = time.perf_counter()
+            CaseActions(**_services(app, s)).claim(Principal(user=s.get_one(User, who)), first)
+            cost["claim"].append(time.perf_counter() - began)
+        busy.add(who)
+        waits.append(now_s - raised[first])
+        heapq.heappush(events, (now_s + rng.expovariate(1 / handling_s), 1, first, who))
+
+    began_all = time.perf_counter()
+    done = 0
+    while events and done < cases:
+        at_s, kind, case_id, who = heapq.heappop(events)
+        clock.advance(seconds=at_s - now_s)
+        now_s = at_s
+        if kind == 0:
+            began = time.perf_counter()
+            real_id = _raise(app, "bench", rng.choice(PRIORITIES), f"clinic{1 + case_id % 3}")
+            cost["raise"].append(time.perf_counter() - began)
+            raised[real_id] = now_s
+        elif kind == 1:
+            with hub.db.sessions() as s:
+                began = time.perf_counter()
+                CaseService(**_services(app, s)).issue_advice(
+                    Principal(user=s.get_one(User, who)), case_id, ADVICE
                 )
-                if idle is not None:
-                    start_next(idle, now_s)
-            max_pool = max(max_pool, len(floor.pools.get(code, ())))
+                cost["advise"].append(time.perf_counter() - began)
+            done += 1
+            busy.discard(who)
         else:
-            floor.finish(case_id, now)
-            del floor.cases[case_id]
-            start_next(specialist, now_s)
-    elapsed = time.perf_counter() - began
-    done = sum(1 for _ in waits)
-    open_left = sum(1 for c in floor.cases.values() if c.status is not CaseStatus.ADVISED)
+            began = time.perf_counter()
+            _tick(app)
+            cost["tick"].append(time.perf_counter() - began)
+            heapq.heappush(events, (now_s + 10.0, 2, -1, -1))
+        for idle in [i for i in ids if i not in busy]:
+            start_next(idle)
+    elapsed = time.perf_counter() - began_all
     waits.sort()
-    return [
-        (
-            f"day: {cases:,} cases, {sid:,} specialists in {specialties} specialties",
-            "1",
-            f"{elapsed:.1f} s wall",
-        ),
-        (
-            "day: routing decisions per second",
-            f"{floor.decisions:,}",
-            f"{floor.decisions / elapsed:,.0f} /s",
-        ),
-        (
-            "day: domain time per case (route+claim+finish)",
-            f"{routed:,}",
-            f"{elapsed / routed * 1e6:.1f} µs",
-        ),
-        (
-            "day: wait to first response p50 / p90 (simulated)",
-            f"{done:,}",
-            f"{waits[len(waits) // 2] / 60:.1f} / {waits[int(len(waits) * 0.9)] / 60:.1f} min",
-        ),
-        ("day: largest pool / cases left open at the end", "-", f"{max_pool:,} / {open_left:,}"),
+    rows: list[Row] = [
+        (f"day: {done:,} cases through {staff} specialists", "1", f"{elapsed:.1f} s wall"),
     ]
+    rows += [(f"day: {what}", f"{len(v):,}", ms(v)) for what, v in cost.items() if v]
+    if waits:
+        rows.append(
+            (
+                "day: wait to review p50 / p90 (simulated)",
+                f"{len(waits):,}",
+                f"{waits[len(waits) // 2] / 60:.1f} / {waits[int(len(waits) * 0.9)] / 60:.1f} min",
+            )
+        )
+    return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--cases", type=int, default=500_000)
-    parser.add_argument("--specialties", type=int, default=20)
-    parser.add_argument("--per-specialty", type=int, default=100)
+    parser.add_argument("--waiting", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=10)
+    parser.add_argument("--cases", type=int, default=2_000)
+    parser.add_argument("--specialists", type=int, default=10)
     parser.add_argument("--handling-s", type=float, default=300.0)
+    parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()
-    rng = random.Random(args.seed)
-    rows = waiting_10k(rng) + simulated_day(
-        rng, args.cases, args.specialties, args.per_specialty, args.handling_s
-    )
-    widths = [max(len(r[i]) for r in rows + [("what", "n", "time")]) for i in range(3)]
-    line = "  ".join("-" * w for w in widths)
-    print("  ".join(h.ljust(w) for h, w in zip(("what", "n", "time"), widths, strict=True)))
-    print(line)
+    kinds = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
+    rows: list[Row] = []
+    for kind in kinds:
+        with hub_on(kind) as (app, _clock):
+            rows += [
+                (f"{kind}: {w}", n, t) for w, n, t in pool_rows(app, args.waiting, args.repeat)
+            ]
+        with hub_on(kind) as (app, clock):
+            rng = random.Random(args.seed)
+            day = day_rows(app, clock, rng, args.cases, args.specialists, args.handling_s)
+            rows += [(f"{kind}: {w}", n, t) for w, n, t in day]
+    header = ("what (the hub's services, in process)", "n", "time")
+    widths = [max(len(r[i]) for r in [*rows, header]) for i in range(3)]
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
+    print("  ".join("-" * w for w in widths))
     for row in rows:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 from flask import (
     Blueprint,
@@ -25,6 +27,7 @@ from flask_babel import lazy_gettext as _l
 
 from shared.enums import Priority, Sex
 from shared.errors import TeleconsultError
+from shared.eta import as_received
 from shared.schemas import CaseCreateSchema, load_or_raise
 from spoke.context import spoke
 from spoke.hub_api import HubRefused, HubUnavailable
@@ -79,7 +82,34 @@ def _banner() -> dict[str, Any]:
         "live_version": live_version if g.get("doctor") else None,
         "specialty_name": _specialty_name,
         "doctor_name": _doctor_name,
+        "eta_text": eta_text,
     }
+
+
+def eta_text(case: dict[str, Any], short: bool = False) -> str:
+    """When the clinic may expect its waiting case to be seen, by the one ETA rule
+    (``shared.eta``) applied now, in the clinic's time zone (config ``timezone``)."""
+    if case.get("queue_position") is None or case.get("sla_breached"):
+        return ""
+    s = spoke()
+    shown = as_received(s.clock.now(), _when(case.get("eta")), _when(case.get("eta_not_before")))
+    tz = ZoneInfo(str(s.settings.get("timezone") or "UTC"))
+    if shown.at is not None:
+        local = shown.at.astimezone(tz)
+        when = f"{local:%H:%M} {local.tzname()}"
+        return _("about %(time)s", time=when) if short else _("expected about %(time)s", time=when)
+    if shown.not_before is not None:
+        local = shown.not_before.astimezone(tz)
+        when = f"{DAY_NAMES[local.weekday()]} {local:%H:%M} {local.tzname()}"
+        return _("no specialist on duty now: not before %(time)s", time=when)
+    return _("no specialist on duty now")
+
+
+def _when(text: object) -> datetime | None:
+    return datetime.fromisoformat(text) if isinstance(text, str) and text else None
+
+
+DAY_NAMES = (_l("Mon"), _l("Tue"), _l("Wed"), _l("Thu"), _l("Fri"), _l("Sat"), _l("Sun"))
 
 
 def _specialty_name(code: str) -> str:

@@ -86,6 +86,7 @@ def case_dict(case: LocalCase) -> dict[str, Any]:
         "queue_position": case.queue_position,
         # A breached case has no honest ETA: the page says what to do instead.
         "eta": None if case.sla_breached else _iso(case.eta_at),
+        "eta_not_before": None if case.sla_breached else _iso(case.eta_not_before),
         "sla_breached": case.sla_breached,
         "hub_version": case.hub_version,
         "cancel": _cancel_dict(case),
@@ -440,6 +441,7 @@ class CaseStore:
         case.status = hub_case.get("status") or case.status
         case.queue_position = hub_case.get("queue_position")
         case.eta_at = _parse_time(hub_case.get("eta"))
+        case.eta_not_before = _parse_time(hub_case.get("eta_not_before"))
         case.sla_breached = bool(hub_case.get("sla_breached", case.sla_breached))
         actions = hub_case.get("clinic_actions")
         case.clinic_actions = list(actions) if isinstance(actions, list) else case.clinic_actions

@@ -1,5 +1,6 @@
 """The queue: emergency before urgent before routine, first come first served inside one
-priority; live positions and the expected time a case will be seen."""
+priority; live positions and the expected time a case will be seen (what a clinic is told of
+that time follows the one rule of ``shared.eta.honest_eta``)."""
 
 from __future__ import annotations
 
@@ -44,29 +45,6 @@ class Throughput:
 
     def specialist_eta(self, start: datetime, position: int) -> datetime:
         return start + timedelta(seconds=position * self.handling_s)
-
-
-@dataclass(frozen=True)
-class Eta:
-    """What a clinic is told about when its case will be seen: an expected time ``at`` (never
-    before now), or, when nobody of the specialty is on duty, no time but ``not_before`` the next
-    opening (None when even that is unknown)."""
-
-    at: datetime | None = None
-    not_before: datetime | None = None
-
-
-def honest_eta(
-    now: datetime, estimate: datetime | None, on_duty: int, next_opening: datetime | None
-) -> Eta:
-    """The one ETA decision of the hub (DESIGN.md, "Honest times"): no estimate while nobody of
-    the specialty is on duty, then "not before" the next opening; an estimate that has passed
-    is "now", never a time in the past."""
-    if on_duty <= 0:
-        return Eta(None, next_opening if next_opening is not None and next_opening > now else None)
-    if estimate is None:
-        return Eta()
-    return Eta(max(estimate, now), None)
 
 
 def handling_time(durations_s: Sequence[float], default_s: float) -> float:

@@ -134,6 +134,9 @@ class TokenCounter(Base):
 class Case(Base):
     __tablename__ = "cases"
     __table_args__ = (UniqueConstraint("spoke_id", "idempotency_key"),)
+    # The version is computed by the UPDATE itself: fetch it back there (RETURNING), not with
+    # one SELECT per case when the event of each case that moved in a queue is written.
+    __mapper_args__ = {"eager_defaults": True}
     id: Mapped[int] = mapped_column(primary_key=True)
     uid: Mapped[str] = mapped_column(String(36), unique=True)
     token: Mapped[str | None] = mapped_column(String(32), index=True)

@@ -15,16 +15,15 @@ from sqlalchemy.orm import Session
 from hub.domain.queue import (
     ORDER_FIELDS,
     PRIORITY_RANKS,
-    Eta,
     Throughput,
     eta_changed,
     handling_time,
-    honest_eta,
     order_key,
 )
 from hub.persistence.models import Case, Specialty
 from hub.services.routing import Router
 from shared.enums import CaseStatus
+from shared.eta import Eta, honest_eta
 
 # ("user", specialist id): cases assigned to one specialist, not yet started;
 # ("pool", specialty id): cases waiting for any specialist of the specialty.
@@ -62,10 +61,12 @@ class QueueBoard:
     _throughput: dict[int, Throughput] = field(default_factory=dict)
     _held_by_specialty: dict[int, int] = field(default_factory=dict)
     _opening: dict[int, datetime | None] = field(default_factory=dict)
+    _staffed: dict[int, datetime | None] = field(default_factory=dict)
 
     def forget(self) -> None:
         """Drop what was counted: staffing or assignments changed in this unit of work."""
         self._throughput.clear()
+        self._staffed.clear()
 
     def _waiting_rows(self, ref: QueueRef) -> list[Any]:
         """(id, queue_position, eta_at, specialty_id) of a queue's cases, first to be seen first.
@@ -167,8 +168,14 @@ class QueueBoard:
             return Eta()
         now = self.router.clock.now()
         on_duty = self.throughput(case.specialty_id).on_duty
-        opening = self.router.next_staffed(case.specialty, now) if on_duty <= 0 else None
+        opening = self._next_staffed(case.specialty, now) if on_duty <= 0 else None
         return honest_eta(now, case.eta_at, on_duty, opening)
+
+    def _next_staffed(self, specialty: Specialty, now: datetime) -> datetime | None:
+        """Counted once per unit of work and specialty, like the throughput."""
+        if specialty.id not in self._staffed:
+            self._staffed[specialty.id] = self.router.next_staffed(specialty, now)
+        return self._staffed[specialty.id]
 
     def specialty_refs(self, specialty: Specialty) -> set[QueueRef]:
         """Every queue whose ETAs depend on the specialty's staffing."""

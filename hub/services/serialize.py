@@ -6,9 +6,9 @@ from datetime import date, datetime
 from typing import Any
 
 from hub.domain.lifecycle import WAITING, Party, actions_of
-from hub.domain.queue import Eta
 from hub.persistence.models import Advice, Case, CaseHistory, Message, Study, User
 from shared.enums import CaseStatus
+from shared.eta import Eta
 
 
 def _iso(value: datetime | date | None) -> str | None:

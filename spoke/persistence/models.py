@@ -77,6 +77,8 @@ class LocalCase(Base):
     queue_position: Mapped[int | None]
     # When the hub expects a specialist to start on it (while it waits in a queue).
     eta_at: Mapped[datetime | None]
+    # While nobody of the specialty is on duty: no ETA, but not seen before this (next opening).
+    eta_not_before: Mapped[datetime | None]
     # The hub's version of the case last applied here: an older snapshot never overwrites it.
     hub_version: Mapped[int | None] = mapped_column(Integer)
     # What the hub's lifecycle lets the clinic do now (provide_info, close, cancel).
