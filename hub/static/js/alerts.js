@@ -37,6 +37,21 @@ export function raiseAlert({ title, body = "", url = "", tag = "" }) {
   }
 }
 
+// A case past its SLA without a first response (DESIGN.md, "A breach is loud"): alert once per
+// case on the pages of those it is escalated to. ``mine(msg)`` says whether this page's user is.
+const breached = new Set();
+export function alertBreach(msg, title, mine = () => true) {
+  const c = msg.case;
+  if (msg.type !== "sla.breached" || !c || breached.has(c.id) || !mine(msg)) return;
+  breached.add(c.id);
+  raiseAlert({
+    title: `${title} ${c.token || ""}`.trim(),
+    body: `${c.priority || ""} · ${c.specialty || ""} · ${c.spoke || ""} · ${c.complaint || ""}`.slice(0, 200),
+    url: `/cases/${c.id}`,
+    tag: `breach-${c.id}`,
+  });
+}
+
 const toggle = document.querySelector("[data-alerts-toggle]");
 if (toggle && "Notification" in window && Notification.permission === "default") {
   toggle.hidden = false;

@@ -1,9 +1,11 @@
 // The supervisor's dashboard: redrawn by the server on events (at most every 2 s), reassign.
+import { alertBreach } from "./alerts.js";
 import { api, onLive, refresh, showError } from "./common.js";
 
 const box = document.getElementById("dashboard");
 let timer = null;
-onLive(() => {
+onLive((msg) => {
+  alertBreach(msg, box.dataset.breachTitle);  // every supervisor is told of every breach
   if (timer) return;
   timer = setTimeout(() => { timer = null; refresh(box, box.dataset.src); }, 1000);
 });

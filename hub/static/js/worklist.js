@@ -1,12 +1,17 @@
 // The specialist's worklist: refreshed on every case event, claim from the pool.
-import { raiseAlert } from "./alerts.js";
+import { alertBreach, raiseAlert } from "./alerts.js";
 import { api, onLive, refresh, showError } from "./common.js";
 
 const box = document.getElementById("worklist");
 const alerted = new Set();
 let timer = null;
+const me = Number(box.dataset.userId);
+// A breach alerts the case's specialist and the specialty's on-call specialists.
+const escalatedToMe = (msg) =>
+  msg.case?.assigned_to?.id === me || (msg.on_call || []).includes(me) || msg.escalated_to === me;
 onLive((msg) => {
   emergency(msg);
+  alertBreach(msg, box.dataset.breachTitle, escalatedToMe);
   clearTimeout(timer);
   timer = setTimeout(() => refresh(box, box.dataset.src), 150);  // a burst of events: one fetch
 });
