@@ -208,6 +208,9 @@ def day_rows(
             for i in range(staff)
         ]
         place_in_supervision(s, WorkflowPolicy.from_settings(hub.settings), clock)
+    presence = app.extensions["teleconsult.realtime"].presence
+    for user_id in ids:  # their worklists are open
+        presence.connected(f"user:{user_id}")
     gap = handling_s / staff * 1.05
     events: list[
         tuple[float, int, int, int]
@@ -243,7 +246,8 @@ def day_rows(
 
     began_all = time.perf_counter()
     done = 0
-    while events and done < cases:
+    horizon = t + 100 * handling_s  # a case stuck for good ends the run, not the machine
+    while events and done < cases and now_s < horizon:
         at_s, kind, case_id, who = heapq.heappop(events)
         clock.advance(seconds=at_s - now_s)
         now_s = at_s
