@@ -1,7 +1,8 @@
 """The hub's periodic work: SLA breaches, presence and schedules. Time comes from the clock.
 
-The real-time layer calls ``HubJobs.tick(online_user_ids)`` every few seconds (see
-``run_periodic``); tests call it after moving a ``FrozenClock``. Owns its commits.
+The real-time layer calls ``HubJobs.tick(online_user_ids)`` every few seconds
+(``hub.realtime.jobs.workflow_tick``, with presence from the hub's registry); tests call that
+same tick after moving a ``FrozenClock``. Owns its commits.
 """
 
 from __future__ import annotations
@@ -148,15 +149,3 @@ class HubJobs:
     def _on_call(self, specialty_id: int) -> tuple[int, ...]:
         """The specialty's specialists on the on-call list: a breach is escalated to them."""
         return tuple(u.id for u in self.flow.router.specialists(specialty_id) if u.on_call)
-
-
-def run_periodic(app: Any, online_user_ids: Iterable[int] | None = None) -> dict[str, Any]:
-    """Entry point for the real-time layer's background task: one tick on ``app``'s hub.
-
-    Call it every few seconds with the ids of users who have a Socket.IO connection now
-    (or None when presence is not known, e.g. on a hub process without sockets).
-    """
-    hub = app.extensions["teleconsult"]
-    with hub.db.sessions() as session:
-        jobs = HubJobs(session, hub.clock, WorkflowPolicy.from_settings(hub.settings))
-        return jobs.tick(online_user_ids).as_dict()

@@ -7,7 +7,7 @@ from collections import Counter
 from datetime import timedelta
 from typing import Any
 
-from hub.services.jobs import run_periodic
+from hub.realtime.jobs import workflow_tick
 from tests.integration.hub.conftest import ADVICE, HubHarness
 
 TICK = timedelta(minutes=5)
@@ -50,6 +50,9 @@ class Morning:
             if s["username"] == "ortho1"
         ]
         self.api("PATCH", f"/specialists/{ortho1[0]['id']}", self.admin, {"max_active_cases": 4})
+        presence = self.hub.app.extensions["teleconsult.realtime"].presence
+        for s in self.api("GET", "/specialists?specialty=ortho", self.admin):
+            presence.connected(f"user:{s['id']}")  # their worklists are open
         for n in range(6, 11):
             self.api(
                 "POST",
@@ -139,7 +142,7 @@ class Morning:
         self.work()
         self.hub.clock.advance(minutes=5)
         with self.hub.app.app_context():
-            run_periodic(self.hub.app)
+            workflow_tick(self.hub.app)  # the production tick
         self.check_queues()
 
 

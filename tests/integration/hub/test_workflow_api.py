@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 
 from hub.persistence.models import AuditEntry, CaseHistory, Event, User
-from hub.services.jobs import run_periodic
+from hub.realtime.jobs import workflow_tick
 from tests.integration.hub.conftest import ADVICE, HubHarness
 
 
@@ -207,12 +207,13 @@ def test_a_specialist_offline_too_long_has_cases_rerouted(hub: HubHarness) -> No
     )
     case = hub.raise_case(raised_by="clinic1")
     ortho1, ortho2 = _user_id(hub, "ortho1"), _user_id(hub, "ortho2")
-    with hub.app.app_context():
-        run_periodic(hub.app, online_user_ids=[ortho2])
+    hub.app.extensions["teleconsult.realtime"].presence.connected(f"user:{ortho2}")
+    with hub.app.app_context():  # the production tick, presence from the hub's own registry
+        workflow_tick(hub.app)
         hub.clock.advance(seconds=299)
-        assert run_periodic(hub.app, online_user_ids=[ortho2])["rerouted"] == []
+        assert (workflow_tick(hub.app) or {})["rerouted"] == []
         hub.clock.advance(seconds=1)
-        assert run_periodic(hub.app, online_user_ids=[ortho2])["rerouted"] == [case["id"]]
+        assert (workflow_tick(hub.app) or {})["rerouted"] == [case["id"]]
     got = hub.client.get(f"/api/v1/cases/{case['id']}", headers=hub.spoke()).json
     assert got["assigned_to"]["username"] == "ortho2" and "offline" in got["routing_reason"]
     summary = hub.client.get("/api/v1/dashboard/summary", headers=hub.login("sup1")).json
@@ -266,9 +267,10 @@ def test_outside_hours_cases_wait_with_a_time_and_emergencies_go_on_call(hub: Hu
     )
     on_call = hub.raise_case(priority="emergency")
     assert on_call["assigned_to"]["username"] == "ortho1" and "on-call" in on_call["routing_reason"]
+    hub.app.extensions["teleconsult.realtime"].presence.connected(f"user:{_user_id(hub, 'ortho1')}")
     hub.clock.advance(hours=1)
     with hub.app.app_context():
-        run_periodic(hub.app)
+        workflow_tick(hub.app)
     served = hub.client.get(f"/api/v1/cases/{routine['id']}", headers=hub.spoke()).json
     assert served["status"] == "assigned"
 
