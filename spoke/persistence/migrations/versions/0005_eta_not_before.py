@@ -1,8 +1,8 @@
 """eta_not_before: while nobody of the specialty is on duty the hub gives no ETA but the time
 the case will not be seen before (the next opening)
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-11-29 21:15:00.000000
 """
 
@@ -11,8 +11,8 @@ from alembic import op
 
 import teleconsult.dbtypes
 
-revision = "0004"
-down_revision = "0003"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
