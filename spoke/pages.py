@@ -7,7 +7,6 @@ import functools
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
-from zoneinfo import ZoneInfo
 
 from flask import (
     Blueprint,
@@ -41,6 +40,7 @@ from teleconsult.i18n import (
     translate_fields,
     translate_message,
 )
+from teleconsult.localtime import local_time, zone
 
 bp = Blueprint("pages", __name__)
 
@@ -93,14 +93,13 @@ def eta_text(case: dict[str, Any], short: bool = False) -> str:
         return ""
     s = spoke()
     shown = as_received(s.clock.now(), _when(case.get("eta")), _when(case.get("eta_not_before")))
-    tz = ZoneInfo(str(s.settings.get("timezone") or "UTC"))
+    tz = zone(str(s.settings.get("timezone") or "UTC"))
     if shown.at is not None:
-        local = shown.at.astimezone(tz)
-        when = f"{local:%H:%M} {local.tzname()}"
+        when = local_time(shown.at, tz, "%H:%M")
         return _("about %(time)s", time=when) if short else _("expected about %(time)s", time=when)
     if shown.not_before is not None:
-        local = shown.not_before.astimezone(tz)
-        when = f"{DAY_NAMES[local.weekday()]} {local:%H:%M} {local.tzname()}"
+        day = DAY_NAMES[shown.not_before.astimezone(tz).weekday()]
+        when = f"{day} {local_time(shown.not_before, tz, '%H:%M')}"
         return _("no specialist on duty now: not before %(time)s", time=when)
     return _("no specialist on duty now")
 
