@@ -96,12 +96,14 @@ def eta_text(case: dict[str, Any], short: bool = False) -> str:
     tz = zone(str(s.settings.get("timezone") or "UTC"))
     if shown.at is not None:
         when = local_time(shown.at, tz, "%H:%M")
-        return _("about %(time)s", time=when) if short else _("expected about %(time)s", time=when)
+        return str(
+            _("about %(time)s", time=when) if short else _("expected about %(time)s", time=when)
+        )
     if shown.not_before is not None:
         day = DAY_NAMES[shown.not_before.astimezone(tz).weekday()]
         when = f"{day} {local_time(shown.not_before, tz, '%H:%M')}"
-        return _("no specialist on duty now: not before %(time)s", time=when)
-    return _("no specialist on duty now")
+        return str(_("no specialist on duty now: not before %(time)s", time=when))
+    return str(_("no specialist on duty now"))
 
 
 def _when(text: object) -> datetime | None:

@@ -19,8 +19,11 @@ ORDER_FIELDS = ("priority", "submitted_at", "id")
 PRIORITY_RANKS: dict[str, int] = {p.value: p.rank for p in Priority}
 
 
-def order_key(priority: str, submitted_at: datetime, case_id: int) -> OrderKey:
-    """Sorts a case among the cases waiting with it: the hub's only ordering rule."""
+def order_key(priority: str, submitted_at: datetime | None, case_id: int) -> OrderKey:
+    """Sorts a case among the cases waiting with it: the hub's only ordering rule. Only a
+    submitted case waits in a queue."""
+    if submitted_at is None:
+        raise ValueError(f"case {case_id} was never submitted: it has no place in a queue")
     return (PRIORITY_RANKS[Priority(priority).value], submitted_at, case_id)
 
 

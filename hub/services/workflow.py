@@ -86,17 +86,18 @@ class Workflow:
         """Emergencies first: no case is started while a case of higher priority of its
         specialty waits in the pool (409 naming the case to take first)."""
         rank = queue_order()[0]
-        first = self.session.scalar(
+        mine = order_key(case.priority, case.submitted_at, case.id)[0]
+        first: Case | None = self.session.scalars(
             select(Case)
             .where(
                 Case.status == S.QUEUED.value,
                 Case.specialty_id == case.specialty_id,
                 Case.id != case.id,
-                rank < order_key(case.priority, case.submitted_at, case.id)[0],
+                rank < mine,
             )
             .order_by(*queue_order())
             .limit(1)
-        )
+        ).first()
         if first is not None:
             raise Conflict(
                 f"{first.priority.title()} case {first.token} waits in the pool: take it first.",
