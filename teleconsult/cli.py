@@ -73,6 +73,45 @@ def spoke_register(code: str, name: str, ae_titles: tuple[str, ...]) -> None:
 
 
 @main.command()
+@click.option("--processes", default=2, show_default=True, type=click.IntRange(1, 64))
+@click.option("--host", help="Address nginx listens on (default: the hub's host setting).")
+@click.option("--port", type=int, help="Port nginx listens on (default: the hub's port setting).")
+@click.option(
+    "--hub-port", type=int, help="First hub process's port; the others follow (default: port+1)."
+)
+def cluster(processes: int, host: str | None, port: int | None, hub_port: int | None) -> None:
+    """Run PROCESSES hub processes behind nginx with sticky sessions, on PostgreSQL and Redis
+    (TELECONSULT_HUB_DATABASE_URL, TELECONSULT_HUB_MESSAGE_QUEUE). Ctrl-C stops them all."""
+    from deploy.cluster import Cluster, ClusterError, check_shared_state, find_nginx
+    from hub.serve import schema_is_current
+
+    settings = load_settings("hub")
+    url = _database_url("hub")
+    try:
+        check_shared_state(settings, url)
+        nginx = find_nginx()
+    except ClusterError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not schema_is_current(url):
+        raise click.ClickException(
+            "The hub database is not at the newest schema: run `teleconsult db upgrade` first."
+        )
+    port = port or int(settings.port)
+    runner = Cluster(
+        settings.replace(database_url=url),
+        processes,
+        host or str(settings.host),
+        port,
+        hub_port or port + 1,
+        nginx,
+    )
+    try:
+        sys.exit(runner.run())
+    except ClusterError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.command()
 def bridge() -> None:
     """Run the clinic's DICOM bridge (C-ECHO, C-STORE, worklist, forwarding to the hub)."""
     from dicom_bridge.__main__ import main as run

@@ -64,6 +64,9 @@ def test_the_wheel_ships_templates_static_files_migrations_config_and_translatio
         "spoke/static/spoke.css",
         "spoke/persistence/migrations/env.py",
         "teleconsult/translations/hi/LC_MESSAGES/messages.po",
+        "deploy/cluster.py",
+        "deploy/nginx.conf.j2",
+        "deploy/systemd/teleconsult-hub@.service",
     ):
         assert expected in names, expected
     assert not any(n.startswith(("tests/", "bench/")) for n in names)
