@@ -3,7 +3,8 @@ with sticky sessions, sharing PostgreSQL and Redis: the deployment of record, ru
 
 The hub processes listen on 127.0.0.1 on consecutive ports; nginx (Debian package ``nginx``,
 run as a child in the foreground with its own configuration, never the system service) listens
-on the public port. Ctrl-C stops them all; if one stops on its own, the cluster stops too.
+on the public port. Ctrl-C stops them all. A hub process that is lost is started again (nginx
+sends its clients to the next process meanwhile); if nginx stops, the cluster stops.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from teleconsult.runtime import secret_key
 
 TEMPLATE = Path(__file__).resolve().parent / "nginx.conf.j2"
 NGINX_PATHS = "/usr/sbin:/usr/local/sbin:/usr/bin:/usr/local/bin"
+# A hub process lost sooner than this after it started is failing, not lost: stop the cluster.
+RESTART_AFTER_S = 10.0
 
 
 class ClusterError(Exception):
@@ -105,6 +108,9 @@ class Child:
     name: str
     popen: subprocess.Popen[bytes]
     log: Path
+    args: list[str]
+    env: dict[str, str]
+    started: float
 
 
 @dataclass
@@ -176,7 +182,7 @@ class Cluster:
         )
         self._start("nginx", [self.nginx, "-p", str(prefix), "-c", str(conf)], {}, logs)
 
-    def _start(self, name: str, args: list[str], env: dict[str, str], logs: Path) -> None:
+    def _start(self, name: str, args: list[str], env: dict[str, str], logs: Path) -> Child:
         log = logs / f"{name}.log"
         with log.open("ab") as out:
             popen = subprocess.Popen(
@@ -187,7 +193,9 @@ class Cluster:
                 start_new_session=True,
                 preexec_fn=die_with_parent,
             )
-        self.children.append(Child(name, popen, log))
+        child = Child(name, popen, log, args, env, time.monotonic())
+        self.children = [c for c in self.children if c.name != name] + [child]
+        return child
 
     def _wait_http(self, child: Child, url: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
@@ -210,19 +218,28 @@ class Cluster:
         lines = [
             "",
             f"Teleconsult hub cluster: {len(hubs)} hub process(es) behind nginx at {self.url}",
-            f"  hub processes   {', '.join('http://' + h.address for h in hubs)}",
+            *(
+                f"  hub process {h.name}   http://{h.address} (pid {c.popen.pid})"
+                for h, c in zip(hubs, self.children, strict=False)
+            ),
             f"  database        {db}",
             f"  message queue   {self.settings.message_queue}",
             f"  logs            {logs}",
+            "A hub process that stops is started again; its clients go to the next one meanwhile.",
             "Press Ctrl-C to stop.",
             "",
         ]
         print("\n".join(lines), flush=True)
 
     def _watch(self) -> int:
+        """Restart a hub process that was lost (its clients go to the next one meanwhile and
+        reconnect); stop the cluster if nginx stops, or a hub process keeps failing to start."""
         while not self._stopping:
-            for child in self.children:
-                if child.popen.poll() is not None:
+            for child in list(self.children):
+                if child.popen.poll() is None:
+                    continue
+                failing = time.monotonic() - child.started < RESTART_AFTER_S
+                if child.name == "nginx" or failing:
                     print(
                         f"{child.name} stopped (exit {child.popen.returncode}); stopping the "
                         f"cluster. Last lines of {child.log}:\n{_tail(child.log)}",
@@ -230,6 +247,14 @@ class Cluster:
                         flush=True,
                     )
                     return 1
+                print(
+                    f"{child.name} stopped (exit {child.popen.returncode}); its clients go to "
+                    "the next process meanwhile. Starting it again.",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                again = self._start(child.name, child.args, child.env, child.log.parent)
+                print(f"{again.name} is pid {again.popen.pid}.", flush=True)
             time.sleep(0.2)
         return 0
 
@@ -237,10 +262,12 @@ class Cluster:
         self._stopping = True
 
     def _stop_all(self) -> None:
-        for child in reversed(self.children):  # nginx first: no new requests to a stopping hub
+        # nginx first: no new requests to a stopping hub process.
+        order = sorted(self.children, key=lambda c: c.name != "nginx")
+        for child in order:
             if child.popen.poll() is None:
                 os.killpg(child.popen.pid, signal.SIGTERM)
-        for child in reversed(self.children):
+        for child in order:
             try:
                 child.popen.wait(15)
             except subprocess.TimeoutExpired:

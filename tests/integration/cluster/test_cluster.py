@@ -5,6 +5,8 @@ process serves a request."""
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import signal
 import socket
@@ -376,3 +378,30 @@ def test_queue_positions_stay_unique_and_gap_free_while_cases_come_and_go_on_two
     broken = [s for s in snapshots if s != list(range(1, len(s) + 1))]
     if broken:
         pytest.xfail(f"{POSITIONS_RACE} Seen: {broken[:3]}")
+
+
+def _pid_of(c: RunningCluster, name: str) -> int:
+    found = re.findall(
+        rf"(?:hub process {name} .*\(pid|hub-{name} is pid) (\d+)", c.process.output()
+    )
+    assert found, c.process.output()
+    return int(found[-1])
+
+
+def test_a_lost_hub_process_is_started_again_and_its_clients_are_served_meanwhile(
+    cluster: RunningCluster,
+) -> None:
+    lost = _pid_of(cluster, "1")
+    os.kill(lost, signal.SIGKILL)
+    served_by: list[str] = []
+
+    def back_on_process_1() -> bool:
+        r = requests.get(f"{cluster.url}/healthz", cookies={"teleconsult_hub": "1"}, timeout=10)
+        assert r.status_code == 200, r.text  # never an error for the lost process's clients
+        served_by.append(r.headers["X-Teleconsult-Hub"])
+        return served_by[-1] == "1" and _pid_of(cluster, "1") != lost
+
+    wait_for(back_on_process_1, 90, interval=0.1, what="process 1 started again")
+    assert "2" in served_by, "nobody answered for process 1 while it was down"
+    assert requests.get(f"{cluster.hubs['1']}/healthz", timeout=5).status_code == 200
+    assert cluster.process.alive()
