@@ -30,8 +30,8 @@ from teleconsult.runtime import secret_key
 
 TEMPLATE = Path(__file__).resolve().parent / "nginx.conf.j2"
 NGINX_PATHS = "/usr/sbin:/usr/local/sbin:/usr/bin:/usr/local/bin"
-# A hub process lost sooner than this after it started is failing, not lost: stop the cluster.
-RESTART_AFTER_S = 10.0
+# A hub process lost more often than this within a minute is failing, not lost: stop the cluster.
+RESTARTS_PER_MINUTE = 3
 
 
 class ClusterError(Exception):
@@ -110,7 +110,7 @@ class Child:
     log: Path
     args: list[str]
     env: dict[str, str]
-    started: float
+    restarts: list[float] = field(default_factory=list)  # when it was started again
 
 
 @dataclass
@@ -193,7 +193,7 @@ class Cluster:
                 start_new_session=True,
                 preexec_fn=die_with_parent,
             )
-        child = Child(name, popen, log, args, env, time.monotonic())
+        child = Child(name, popen, log, args, env)
         self.children = [c for c in self.children if c.name != name] + [child]
         return child
 
@@ -238,8 +238,9 @@ class Cluster:
             for child in list(self.children):
                 if child.popen.poll() is None:
                     continue
-                failing = time.monotonic() - child.started < RESTART_AFTER_S
-                if child.name == "nginx" or failing:
+                now = time.monotonic()
+                recent = [t for t in child.restarts if now - t < 60]
+                if child.name == "nginx" or len(recent) >= RESTARTS_PER_MINUTE:
                     print(
                         f"{child.name} stopped (exit {child.popen.returncode}); stopping the "
                         f"cluster. Last lines of {child.log}:\n{_tail(child.log)}",
@@ -254,6 +255,7 @@ class Cluster:
                     flush=True,
                 )
                 again = self._start(child.name, child.args, child.env, child.log.parent)
+                again.restarts = [*recent, now]
                 print(f"{again.name} is pid {again.popen.pid}.", flush=True)
             time.sleep(0.2)
         return 0

@@ -124,6 +124,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCluster
         hubs = {str(i + 1): f"http://127.0.0.1:{first_hub + i}" for i in range(2)}
         with running(process):
             wait_http(process, f"http://127.0.0.1:{port}/healthz", timeout=90)
+            wait_for(lambda: "Press Ctrl-C" in process.output(), 30, what="the cluster's banner")
             yield RunningCluster(
                 f"http://127.0.0.1:{port}", hubs, process, url, tokens, tmp / "hub"
             )
@@ -391,17 +392,55 @@ def _pid_of(c: RunningCluster, name: str) -> int:
 def test_a_lost_hub_process_is_started_again_and_its_clients_are_served_meanwhile(
     cluster: RunningCluster,
 ) -> None:
-    lost = _pid_of(cluster, "1")
-    os.kill(lost, signal.SIGKILL)
-    served_by: list[str] = []
+    spoke = Listener(cluster.url, cluster.spoke_tokens["PHC-1"], reconnection=True)
+    try:
+        held_by = spoke.client.eio.http.cookies.get("teleconsult_hub")
+        other = {"1": "2", "2": "1"}[held_by]
+        lost = _pid_of(cluster, held_by)
+        os.kill(lost, signal.SIGKILL)
+        served_by: list[str] = []
 
-    def back_on_process_1() -> bool:
-        r = requests.get(f"{cluster.url}/healthz", cookies={"teleconsult_hub": "1"}, timeout=10)
-        assert r.status_code == 200, r.text  # never an error for the lost process's clients
-        served_by.append(r.headers["X-Teleconsult-Hub"])
-        return served_by[-1] == "1" and _pid_of(cluster, "1") != lost
+        def answered_for_the_lost_process() -> bool:
+            r = requests.get(
+                f"{cluster.url}/healthz", cookies={"teleconsult_hub": held_by}, timeout=10
+            )
+            assert r.status_code == 200, r.text  # never an error for the lost process's clients
+            served_by.append(r.headers["X-Teleconsult-Hub"])
+            return served_by[-1] == other
 
-    wait_for(back_on_process_1, 90, interval=0.1, what="process 1 started again")
-    assert "2" in served_by, "nobody answered for process 1 while it was down"
-    assert requests.get(f"{cluster.hubs['1']}/healthz", timeout=5).status_code == 200
+        wait_for(answered_for_the_lost_process, 30, what="the other process answering")
+        # The spoke's Socket.IO client reconnects through nginx and is told what happens.
+        wait_for(
+            lambda: (
+                spoke.client.connected
+                and spoke.client.eio.http.cookies.get("teleconsult_hub") == other
+            ),
+            30,
+            what="the spoke reconnected to the other process",
+        )
+        case = _raise(cluster, cluster.hubs[other], "radio")
+        r = requests.post(
+            f"{cluster.hubs[other]}/api/v1/cases/{case['id']}/advice",
+            json=ADVICE,
+            headers=cluster.login(case["assigned_to"]["username"], cluster.hubs[other]),
+            timeout=20,
+        )
+        assert r.status_code == 201, r.text
+        wait_for(
+            lambda: any(
+                e.get("type") == "advice.issued" and e["case_id"] == case["id"]
+                for e in spoke.events
+            ),
+            15,
+            what="advice after the reconnection",
+        )
+    finally:
+        spoke.close()
+    # The cluster starts the lost process again.
+    wait_for(lambda: _pid_of(cluster, held_by) != lost, 30, what="the process started again")
+    wait_for(
+        lambda: requests.get(f"{cluster.hubs[held_by]}/healthz", timeout=5).ok,
+        60,
+        what="the process answering again",
+    )
     assert cluster.process.alive()

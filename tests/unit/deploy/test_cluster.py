@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from deploy.cluster import NGINX_PATHS, backends, render_nginx_conf
+from config.settings import load_settings
+from deploy.cluster import NGINX_PATHS, RESTARTS_PER_MINUTE, Cluster, backends, render_nginx_conf
 from teleconsult.cli import main
 from tests.conftest import need
 
@@ -70,3 +72,15 @@ def test_the_cluster_refuses_without_shared_database_and_message_queue(
     result = CliRunner().invoke(main, ["cluster", "--processes", "2"], env=env)
     assert result.exit_code != 0 and says in result.output, result.output
     assert not list(tmp_path.iterdir())  # nothing started, nothing written
+
+
+def test_a_lost_process_is_started_again_until_it_keeps_failing(tmp_path: Path) -> None:
+    cluster = Cluster(load_settings("hub"), 1, "127.0.0.1", 0, 0, "nginx")
+    crashing = [sys.executable, "-c", "print('started', flush=True); raise SystemExit(3)"]
+    cluster._start("hub-1", crashing, {}, tmp_path)
+    try:
+        assert cluster._watch() == 1
+    finally:
+        cluster._stop_all()
+    starts = (tmp_path / "hub-1.log").read_text().count("started")
+    assert starts == 1 + RESTARTS_PER_MINUTE
