@@ -137,8 +137,8 @@ class Cluster:
         hubs = backends(self.processes, self.first_hub_port)
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGTERM, self._on_signal)
-        # nginx's workers (user nobody when started by root) need a folder they can reach.
         secret_key(self.settings)  # made once here, not raced for by N processes starting at once
+        # nginx's workers (user nobody when started by root) need a folder they can reach.
         prefix = Path(tempfile.mkdtemp(prefix="teleconsult-nginx-"))
         try:
             prefix.chmod(0o755)
