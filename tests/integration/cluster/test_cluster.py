@@ -199,6 +199,9 @@ def test_nginx_keeps_each_client_on_one_process_and_spreads_new_ones(
         f"{cluster.url}/healthz", cookies={"teleconsult_hub": "../etc"}, timeout=5
     )
     assert forged.status_code == 200 and forged.headers["X-Teleconsult-Hub"] in {"1", "2"}
+    # One secret for all processes: a token signed by one is good at the other.
+    token = cluster.login("sup1", cluster.hubs["1"])
+    assert requests.get(f"{cluster.hubs['2']}/api/v1/me", headers=token, timeout=10).ok
 
 
 def test_a_spoke_connected_through_nginx_receives_advice_issued_on_the_other_process(
