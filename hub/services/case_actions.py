@@ -21,7 +21,11 @@ from shared.errors import InvalidInput
 @dataclass
 class CaseActions(WorkflowService):
     def _case(self, principal: Principal, case_id: int, action: Action) -> Case:
-        case = require_read(principal, self.session.get(Case, case_id))
+        """The case, locked until this action commits (PostgreSQL's row lock; SQLite has one
+        writer): two hub processes acting on one case at once act one after the other, and the
+        second finds the state the first left (a claim raced from two processes: one 409)."""
+        found = self.session.get(Case, case_id, with_for_update=True, populate_existing=True)
+        case = require_read(principal, found)
         self.flow.authorize(principal, case, action)
         return case
 

@@ -38,11 +38,6 @@ pytestmark = pytest.mark.slow
 T = TypeVar("T")
 
 # Bugs this test found in code other work owns (issue 13, item 2: the queue); reported there.
-CLAIM_RACE = (
-    "Known bug: two claims of one case on two processes both succeed (200, 200); the claim "
-    "reads the case's status without locking its row (SELECT ... FOR UPDATE) or a conditional "
-    "UPDATE, so the later commit silently takes the case from the first specialist."
-)
 POSITIONS_RACE = (
     "Known bug: stored queue positions are recomputed by each transaction from what it sees; "
     "cases raised and cancelled at once on two processes leave committed positions with gaps "
@@ -309,8 +304,6 @@ def test_two_processes_racing_to_claim_one_case_exactly_one_wins(
 
         answers = _at_once(*(_claim(base, case["id"], headers) for _, base, headers in claimants))
         codes = sorted(a.status_code for a in answers)
-        if codes == [200, 200]:
-            pytest.xfail(CLAIM_RACE)
         assert codes == [200, 409], [a.text for a in answers]
         winner = next(
             who for (who, _, _), a in zip(claimants, answers, strict=True) if a.status_code == 200
