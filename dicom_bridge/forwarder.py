@@ -23,6 +23,7 @@ from dicom_bridge.linking import CaseDirectory, accession_number
 from dicom_bridge.progress import AT_HUB, REJECTED, Ledger
 from dicom_bridge.spool import Spool, uid_of
 from dicom_bridge.worklist import WorklistUnavailable
+from shared.backoff import Backoff
 from shared.deid import DeidRefused, Profile, deidentify_bytes
 
 logger = logging.getLogger(__name__)
@@ -187,7 +188,7 @@ class Forwarder:
         self._accession: dict[str, str] = {}  # sop uid -> AccessionNumber, of every registered file
         self.keep_progress_s = float(keep_progress_s)
         self._pruned_at = float("-inf")  # monotonic time of the last ledger pruning
-        self._backoff = self.retry_initial_s
+        self._backoff = Backoff(self.retry_initial_s, self.retry_max_s)
         self._not_before = 0.0
         self._sent = 0
         self._rejected = 0
@@ -328,12 +329,11 @@ class Forwarder:
 
     def _retry_later(self, error: RetryLater | None) -> None:
         with self._lock:
+            wait = self._backoff.next()
             delay = min(
-                self.retry_max_s,
-                max(self._backoff, (error.retry_after_s if error else None) or 0.0),
+                self.retry_max_s, max(wait, (error.retry_after_s if error else None) or 0.0)
             )
             self._not_before = time.monotonic() + delay
-            self._backoff = min(self.retry_max_s, self._backoff * 2)
         logger.warning("%s; retrying in %.1f s", error or "forwarder error", delay)
 
     # -- one request -----------------------------------------------------------------------------
@@ -459,7 +459,7 @@ class Forwarder:
             raise RetryLater(f"hub did not store {kept} of {len(out.sent_uid)} instance(s)")
         with self._lock:
             self._batch_now = self.batch_size
-            self._backoff = self.retry_initial_s
+            self._backoff.reset()
             self._not_before = 0.0
             self._last_error = None
             self._last_success = time.time()

@@ -29,6 +29,8 @@ ALL_EVENTS: Final = (
 
 # Emitted by a client after (re)connecting: {"after_seq": <last seq it handled>}.
 RESUME: Final = "resume"
+# Emitted by a spoke once it has stored an advice: {"advice_id": <id>}; the hub records delivery.
+ADVICE_ACK: Final = "advice.ack"
 
 
 def room_for_user(user_id: int) -> str:

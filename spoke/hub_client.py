@@ -13,12 +13,12 @@ from typing import Any
 import socketio
 
 from shared import protocol
+from shared.backoff import Backoff
 from spoke.hub_api import HubApi, HubRefused, HubUnavailable
 from spoke.store import CaseStore
 
 log = logging.getLogger(__name__)
 
-ADVICE_ACK = "advice.ack"
 _STOP = object()
 HANDLED_EVENTS = (
     protocol.CASE_ASSIGNED,
@@ -117,7 +117,7 @@ class HubClient:
 
     def _connect_loop(self) -> None:
         """The first connection (python-socketio reconnects by itself once connected)."""
-        delay = 1.0
+        backoff = Backoff(1.0, self.max_delay_s)
         while not self._stop.is_set():
             try:
                 self.sio.connect(
@@ -125,11 +125,11 @@ class HubClient:
                 )
                 break
             except (socketio.exceptions.ConnectionError, ValueError) as exc:
+                delay = backoff.next()
                 log.warning(
                     "cannot connect to the hub at %s (%s): retry in %.0fs", self.hub_url, exc, delay
                 )
-            self._stop.wait(delay)
-            delay = min(self.max_delay_s, delay * 2)
+                self._stop.wait(delay)
         if self._stop.is_set() and self.sio.connected:
             self.sio.disconnect()
 
@@ -189,7 +189,9 @@ class HubClient:
             )
 
     def _ack(self, advice: dict[str, Any]) -> None:
-        answer = self.sio.call(ADVICE_ACK, {"advice_id": advice["id"]}, timeout=self.call_timeout_s)
+        answer = self.sio.call(
+            protocol.ADVICE_ACK, {"advice_id": advice["id"]}, timeout=self.call_timeout_s
+        )
         if isinstance(answer, dict) and answer.get("ok"):
             self.store.mark_acked(int(advice["id"]))
         else:

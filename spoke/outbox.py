@@ -111,7 +111,7 @@ class OutboxWorker(Worker):
         return False
 
     def _unreachable(self, why: str) -> None:
-        if self.hub_reachable or self._failures == 0:
+        if self.hub_reachable or self.backoff.failures == 0:
             log.warning("hub unreachable: %s", why)
         self.hub_reachable = False
 

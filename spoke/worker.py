@@ -7,6 +7,8 @@ import logging
 import threading
 from abc import ABC, abstractmethod
 
+from shared.backoff import Backoff
+
 log = logging.getLogger(__name__)
 
 
@@ -21,7 +23,7 @@ class Worker(ABC):
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._failures = 0
+        self.backoff = Backoff(self.interval_s, self.max_backoff_s)
 
     @abstractmethod
     def cycle(self) -> bool:
@@ -54,12 +56,8 @@ class Worker(ABC):
             except Exception:  # a bug, a disk or database problem must not kill the worker
                 log.exception("%s cycle failed", self.name)
                 ok = False
-            self._failures = 0 if ok else self._failures + 1
-            self._wake.wait(self._delay())
+            if ok:
+                self.backoff.reset()
+            self._wake.wait(self.interval_s if ok else self.backoff.next())
             self._wake.clear()
         log.info("%s stopped", self.name)
-
-    def _delay(self) -> float:
-        if self._failures == 0:
-            return self.interval_s
-        return float(min(self.max_backoff_s, self.interval_s * 2 ** min(self._failures - 1, 16)))

@@ -12,6 +12,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from shared.backoff import Backoff
 from teleconsult.files import private_dir, private_sqlite
 
 
@@ -63,7 +64,7 @@ def _sqlite_begin_immediate(conn: Any) -> None:
     it, wait here in Python: ``time.sleep`` yields under eventlet, so the hub keeps serving.
     """
     deadline = time.monotonic() + _LOCK_WAIT_S
-    pause = 0.002
+    pauses = Backoff(0.002, 0.05)
     while True:
         try:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
@@ -71,8 +72,7 @@ def _sqlite_begin_immediate(conn: Any) -> None:
         except OperationalError as exc:
             if "locked" not in str(exc.orig) or time.monotonic() > deadline:
                 raise
-        time.sleep(pause)
-        pause = min(pause * 2, 0.05)
+        time.sleep(pauses.next())
 
 
 class Database:

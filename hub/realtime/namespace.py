@@ -20,8 +20,6 @@ from shared.errors import TeleconsultError
 
 log = logging.getLogger(__name__)
 
-ADVICE_ACK = "advice.ack"
-
 
 class HubNamespace(Namespace):  # type: ignore[misc]  # flask_socketio has no type hints
     def __init__(self, presence: Presence, namespace: str = "/") -> None:

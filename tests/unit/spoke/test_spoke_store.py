@@ -97,11 +97,7 @@ def test_an_event_is_handled_once_and_moves_the_cursor(store: CaseStore) -> None
 
 def test_backoff_grows_and_is_capped(store: CaseStore) -> None:
     worker = OutboxWorker(store, hub_api=None, interval_s=1.0, max_backoff_s=10.0)  # type: ignore[arg-type]
-    delays = []
-    for failures in range(6):
-        worker._failures = failures
-        delays.append(worker._delay())
-    assert delays == [1.0, 1.0, 2.0, 4.0, 8.0, 10.0]
+    assert [worker.backoff.next() for _ in range(6)] == [1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
 
 
 def test_the_queue_place_and_eta_follow_the_hub(store: CaseStore) -> None:
