@@ -7,10 +7,8 @@ from __future__ import annotations
 import json
 import logging
 import re
-import secrets
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +23,7 @@ from dicom_bridge.spool import Spool, uid_of
 from dicom_bridge.worklist import WorklistUnavailable
 from shared.backoff import Backoff
 from shared.deid import DeidRefused, Profile, deidentify_bytes
+from shared.multipart import RelatedBody
 
 logger = logging.getLogger(__name__)
 
@@ -36,45 +35,6 @@ DUPLICATE_INSTANCE = 0x0111  # the hub already has it: as good as stored
 _CHUNK = 1024 * 1024
 COALESCE_S = 0.05
 PRUNE_EVERY_S = 3600.0  # how often settled progress older than keep_progress_s is forgotten
-
-
-class MultipartBody:
-    """A ``multipart/related; type="application/dicom"`` body streamed from files.
-
-    Has a length (so requests sends Content-Length, not chunked) and can be iterated again
-    when a request is retried, without holding the instances in memory.
-    """
-
-    def __init__(self, parts: list[Path | bytes], boundary: str | None = None) -> None:
-        self.parts = list(parts)
-        self.boundary = boundary or secrets.token_hex(16)
-        self._part_head = f"--{self.boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode(
-            "ascii"
-        )
-        self._tail = f"--{self.boundary}--\r\n".encode("ascii")
-        sizes = (len(p) if isinstance(p, bytes) else p.stat().st_size for p in self.parts)
-        self._length = sum(len(self._part_head) + size + 2 for size in sizes)
-        self._length += len(self._tail)
-
-    @property
-    def content_type(self) -> str:
-        """Return the Content-Type header value announcing this body."""
-        return f'multipart/related; type="application/dicom"; boundary={self.boundary}'
-
-    def __len__(self) -> int:
-        return self._length
-
-    def __iter__(self) -> Iterator[bytes]:
-        for part in self.parts:
-            yield self._part_head
-            if isinstance(part, bytes):
-                yield part
-            else:
-                with part.open("rb") as fh:
-                    while chunk := fh.read(_CHUNK):
-                        yield chunk
-            yield b"\r\n"
-        yield self._tail
 
 
 @dataclass
@@ -393,7 +353,7 @@ class Forwarder:
         return case_uid
 
     def _post(self, out: Outgoing) -> StowResult:
-        body = MultipartBody(out.parts)
+        body = RelatedBody(out.parts)
         headers = {"Content-Type": body.content_type, "Accept": "application/dicom+json"}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"

@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from pydicom import dcmread
+from requests_toolbelt.multipart.decoder import MultipartDecoder
 
 from dicom_bridge.spool import Spool
 
@@ -28,22 +29,14 @@ def dataset_bytes(data: bytes) -> bytes:
 
 
 def parse_multipart(body: bytes, content_type: str) -> list[tuple[dict[str, str], bytes]]:
-    """Split a multipart/related body (RFC 2046 CRLF framing) into (headers, content) parts."""
-    params = dict(p.strip().split("=", 1) for p in content_type.split(";")[1:] if "=" in p)
+    """Split a multipart/related body into (headers, content) parts with an outside
+    implementation (requests-toolbelt), not the project's own."""
     assert content_type.split(";")[0].strip() == "multipart/related"
-    assert params["type"].strip('"') == "application/dicom"
-    delimiter = b"--" + params["boundary"].strip('"').encode()
-    pieces = body.split(delimiter)
-    assert pieces[0] == b"", "no preamble expected"
-    assert pieces[-1] == b"--\r\n", "closing delimiter missing"
-    parts = []
-    for piece in pieces[1:-1]:
-        assert piece.startswith(b"\r\n") and piece.endswith(b"\r\n")
-        head, sep, content = piece[2:-2].partition(b"\r\n\r\n")
-        assert sep, "part without header/body separator"
-        headers = dict(line.split(": ", 1) for line in head.decode().split("\r\n"))
-        parts.append((headers, content))
-    return parts
+    assert 'type="application/dicom"' in content_type
+    return [
+        ({k.decode(): v.decode() for k, v in part.headers.items()}, part.content)
+        for part in MultipartDecoder(body, content_type).parts
+    ]
 
 
 def _uid_item(uid: str, reason: int | None = None) -> dict[str, Any]:

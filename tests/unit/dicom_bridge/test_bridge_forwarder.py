@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from dicom_bridge.forwarder import Forwarder, MultipartBody, parse_stow_response
+from dicom_bridge.forwarder import Forwarder, parse_stow_response
 from dicom_bridge.progress import AT_HUB, Ledger
 from dicom_bridge.spool import Spool, file_name
+from shared.multipart import RelatedBody
 from tests.support.waiting import wait_for
 from tests.unit.dicom_bridge.bridge_support import FakeHub, parse_multipart
 
@@ -210,7 +211,7 @@ def test_stop_is_prompt_while_backing_off(spool: Spool, ct_files: list[Path]) ->
 
 
 def test_multipart_body_is_rfc2046_framed(ct_files: list[Path]) -> None:
-    body = MultipartBody(list[Path | bytes](ct_files))
+    body = RelatedBody(list[Path | bytes](ct_files))
     data = b"".join(body)
 
     assert len(data) == len(body)
