@@ -94,6 +94,24 @@ def write_all_durably(files: Mapping[Path, bytes]) -> None:
         fsync_dir(directory)
 
 
+def commit_all_durably(moves: Mapping[Path, Path]) -> None:
+    """Put files already written (``temporary -> final``, same file system) in place, each
+    whole or absent after a crash, all durable on return: every file is fsynced before the first
+    rename (their writeback already started), each folder once after its renames. If an fsync
+    fails, no file is put in place."""
+    for tmp in moves:
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    for tmp, path in moves.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, path)
+    for directory in dict.fromkeys(path.parent for path in moves.values()):
+        fsync_dir(directory)
+
+
 def fsync_dir(directory: Path) -> None:
     """Make a rename or unlink in ``directory`` durable (where the platform allows it)."""
     try:

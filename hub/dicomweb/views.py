@@ -4,11 +4,12 @@ authenticated and scoped like the REST API."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 from flask.typing import ResponseReturnValue
-from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import parse_options_header
 
 from hub.context import current_principal, db_session, hub, remote_addr
@@ -31,7 +32,7 @@ from hub.services.rendering import (
     stored_frame,
 )
 from shared.errors import InvalidInput, NotFound, TooLarge, UnsupportedMediaType
-from shared.multipart import MultipartError, build_related, parse_related
+from shared.multipart import MultipartError, build_related, iter_related
 from shared.sop_classes import DOCUMENT_CLASSES
 
 bp = Blueprint("dicomweb", __name__, url_prefix="/dicomweb")
@@ -44,40 +45,26 @@ def _images() -> ImageService:
     return ImageService(db_session(), h.clock, h.image_dir, remote_addr())
 
 
-def _dicom_parts() -> list[bytes]:
+def _stow_boundary() -> str:
+    """The boundary of a STOW-RS request's multipart/related body of application/dicom parts."""
     mimetype, options = parse_options_header(request.headers.get("Content-Type", ""))
     if mimetype != "multipart/related" or options.get("type", _DICOM).lower() != _DICOM:
         raise UnsupportedMediaType(
             'Send DICOM as Content-Type: multipart/related; type="application/dicom".'
         )
-    try:
-        parts = parse_related(_body(), options.get("boundary", ""))
-    except MultipartError as exc:
-        raise InvalidInput(str(exc)) from None
-    if not parts:
-        raise InvalidInput("The request holds no DICOM instance.")
-    for headers, _ in parts:
-        part_type = parse_options_header(headers.get("content-type", _DICOM))[0]
+    length, limit = request.content_length, request.max_content_length
+    if length is not None and limit is not None and length > limit:
+        raise RequestEntityTooLarge()
+    return str(options.get("boundary", ""))
+
+
+def _dicom_parts(boundary: str) -> Iterator[Iterator[bytes]]:
+    """Each part's content as it arrives from the network, a chunk at a time."""
+    for part in iter_related(request.stream, boundary):
+        part_type = parse_options_header(part.headers.get("content-type", _DICOM))[0]
         if part_type != _DICOM:
             raise UnsupportedMediaType(f"Every part must be application/dicom, not {part_type!r}.")
-    return [body for _, body in parts]
-
-
-def _body() -> bytes:
-    """The request body in one read. (``get_data`` reads 64 KiB at a time and copies each piece
-    four times: for a batch of CT slices that cost the hub more than storing them.)"""
-    length = request.content_length
-    if length is None:  # chunked: werkzeug finds the end
-        return request.get_data(cache=False)
-    if request.max_content_length is not None and length > request.max_content_length:
-        raise RequestEntityTooLarge()
-    pieces = []
-    while length > 0 and (piece := request.input_stream.read(length)):
-        pieces.append(piece)
-        length -= len(piece)
-    if length > 0:
-        raise ClientDisconnected()
-    return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        yield part.chunks()
 
 
 @bp.post("/studies")
@@ -86,8 +73,13 @@ def stow() -> ResponseReturnValue:
     # End the authentication's transaction: on SQLite it would hold the write lock while the
     # body arrives, and every other request of the hub would wait for the network.
     db_session().commit()
-    parts = _dicom_parts()
-    result = _images().store(principal, parts, request.headers.get("X-Case-UID") or None)
+    boundary = _stow_boundary()
+    try:
+        result = _images().store(
+            principal, _dicom_parts(boundary), request.headers.get("X-Case-UID") or None
+        )
+    except MultipartError as exc:
+        raise InvalidInput(str(exc)) from None
     status = 200 if not result.failed else (202 if result.referenced else 409)
     response = jsonify(_stow_response(result))
     response.content_type = "application/dicom+json"

@@ -3,11 +3,16 @@ case."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import itertools
 import logging
+import shutil
+import tempfile
+import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from io import BytesIO
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +33,8 @@ from shared import protocol
 from shared.clock import Clock
 from shared.dicom import is_valid_uid
 from shared.enums import Role
-from shared.errors import Conflict, NotFound
-from teleconsult.files import write_all_durably
+from shared.errors import Conflict, InvalidInput, NotFound
+from teleconsult.files import commit_all_durably, start_writeback
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +46,8 @@ CANNOT_UNDERSTAND = 0xC000
 _ENCAPSULATED_PREFIX = "1.2.840.10008.1.2.4"  # JPEG family; RLE is 1.2.840.10008.1.2.5
 _PIXEL_DATA = 0x7FE00010
 _DEFER_BYTES = 64 * 1024
+_PREAMBLE = b"\x00" * 128 + b"DICM"
+STALE_INCOMING_S = 3600.0  # a request's parts still in .incoming after this: its process died
 
 
 class PartRejected(Exception):
@@ -78,25 +85,35 @@ class ImageService:
     image_dir: Path
     remote_addr: str = ""
 
-    def store(self, principal: Principal, parts: list[bytes], case_uid: str | None) -> StowResult:
+    def store(
+        self, principal: Principal, parts: Iterable[Iterable[bytes]], case_uid: str | None
+    ) -> StowResult:
         """Store each DICOM part once; a bad part is reported as failed, never stored in half.
 
-        The new instances of one request are written to disk together, so that their flushes
-        overlap, then recorded in one transaction; the answer comes when both are durable.
+        ``parts`` are the request's parts as they arrive, each a run of chunks: each is written
+        to a file beside the image store as it comes (never the whole request in memory). The
+        new instances of one request are then made durable together, so that their flushes
+        overlap, and recorded in one transaction; the answer comes when both are durable.
         """
         require_role(principal, Role.SPOKE_DOCTOR, spoke_service=True)
+        with Incoming(self.image_dir) as incoming:
+            received = [incoming.receive(chunks) for chunks in parts]
+            if not received:
+                raise InvalidInput("The request holds no DICOM instance.")
+            return self._store_received(principal, received, case_uid)
+
+    def _store_received(
+        self, principal: Principal, received: list[ReceivedPart], case_uid: str | None
+    ) -> StowResult:
         result = StowResult()
-        readable: dict[
-            str, tuple[bytes, dict[str, Any]]
-        ] = {}  # the first part of each SOP instance
-        for raw in parts:
-            raw = _with_preamble(raw)
+        readable: dict[str, tuple[ReceivedPart, dict[str, Any]]] = {}  # first part of each UID
+        for part in received:
             try:
-                meta = _read_header(raw)
+                meta = _read_header(part)
             except PartRejected as rejected:
                 result.refuse(rejected)
                 continue
-            readable.setdefault(meta["sop_uid"], (raw, meta))
+            readable.setdefault(meta["sop_uid"], (part, meta))
         case = self._case_by_uid(principal, case_uid) if case_uid else None
         for sop_uid, message in self._held_elsewhere(principal, readable).items():
             _, meta = readable.pop(sop_uid)
@@ -204,17 +221,20 @@ class ImageService:
         return {uid: sop_class for uid, sop_class in rows}
 
     def _add(
-        self, principal: Principal, fresh: list[tuple[bytes, dict[str, Any]]], case: Case | None
+        self,
+        principal: Principal,
+        fresh: list[tuple[ReceivedPart, dict[str, Any]]],
+        case: Case | None,
     ) -> list[tuple[Instance, Study]]:
-        """Write the files of new instances durably, then add their rows. Raises OSError."""
+        """Put the files of new instances in place durably, then add their rows. Raises OSError."""
         if not fresh:
             return []
-        files = {self.image_dir / image_path(meta["sop_uid"]): raw for raw, meta in fresh}
-        digests = run_cpu(_write_files, files)
+        moves = {part.path: self.image_dir / image_path(meta["sop_uid"]) for part, meta in fresh}
+        run_cpu(commit_all_durably, moves)
         studies: dict[tuple[str, str], Study] = {}
         series: dict[str, Series] = {}
         rows = []
-        for raw, meta in fresh:
+        for part, meta in fresh:
             study = studies.get((meta["study_uid"], meta["accession"]))
             if study is None:
                 study = studies[meta["study_uid"], meta["accession"]] = self._study(
@@ -230,8 +250,8 @@ class ImageService:
                 transfer_syntax_uid=meta["transfer_syntax"],
                 number=meta["number"],
                 frames=meta["frames"],
-                size=len(raw),
-                sha256=digests[self.image_dir / relative],
+                size=part.size,
+                sha256=part.sha256,
                 path=str(relative),
                 created_at=self.clock.now(),
             )
@@ -416,21 +436,21 @@ class ImageService:
             raise NotFound("No such study.")  # unlinked: for its own spoke and supervisors only
 
 
-def _read_header(raw: bytes) -> dict[str, Any]:
+def _read_header(part: ReceivedPart) -> dict[str, Any]:
     """The attributes the store needs; raises PartRejected for what is not a whole DICOM file.
 
     Values longer than ``_DEFER_BYTES`` (the pixel data) are skipped, not read: only their
     lengths are checked against the bytes the part holds.
     """
     try:
-        ds = pydicom.dcmread(BytesIO(raw), defer_size=_DEFER_BYTES)
+        ds = pydicom.dcmread(part.path, defer_size=_DEFER_BYTES)
     except InvalidDicomError:
         raise PartRejected(
             CANNOT_UNDERSTAND, "not a DICOM file (no DICM preamble and file meta)"
         ) from None
     except Exception as exc:  # pydicom raises many types on damaged input
         # Name the instance if its file meta is readable, so the sender can set it aside.
-        sop_class, sop_uid = _ids_from_file_meta(raw)
+        sop_class, sop_uid = _ids_from_file_meta(part.path)
         raise PartRejected(
             CANNOT_UNDERSTAND, f"damaged DICOM data: {exc}", sop_class, sop_uid
         ) from None
@@ -451,7 +471,7 @@ def _read_header(raw: bytes) -> dict[str, Any]:
                 sop_uid or meta_uid,
             )
     transfer_syntax = str(ds.file_meta.get("TransferSyntaxUID", ""))
-    _check_pixel_data(ds, len(raw), transfer_syntax, sop_class, sop_uid)
+    _check_pixel_data(ds, part.size, transfer_syntax, sop_class, sop_uid)
     if meta_uid and meta_uid != sop_uid:
         raise PartRejected(
             CANNOT_UNDERSTAND, "the file meta names another SOP instance", sop_class, meta_uid
@@ -474,19 +494,16 @@ def _read_header(raw: bytes) -> dict[str, Any]:
     }
 
 
-def _with_preamble(raw: bytes) -> bytes:
-    """Add the 128-byte preamble and DICM prefix that some writers leave out (pydicom's dcmwrite
-    of a new dataset, as dicomweb-client sends it), so that every stored file is Part 10."""
-    if (
-        raw[:2] == b"\x02\x00" and raw[4:6].isalpha()
-    ):  # starts with a file meta element (explicit VR)
-        return b"\x00" * 128 + b"DICM" + raw
-    return raw
+def _lacks_preamble(head: bytes) -> bool:
+    """Whether a part starts with a file meta element (explicit VR) without the 128-byte
+    preamble and DICM prefix, as some writers leave it (pydicom's dcmwrite of a new dataset, as
+    dicomweb-client sends it)."""
+    return head[:2] == b"\x02\x00" and head[4:6].isalpha()
 
 
-def _ids_from_file_meta(raw: bytes) -> tuple[str, str]:
+def _ids_from_file_meta(path: Path) -> tuple[str, str]:
     try:
-        meta = read_file_meta_info(BytesIO(raw))  # type: ignore[arg-type]  # it reads file-likes
+        meta = read_file_meta_info(path)
     except Exception:
         return "", ""
     sop_class, sop_uid = (
@@ -542,10 +559,62 @@ def image_path(sop_uid: str) -> Path:
     return Path(name[:2]) / f"{name}.dcm"
 
 
-def _write_files(files: dict[Path, bytes]) -> dict[Path, str]:
-    """Make the files durable together; return each one's sha256 (blocking: off the event loop)."""
-    write_all_durably(files)
-    return {path: hashlib.sha256(data).hexdigest() for path, data in files.items()}
+@dataclass(frozen=True)
+class ReceivedPart:
+    """One part of a STOW request on disk, not yet durable nor in place."""
+
+    path: Path
+    size: int
+    sha256: str
+
+
+class Incoming:
+    """A STOW request's parts written to disk as they arrive, in a folder of the image store's
+    file system (so that keeping a part is a rename); what is not kept is removed at the end."""
+
+    def __init__(self, image_dir: Path) -> None:
+        self.root = image_dir / ".incoming"
+        self.folder = self.root
+        self.count = 0
+
+    def __enter__(self) -> Incoming:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._sweep()
+        self.folder = Path(tempfile.mkdtemp(dir=self.root))
+        return self
+
+    def _sweep(self) -> None:
+        """Remove what a process killed mid-request left (other processes' requests are young)."""
+        stale = time.time() - STALE_INCOMING_S
+        for folder in self.root.iterdir():
+            with contextlib.suppress(OSError):
+                if folder.stat().st_mtime < stale:
+                    shutil.rmtree(folder, ignore_errors=True)
+
+    def __exit__(self, *_: object) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def receive(self, chunks: Iterable[bytes]) -> ReceivedPart:
+        """Write one part's chunks to a file (with the Part 10 preamble if it lacks one)."""
+        self.count += 1
+        path = self.folder / f"{self.count}.part"
+        digest, size = hashlib.sha256(), 0
+        pending = iter(chunks)
+        head = b""
+        for chunk in pending:  # enough of the start to see whether the preamble is there
+            head += chunk
+            if len(head) >= 6:
+                break
+        if _lacks_preamble(head):
+            head = _PREAMBLE + head
+        with path.open("wb") as out:
+            for chunk in itertools.chain([head], pending):
+                out.write(chunk)
+                digest.update(chunk)
+                size += len(chunk)
+            out.flush()
+            start_writeback(out.fileno())
+        return ReceivedPart(path, size, digest.hexdigest())
 
 
 def _int(value: Any) -> int | None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import time
+import tracemalloc
 from io import BytesIO
 from pathlib import Path
 from typing import Any
@@ -16,7 +19,7 @@ from sqlalchemy import func, select
 
 from hub.persistence.models import Instance, Study
 from hub.services.images import ImageService
-from shared.multipart import build_related, parse_related
+from shared.multipart import RelatedBody, build_related, parse_related
 from tests.dicomgen import compressed, make_ct_series, make_dx, make_us_cine
 from tests.integration.hub.conftest import HubHarness
 
@@ -118,7 +121,7 @@ def test_a_disk_failure_refuses_the_new_parts_and_stores_none_of_them(
     def full_disk(files: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("hub.services.images.write_all_durably", full_disk)
+    monkeypatch.setattr("hub.services.images.commit_all_durably", full_disk)
     r = _stow(hub, [stored, new])
 
     assert r.status_code == 202  # the one stored before is still confirmed
@@ -126,6 +129,59 @@ def test_a_disk_failure_refuses_the_new_parts_and_stores_none_of_them(
     assert failed["00081197"]["Value"] == [0xA700] and "No space left" in r.headers["Warning"]
     assert _instances(hub) == 1
     assert len(list(Path(hub.app.extensions["teleconsult"].image_dir).rglob("*.dcm"))) == 1
+
+
+class ReadSizes(BytesIO):
+    """The request body, recording the largest read the hub asks of it."""
+
+    largest = 0
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        self.largest = max(self.largest, size if size is not None and size >= 0 else 1 << 62)
+        return super().read(size)
+
+
+def test_stow_reads_the_request_a_chunk_at_a_time_never_whole(hub: HubHarness) -> None:
+    sent = [_bytes(ds) for ds in make_ct_series(12, rows=512, cols=512)]  # ~6 MB
+    body = RelatedBody(sent)
+    data = b"".join(body)
+    stream = ReadSizes(data)
+    tracemalloc.start()
+    try:
+        r = hub.client.post(
+            "/dicomweb/studies",
+            input_stream=stream,
+            headers={
+                **hub.spoke(),
+                "Content-Type": body.content_type,
+                "Content-Length": str(len(data)),
+            },
+        )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert r.status_code == 200, r.json
+    assert _instances(hub) == 12
+    assert stream.largest <= 64 * 1024  # the whole body would be one read of ~6 MB
+    assert peak < len(data) / 3, f"{peak} bytes held for a {len(data)}-byte request"
+    stored = sorted(Path(hub.app.extensions["teleconsult"].image_dir).rglob("*.dcm"))
+    assert sorted(p.read_bytes() for p in stored) == sorted(sent)
+
+
+def test_parts_left_by_a_killed_hub_are_swept_and_a_live_requests_kept(hub: HubHarness) -> None:
+    incoming = Path(hub.app.extensions["teleconsult"].image_dir) / ".incoming"
+    dead, live = incoming / "dead", incoming / "live"
+    for folder in (dead, live):
+        folder.mkdir(parents=True)
+        (folder / "1.part").write_bytes(b"half an instance")
+    two_hours_ago = time.time() - 2 * 3600
+    os.utime(dead, (two_hours_ago, two_hours_ago))
+
+    assert _stow(hub, [_bytes(make_ct_series(1)[0])]).status_code == 200
+
+    assert not dead.exists() and (live / "1.part").exists()
+    assert [p.name for p in incoming.iterdir()] == ["live"]  # the request's own folder is gone
 
 
 def test_the_case_can_be_named_in_a_header(hub: HubHarness) -> None:
