@@ -24,66 +24,20 @@ from dicom_bridge.worklist import WorklistUnavailable
 from shared.backoff import Backoff
 from shared.deid import DeidRefused, Profile, deidentify_bytes
 from shared.multipart import RelatedBody
+from shared.stow import (
+    StowAnswer,
+    StowRetry,
+    failure_text,
+    is_transient_failure,
+    judge_stow_answer,
+)
 
 logger = logging.getLogger(__name__)
 
-REFERENCED_SOP_SEQUENCE = "00081199"
-FAILED_SOP_SEQUENCE = "00081198"
-REFERENCED_SOP_INSTANCE_UID = "00081155"
-FAILURE_REASON = "00081197"
 DUPLICATE_INSTANCE = 0x0111  # the hub already has it: as good as stored
 _CHUNK = 1024 * 1024
 COALESCE_S = 0.05
 PRUNE_EVERY_S = 3600.0  # how often settled progress older than keep_progress_s is forgotten
-
-
-@dataclass
-class StowResult:
-    """What the hub said about each instance of one STOW-RS request."""
-
-    stored: set[str] = field(default_factory=set)
-    # FailureReason code, or a text when the refusal came from HTTP rather than DICOM JSON.
-    failed: dict[str, int | str | None] = field(default_factory=dict)
-
-
-def _uid_of(item: dict[str, Any]) -> str | None:
-    values = item.get(REFERENCED_SOP_INSTANCE_UID, {}).get("Value") or []
-    return str(values[0]) if values else None
-
-
-def _sequence(body: dict[str, Any], tag: str) -> list[dict[str, Any]]:
-    items = (body.get(tag) or {}).get("Value") or []
-    return [item for item in items if isinstance(item, dict)]
-
-
-def parse_stow_response(payload: Any) -> StowResult:
-    """Read the DICOM JSON of a STOW-RS answer into stored UIDs and failed UIDs with reasons."""
-    if isinstance(payload, list):  # some servers wrap the one dataset in an array
-        payload = payload[0] if payload else {}
-    result = StowResult()
-    if not isinstance(payload, dict):
-        return result
-    for item in _sequence(payload, REFERENCED_SOP_SEQUENCE):
-        if uid := _uid_of(item):
-            result.stored.add(uid)
-    for item in _sequence(payload, FAILED_SOP_SEQUENCE):
-        if uid := _uid_of(item):
-            reasons = (item.get(FAILURE_REASON) or {}).get("Value") or [None]
-            result.failed[uid] = int(reasons[0]) if reasons[0] is not None else None
-    return result
-
-
-def is_transient_failure(reason: int | str | None) -> bool:
-    """Return True for failure reasons worth retrying (the hub ran out of resources)."""
-    return isinstance(reason, int) and (reason & 0xFF00) == 0xA700
-
-
-class RetryLater(Exception):
-    """The hub could not take the batch now; keep the files and try again after a backoff."""
-
-    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after_s = retry_after_s
 
 
 @dataclass
@@ -264,7 +218,7 @@ class Forwarder:
             answered = True
             self._land()  # the next request need not wait while this one's files are settled
             self._settle(out, result)
-        except RetryLater as exc:
+        except StowRetry as exc:
             self._note_error(str(exc))
             self._retry_later(exc)
         except Exception as exc:
@@ -287,7 +241,7 @@ class Forwarder:
             self._landed = True
         self.wake.set()
 
-    def _retry_later(self, error: RetryLater | None) -> None:
+    def _retry_later(self, error: StowRetry | None) -> None:
         with self._lock:
             wait = self._backoff.next()
             delay = min(
@@ -300,7 +254,7 @@ class Forwarder:
 
     def forward_once(self) -> bool:
         """Send one batch now, in this thread; return False if the spool was empty. Raises
-        RetryLater."""
+        StowRetry."""
         pending = self.spool.pending()
         self._register(pending)
         if not pending:
@@ -313,13 +267,13 @@ class Forwarder:
         return True
 
     def forward(self, batch: list[Path], accession: str) -> None:
-        """Send ``batch`` (one accession number) and settle each instance. Raises RetryLater."""
+        """Send ``batch`` (one accession number) and settle each instance. Raises StowRetry."""
         self._settle(*self._exchange(batch, accession))
 
-    def _exchange(self, batch: list[Path], accession: str) -> tuple[Outgoing, StowResult]:
+    def _exchange(self, batch: list[Path], accession: str) -> tuple[Outgoing, StowAnswer]:
         """Send ``batch`` and read the hub's answer (empty if de-identification left nothing)."""
         out = self._prepare(batch, accession)
-        return out, (self._post(out) if out.parts else StowResult())
+        return out, (self._post(out) if out.parts else StowAnswer())
 
     def _prepare(self, batch: list[Path], accession: str) -> Outgoing:
         out = Outgoing(batch, accession)
@@ -332,7 +286,7 @@ class Forwarder:
         except (
             WorklistUnavailable
         ) as exc:  # without the case the de-identified study would be orphaned
-            raise RetryLater(f"cannot link accession {accession!r} to a case: {exc}") from exc
+            raise StowRetry(f"cannot link accession {accession!r} to a case: {exc}") from exc
         for path in batch:
             try:
                 data, sop_uid = deidentify_bytes(path.read_bytes(), self.profile)
@@ -352,7 +306,7 @@ class Forwarder:
                 self._progress()
         return case_uid
 
-    def _post(self, out: Outgoing) -> StowResult:
+    def _post(self, out: Outgoing) -> StowAnswer:
         body = RelatedBody(out.parts)
         headers = {"Content-Type": body.content_type, "Accept": "application/dicom+json"}
         if self.token:
@@ -364,33 +318,25 @@ class Forwarder:
                 self.url, data=body, headers=headers, timeout=self.timeout_s
             )
         except requests.RequestException as exc:
-            raise RetryLater(f"hub {self.url} unreachable: {_short_error(exc)}") from exc
+            raise StowRetry(f"hub {self.url} unreachable: {_short_error(exc)}") from exc
         return self._read_response(response, list(out.sent_uid.values()))
 
-    def _read_response(self, response: requests.Response, uids: list[str]) -> StowResult:
+    def _read_response(self, response: requests.Response, uids: list[str]) -> StowAnswer:
         code = response.status_code
-        if code in (200, 202, 409):
-            result = parse_stow_response(_json_or_none(response))
-            if code == 200 and not result.stored and not result.failed:
-                result.stored = set(uids)  # 200 without detail: all stored
-            if code == 409 and not result.failed:
-                raise RetryLater("hub answered 409 without a FailedSOPSequence")
-            return result
-        if code in (401, 403):
-            raise RetryLater(
-                f"hub refused the spoke token (HTTP {code}): check TELECONSULT_BRIDGE_SPOKE_TOKEN"
-            )
-        if code == 413:
-            if len(uids) == 1:
-                return StowResult(failed={uids[0]: "too large for the hub (HTTP 413)"})
+        if code == 413 and len(uids) > 1:
             self._batch_now = 1
-            raise RetryLater(f"hub refused a batch of {len(uids)} as too large; sending one by one")
-        raise RetryLater(
-            f"hub answered HTTP {code} to STOW-RS: {response.text[:200]!r}",
-            _retry_after(response),
-        )
+            raise StowRetry(f"hub refused a batch of {len(uids)} as too large; sending one by one")
+        try:
+            return judge_stow_answer(code, _json_or_none(response), uids, _retry_after(response))
+        except StowRetry as retry:
+            hint = (
+                ": check TELECONSULT_BRIDGE_SPOKE_TOKEN"
+                if code in (401, 403)
+                else f" to STOW-RS: {response.text[:200]!r}"
+            )
+            raise StowRetry(f"{retry}{hint}", retry.retry_after_s) from None
 
-    def _settle(self, out: Outgoing, result: StowResult) -> None:
+    def _settle(self, out: Outgoing, result: StowAnswer) -> None:
         """Remove what the hub stored, move aside what it refused, keep the rest for a retry."""
         if not out.sent_uid:
             return
@@ -401,7 +347,7 @@ class Forwarder:
             if uid in result.stored or reason == DUPLICATE_INSTANCE:
                 stored.append(path)
             elif uid in result.failed and not is_transient_failure(reason):
-                self._reject(path, _reason_text(reason))
+                self._reject(path, failure_text(reason))
             else:
                 kept += 1
         # The ledger first: a crash before the unlink re-sends, and the hub answers "have it".
@@ -416,7 +362,7 @@ class Forwarder:
                 f" for case {out.case_uid}" if out.case_uid else "",
             )
         if kept:
-            raise RetryLater(f"hub did not store {kept} of {len(out.sent_uid)} instance(s)")
+            raise StowRetry(f"hub did not store {kept} of {len(out.sent_uid)} instance(s)")
         with self._lock:
             self._batch_now = self.batch_size
             self._backoff.reset()
@@ -467,11 +413,3 @@ def _retry_after(response: requests.Response) -> float | None:
         return float(response.headers.get("Retry-After", ""))
     except ValueError:
         return None
-
-
-def _reason_text(reason: int | str | None) -> str:
-    if reason is None:
-        return "refused by the hub (no failure reason given)"
-    if isinstance(reason, str):
-        return f"refused by the hub: {reason}"
-    return f"refused by the hub: FailureReason 0x{reason:04X}"

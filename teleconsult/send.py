@@ -6,12 +6,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import requests
 from pydicom.filereader import read_file_meta_info
 from tqdm import tqdm
 
-from shared.multipart import build_related
+from shared.multipart import RelatedBody
+from shared.stow import StowAnswer, StowRetry, failure_text, judge_stow_answer
 
 
 @dataclass
@@ -47,30 +49,35 @@ def send_folder(
     with tqdm(total=len(files), unit="file", disable=not show_progress) as bar:
         for start in range(0, len(files), batch):
             chunk = files[start : start + batch]
-            body, content_type = build_related(p.read_bytes() for p in chunk)
+            body = RelatedBody(list[bytes | Path](chunk))  # streamed from the files
             answer = session.post(
                 f"{hub_url.rstrip('/')}/dicomweb/studies",
                 data=body,
-                headers={**headers, "Content-Type": content_type},
+                headers={**headers, "Content-Type": body.content_type},
                 timeout=120,
             )
-            if answer.status_code not in (200, 202, 409):
-                raise SystemExit(f"The hub answered {answer.status_code}: {_message(answer)}")
-            _count(answer.json(), chunk, report)
+            uids = {_sop_uid(p): p.name for p in chunk}
+            try:
+                judged = judge_stow_answer(answer.status_code, _json(answer), list(uids))
+            except StowRetry as exc:
+                raise SystemExit(f"{exc}: {_message(answer)}") from None
+            _count(judged, uids, report)
             bar.update(len(chunk))
     return report
 
 
-def _count(body: dict, chunk: list[Path], report: SendReport) -> None:  # type: ignore[type-arg]
-    by_uid = {}
-    for item in (body.get("00081198") or {}).get("Value") or []:
-        uid = ((item.get("00081155") or {}).get("Value") or [""])[0]
-        reason = ((item.get("00081197") or {}).get("Value") or [0])[0]
-        by_uid[uid] = f"refused by the hub (FailureReason 0x{int(reason):04X})"
-    report.stored += len((body.get("00081199") or {}).get("Value") or [])
-    names = {_sop_uid(p): p.name for p in chunk}
-    for uid, reason in by_uid.items():
-        report.refused.append((names.get(uid, uid or "(a file without a readable UID)"), reason))
+def _count(answer: StowAnswer, names: dict[str, str], report: SendReport) -> None:
+    report.stored += len(answer.stored)
+    for uid, reason in answer.failed.items():
+        name = names.get(uid, uid or "(a file without a readable UID)")
+        report.refused.append((name, failure_text(reason)))
+
+
+def _json(answer: requests.Response) -> Any:
+    try:
+        return answer.json()
+    except ValueError:
+        return None
 
 
 def _sop_uid(path: Path) -> str:

@@ -34,6 +34,7 @@ from hub.services.rendering import (
 from shared.errors import InvalidInput, NotFound, TooLarge, UnsupportedMediaType
 from shared.multipart import MultipartError, build_related, iter_related
 from shared.sop_classes import DOCUMENT_CLASSES
+from shared.stow import stow_response, stow_status
 
 bp = Blueprint("dicomweb", __name__, url_prefix="/dicomweb")
 
@@ -80,45 +81,22 @@ def stow() -> ResponseReturnValue:
         )
     except MultipartError as exc:
         raise InvalidInput(str(exc)) from None
-    status = 200 if not result.failed else (202 if result.referenced else 409)
-    response = jsonify(_stow_response(result))
+    answer = _stow_response(result)
+    response = jsonify(answer)
     response.content_type = "application/dicom+json"
     for failed in result.failed:  # the reasons in words, as PS3.18 Warning headers
         text = " ".join(str(failed["message"]).split()).replace('"', "'")
         response.headers.add(
             "Warning", f'299 teleconsult "{text.encode("ascii", "replace").decode()}"'
         )
-    return response, status
+    return response, stow_status(answer)
 
 
 def _stow_response(result: StowResult) -> dict[str, Any]:
-    body: dict[str, Any] = {}
-    if result.referenced:
-        body["00081199"] = {
-            "vr": "SQ",
-            "Value": [_sop_ref(r["sop_class"], r["sop_uid"]) for r in result.referenced],
-        }
-    if result.failed:
-        body["00081198"] = {
-            "vr": "SQ",
-            "Value": [
-                {
-                    **_sop_ref(f["sop_class"], f["sop_uid"]),
-                    "00081197": {"vr": "US", "Value": [f["reason"]]},
-                }
-                for f in result.failed
-            ],
-        }
-    return body
-
-
-def _sop_ref(sop_class: str, sop_uid: str) -> dict[str, Any]:
-    ref: dict[str, Any] = {}
-    if sop_class:
-        ref["00081150"] = {"vr": "UI", "Value": [sop_class]}
-    if sop_uid:
-        ref["00081155"] = {"vr": "UI", "Value": [sop_uid]}
-    return ref
+    return stow_response(
+        ((r["sop_class"], r["sop_uid"]) for r in result.referenced),
+        ((f["sop_class"], f["sop_uid"], f["reason"]) for f in result.failed),
+    )
 
 
 # -- QIDO-RS -------------------------------------------------------------------------------------

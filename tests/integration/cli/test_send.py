@@ -51,7 +51,7 @@ def test_a_folder_is_sent_linked_to_the_case_and_refusals_are_named(tmp_path: Pa
         )
         assert result.exit_code == 1, result.output
         assert "3 instance(s) at the hub." in result.output
-        assert "damaged.dcm: refused by the hub (FailureReason 0xC000)" in result.output
+        assert "damaged.dcm: refused by the hub: FailureReason 0xC000" in result.output
         radio = requests.post(
             f"{hub.url}/api/v1/auth/token",
             json={"username": "radio1", "password": "demo"},

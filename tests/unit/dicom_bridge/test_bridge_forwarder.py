@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
-from dicom_bridge.forwarder import Forwarder, parse_stow_response
+from dicom_bridge.forwarder import Forwarder
 from dicom_bridge.progress import AT_HUB, Ledger
 from dicom_bridge.spool import Spool, file_name
 from shared.multipart import RelatedBody
+from shared.stow import parse_stow_response
 from tests.support.waiting import wait_for
 from tests.unit.dicom_bridge.bridge_support import FakeHub, parse_multipart
 
