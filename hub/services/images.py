@@ -168,7 +168,7 @@ class ImageService:
         return require_read(principal, case)
 
     def _held_elsewhere(
-        self, principal: Principal, parts: dict[str, tuple[bytes, dict[str, Any]]]
+        self, principal: Principal, parts: dict[str, tuple[ReceivedPart, dict[str, Any]]]
     ) -> dict[str, str]:
         """Parts whose instance, series or study UID the hub already holds for another spoke (or,
         for a series, in another study), with the reason: UIDs are not secrets, so a clinic must
