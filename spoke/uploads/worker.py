@@ -11,15 +11,13 @@ from typing import Any
 import requests
 
 from shared.errors import TeleconsultError
-from shared.multipart import build_related
+from shared.multipart import RelatedBody
+from shared.stow import StowRetry, failure_text, is_transient_failure, judge_stow_answer
 from spoke.store import CaseStore
 from spoke.uploads.queue import UploadQueue
 from spoke.worker import Worker
 
 log = logging.getLogger(__name__)
-
-# The hub refused the instance itself: sending it again cannot help.
-PERMANENT = frozenset({400, 404, 409, 413, 415, 422})
 
 
 class HubDown(Exception):
@@ -91,10 +89,10 @@ class UploadWorker(Worker):
                 case_uid, record, "The file was lost at the clinic before it was sent.", now()
             )
             return
-        body, content_type = build_related([data])
+        body = RelatedBody([data])
         headers = {
             "Authorization": f"Bearer {self.spoke_token}",
-            "Content-Type": content_type,
+            "Content-Type": body.content_type,
             "Accept": "application/dicom+json",
             "X-Case-UID": case_uid,
         }
@@ -102,40 +100,34 @@ class UploadWorker(Worker):
             answer = requests.post(self.url, data=body, headers=headers, timeout=self.timeout_s)
         except requests.RequestException as exc:
             raise HubDown(f"{exc.__class__.__name__}: {exc}") from None
-        if answer.status_code >= 500:
-            raise HubDown(f"the hub answered {answer.status_code}")
-        referenced, failed = _stow_result(answer)
-        if answer.status_code in (200, 202) and record["sop_uid"] in referenced:
+        uid = str(record["sop_uid"])
+        try:  # one policy for every sender of STOW-RS (shared/stow.py)
+            judged = judge_stow_answer(answer.status_code, _json(answer), [uid])
+        except StowRetry as exc:
+            raise HubDown(f"{exc}: {_error_message(answer)}".rstrip(": ")) from None
+        if uid in judged.stored:
             self.queue.confirmed(case_uid, record, now())
-            log.info("upload %s of case %s is at the hub", record["sop_uid"], case_uid)
-        elif answer.status_code in (200, 202, 409) or answer.status_code in PERMANENT:
-            reason = (
-                failed or _error_message(answer) or f"The hub refused it ({answer.status_code})."
-            )
-            self.queue.refused(case_uid, record, reason, now())
-            log.warning(
-                "upload %s of case %s refused by the hub: %s", record["sop_uid"], case_uid, reason
-            )
-        else:  # 401/403 (this spoke's credentials), 429...: an operator or time must fix it
-            raise HubDown(f"the hub answered {answer.status_code}: {_error_message(answer)}")
+            log.info("upload %s of case %s is at the hub", uid, case_uid)
+            return
+        reason = judged.failed.get(uid)
+        if is_transient_failure(reason):
+            raise HubDown(f"the hub could not store it now ({failure_text(reason)})")
+        words = _warnings(answer) or _error_message(answer) or failure_text(reason)
+        self.queue.refused(case_uid, record, words, now())
+        log.warning("upload %s of case %s refused by the hub: %s", uid, case_uid, words)
 
 
-def _stow_result(answer: requests.Response) -> tuple[set[str], str]:
-    """The SOP instance UIDs the hub stored and its reasons for what it did not, in words."""
+def _json(answer: requests.Response) -> Any:
     try:
-        body = answer.json()
+        return answer.json()
     except ValueError:
-        body = {}
-    if not isinstance(body, dict):
-        body = {}
-    referenced = {
-        str(v)
-        for item in (body.get("00081199") or {}).get("Value", []) or []
-        for v in (item.get("00081155") or {}).get("Value", []) or []
-    }
+        return None
+
+
+def _warnings(answer: requests.Response) -> str:
+    """The hub's reasons in words (its Warning headers)."""
     warnings = answer.raw.headers.getlist("Warning") if answer.raw is not None else []
-    texts = [m.group(1) for w in warnings if (m := re.search(r'"(.*)"', w))]
-    return referenced, "; ".join(texts)
+    return "; ".join(m.group(1) for w in warnings if (m := re.search(r'"(.*)"', w)))
 
 
 def _error_message(answer: requests.Response) -> str:
