@@ -25,7 +25,7 @@ from spoke.hub_api import HubApi, HubRefused, HubUnavailable
 from spoke.persistence.models import SyncState
 from tests.integration.hub.conftest import ADVICE, HubHarness, case_body
 from tests.support.hub import prepare_hub_db
-from tests.unit.spoke.conftest import csrf_of, make_app, services, spoke_settings
+from tests.support.spoke import csrf_of, make_app, services, spoke_settings
 
 ON_CALL = "Call the hub's on-call orthopaedic surgeon on +91 11 2345 6789 now."
 

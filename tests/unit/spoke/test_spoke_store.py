@@ -14,7 +14,7 @@ from spoke.persistence.models import SyncState
 from spoke.store import CaseStore
 from teleconsult.db import Database
 from teleconsult.migrations import upgrade
-from tests.unit.spoke.conftest import case_body
+from tests.support.spoke import case_body
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask.testing import FlaskClient
 
 from shared.schemas import CaseCreateSchema
-from tests.unit.spoke.conftest import PASSWORD, case_body, csrf_of, services, sign_in_page
+from tests.support.spoke import PASSWORD, case_body, csrf_of, services, sign_in_page
 
 SCRIPT = '<script>alert("x")</script>'
 

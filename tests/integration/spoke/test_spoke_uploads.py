@@ -26,8 +26,7 @@ from spoke.uploads import ENCAPSULATED_PDF, SECONDARY_CAPTURE, UploadQueue
 from spoke.uploads.convert import Instance
 from spoke.uploads.queue import file_key
 from tests.support.hub import RunningHub
-from tests.support.waiting import wait_for
-from tests.unit.spoke.conftest import (
+from tests.support.spoke import (
     case_body,
     csrf_of,
     hub_token,
@@ -36,6 +35,7 @@ from tests.unit.spoke.conftest import (
     sign_in_page,
     spoke_settings,
 )
+from tests.support.waiting import wait_for
 
 PDF = (
     b"%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n"

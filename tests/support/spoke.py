@@ -1,14 +1,12 @@
-"""Fixtures of the spoke tests: a real hub process, a spoke app on a temporary local database,
-and helpers to sign in and to read the CSRF token of a page."""
+"""Helpers of the spoke tests: settings and an app on a temporary local database (a copy of a
+migrated template), signing in, the CSRF token of a page, a case body."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import requests
 from flask import Flask
 from flask.testing import FlaskClient
@@ -19,16 +17,9 @@ from spoke.app import create_app
 from spoke.context import Spoke
 from teleconsult.migrations import upgrade
 from tests.support.databases import from_template
-from tests.support.hub import RunningHub, hub_process
+from tests.support.hub import RunningHub
 
 PASSWORD = "demo"
-
-
-@pytest.fixture(scope="module")
-def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningHub]:
-    """One real hub (demo accounts) for the tests of a module."""
-    with hub_process(tmp_path_factory.mktemp("hub")) as running:
-        yield running
 
 
 def spoke_settings(tmp: Path, hub_url: str, spoke_token: str, **changes: Any) -> Settings:
@@ -62,27 +53,6 @@ def make_app(settings: Settings) -> Flask:
 def services(app: Flask) -> Spoke:
     s: Spoke = app.extensions["spoke"]
     return s
-
-
-@pytest.fixture
-def app(tmp_path: Path, hub: RunningHub) -> Iterator[Flask]:
-    """A spoke app talking to the real hub; workers not started."""
-    app = make_app(spoke_settings(tmp_path, hub.url, hub.spoke_tokens["PHC-1"]))
-    yield app
-    services(app).stop()
-    services(app).db.dispose()
-
-
-@pytest.fixture
-def running(app: Flask) -> Flask:
-    """The spoke app with its outbox worker and Socket.IO client running."""
-    services(app).start()
-    return app
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
 
 
 def api_token(client: FlaskClient, username: str = "clinic1") -> str:

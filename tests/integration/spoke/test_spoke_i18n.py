@@ -11,7 +11,7 @@ from hub.persistence.models import User
 from spoke.app import CSP
 from teleconsult.db import Database
 from tests.support.hub import RunningHub
-from tests.unit.spoke.conftest import csrf_of, services, sign_in_page
+from tests.support.spoke import csrf_of, services, sign_in_page
 
 
 def choose(client: FlaskClient, language: str, page: str = "/") -> str:

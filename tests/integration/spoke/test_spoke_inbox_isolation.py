@@ -13,7 +13,7 @@ from pydicom.dataset import Dataset
 from shared.multipart import build_related
 from tests.dicomgen import make_dx
 from tests.support.hub import RunningHub
-from tests.unit.spoke.conftest import api_token, case_body, hub_token, sign_in_page
+from tests.support.spoke import api_token, case_body, hub_token, sign_in_page
 
 
 def _stow(hub: RunningHub, token: str, ds: Dataset, case_uid: str = "") -> requests.Response:

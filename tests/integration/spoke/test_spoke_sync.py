@@ -16,8 +16,7 @@ from spoke.persistence.models import SyncState
 from teleconsult.db import Database
 from tests.support.hub import RunningHub, prepare_hub_db
 from tests.support.processes import free_port, running, start, wait_http
-from tests.support.waiting import wait_for
-from tests.unit.spoke.conftest import (
+from tests.support.spoke import (
     api_token,
     case_body,
     csrf_of,
@@ -27,6 +26,7 @@ from tests.unit.spoke.conftest import (
     sign_in_page,
     spoke_settings,
 )
+from tests.support.waiting import wait_for
 
 
 def hub_cases_with_uid(database_url: str, uid: str) -> int:

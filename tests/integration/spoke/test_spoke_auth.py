@@ -10,7 +10,7 @@ from flask.testing import FlaskClient
 
 from tests.support.hub import RunningHub
 from tests.support.processes import free_port
-from tests.unit.spoke.conftest import PASSWORD, api_token, make_app, services, spoke_settings
+from tests.support.spoke import PASSWORD, api_token, make_app, services, spoke_settings
 
 
 def test_factory_and_health(client: FlaskClient) -> None:
