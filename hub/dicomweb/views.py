@@ -32,7 +32,7 @@ from hub.services.rendering import (
     stored_frame,
 )
 from shared.errors import InvalidInput, NotFound, TooLarge, UnsupportedMediaType
-from shared.multipart import MultipartError, build_related, iter_related
+from shared.multipart import MultipartError, RelatedBody, build_related, iter_related
 from shared.sop_classes import DOCUMENT_CLASSES
 from shared.stow import stow_response, stow_status
 
@@ -148,8 +148,10 @@ def retrieve(
 ) -> ResponseReturnValue:
     reader = _reader()
     found = reader.instances(current_principal(), study, series, instance)
-    body, content_type = build_related((reader.path_of(i).read_bytes() for i in found), _DICOM)
-    return Response(body, content_type=content_type)
+    body = RelatedBody([reader.path_of(i) for i in found], _DICOM)  # files read a chunk at a time
+    return Response(
+        iter(body), content_type=body.content_type, headers={"Content-Length": str(len(body))}
+    )
 
 
 @bp.get("/studies/<study>/metadata")
