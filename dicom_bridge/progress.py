@@ -21,6 +21,7 @@ from typing import Any
 
 import requests
 
+from shared.backoff import Backoff
 from teleconsult.files import private_sqlite
 
 logger = logging.getLogger(__name__)
@@ -198,10 +199,14 @@ class ProgressReporter:
         self._session.close()
 
     def _run(self) -> None:
+        backoff = Backoff(self.retry_s, 60.0)
         while not self._stop.is_set():
             self.changed.clear()
-            failed = not self.push_once()
-            self.changed.wait(self.retry_s if failed else 60.0)
+            if self.push_once():
+                backoff.reset()
+                self.changed.wait(60.0)
+            else:  # the spoke is away: try again, less and less often
+                self.changed.wait(backoff.next())
 
     def push_once(self) -> bool:
         """Send every changed case; return False if the spoke could not take some of them."""
