@@ -129,6 +129,41 @@ def test_every_answer_of_a_workflow_has_its_declared_shape(hub: HubHarness) -> N
     ]
 
 
+def test_the_other_answers_have_their_declared_shape_too(hub: HubHarness) -> None:
+    api = CheckedClient(hub)
+    login = {"username": "ortho1", "password": "demo"}
+    ortho = {
+        "Authorization": "Bearer " + api("POST", "/api/v1/auth/token", json=login)["access_token"]
+    }
+    admin, sup = hub.login("admin"), hub.login("sup1")
+    new_user = {"username": "ortho2", "password": "demo", "role": "specialist"}
+    ortho2 = api(
+        "POST", "/api/v1/users", json={**new_user, "specialties": ["ortho"]}, headers=admin
+    )
+    api("PATCH", f"/api/v1/specialists/{ortho2['id']}", json={"max_active_cases": 4}, headers=admin)
+    api("PUT", "/api/v1/specialties/ortho/hours", json={"hours": "24h"}, headers=admin)
+    choice = {"specialty": "ortho", "doctor": "clinic1", "specialist": "ortho2"}
+    api("POST", "/api/v1/supervision/reassign", json=choice, headers=sup)
+
+    asked = hub.raise_case(raised_by="clinic3")["id"]
+    api("POST", f"/api/v1/cases/{asked}/claim", headers=ortho)
+    api("POST", f"/api/v1/cases/{asked}/request-info", json={"text": "Which hand?"}, headers=ortho)
+    api("POST", f"/api/v1/cases/{asked}/provide-info", json={"text": "Left."}, headers=hub.spoke())
+    api("POST", f"/api/v1/cases/{asked}/release", headers=ortho)
+    api("POST", f"/api/v1/cases/{asked}/reassign", json={"specialist": "ortho2"}, headers=sup)
+    referred = hub.raise_case(raised_by="clinic3")["id"]
+    referral = {"reason": "Open fracture.", "instructions": "Splint, nil by mouth."}
+    api("POST", f"/api/v1/cases/{referred}/claim", headers=ortho)
+    api("POST", f"/api/v1/cases/{referred}/refer", json=referral, headers=ortho)
+    advised = hub.raise_case(raised_by="clinic3")["id"]
+    api("POST", f"/api/v1/cases/{advised}/advice", json=ADVICE, headers=ortho)
+    api("POST", f"/api/v1/cases/{advised}/close", headers=hub.spoke())
+    api("POST", f"/api/v1/cases/{hub.raise_case()['id']}/cancel", headers=hub.spoke())
+
+    assert api.errors == []
+    assert len(api.checked) >= 12
+
+
 def _case() -> dict[str, Any]:
     from tests.integration.hub.conftest import case_body
 
