@@ -216,7 +216,7 @@ def demo(
 ) -> None:
     """Run the hub and two clinics (PHC-1, PHC-2: a spoke and a DICOM bridge each) on this
     machine (SQLite), with demo accounts."""
-    from teleconsult.demo import Demo
+    from teleconsult.cli.demo import Demo
 
     sys.exit(Demo(data_dir, host, hub_port, spoke_port, dicom_port, spoke2_port, dicom2_port).run())
 
@@ -228,7 +228,7 @@ def demo(
 )
 def demo_hub(action: str, data_dir: str) -> None:
     """Stop or start the running demo's hub alone: the clinics keep working offline meanwhile."""
-    from teleconsult.demo import hub_control
+    from teleconsult.cli.demo import hub_control
 
     pid = hub_control(data_dir, action)
     click.echo(f"Asked the demo (process {pid}) to {action} its hub; its terminal says when done.")
@@ -249,7 +249,7 @@ def demo_hub(action: str, data_dir: str) -> None:
 @click.option("--batch", default=20, show_default=True, help="Files per STOW-RS request.")
 def send(folder: Path, case_uid: str, hub_url: str | None, token: str | None, batch: int) -> None:
     """Send a folder of DICOM files to the hub, linked to a case."""
-    from teleconsult.send import send_folder
+    from teleconsult.cli.send import send_folder
 
     settings = load_settings("spoke")
     token = token or settings.spoke_token
