@@ -42,7 +42,7 @@ class Connection:
         )
 
 
-def rooms_for(principal: Principal) -> frozenset[str]:
+def entitled_rooms(principal: Principal) -> frozenset[str]:
     """The rooms a caller is entitled to; the server alone decides them."""
     if principal.spoke_service is not None:
         return frozenset({protocol.room_for_spoke(principal.spoke_service.id)})
@@ -78,7 +78,7 @@ class RealtimeService:
             principal.label,
             principal.user_id,
             principal.spoke_service.id if principal.spoke_service else None,
-            rooms_for(principal),
+            entitled_rooms(principal),
             hashed,
             expires_at,
         )
