@@ -27,18 +27,22 @@ class RunningHub:
 
 
 def prepare_hub_db(database_url: str) -> dict[str, str]:
-    """Migrated and seeded (a copy of a template made once per session); returns the spokes'
-    service tokens."""
-    tokens: dict[str, str] = from_template(database_url, "hub-demo", _migrate_and_seed)
+    """Migrated and seeded under the configured policy (a copy of a template made once per
+    session and policy: a test that sets TELECONSULT_HUB_RATIO gets its own); returns the
+    spokes' service tokens."""
+    policy = WorkflowPolicy.from_settings(load_settings("hub"))
+    tokens: dict[str, str] = from_template(
+        database_url, f"hub-demo:{policy!r}", lambda url: _migrate_and_seed(url, policy)
+    )
     return dict(tokens)
 
 
-def _migrate_and_seed(database_url: str) -> dict[str, str]:
+def _migrate_and_seed(database_url: str, policy: WorkflowPolicy) -> dict[str, str]:
     upgrade("hub", database_url)
     db = Database(database_url)
     try:
         with db.session() as session:
-            return seed_demo(session, WorkflowPolicy.from_settings(load_settings("hub")))
+            return seed_demo(session, policy)
     finally:
         db.dispose()
 
