@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import itertools
 import logging
+import os
 import shutil
 import tempfile
 import time
@@ -607,7 +608,8 @@ class Incoming:
                 break
         if _lacks_preamble(head):
             head = _PREAMBLE + head
-        with path.open("wb") as out:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # images are private
+        with open(fd, "wb") as out:
             for chunk in itertools.chain([head], pending):
                 out.write(chunk)
                 digest.update(chunk)

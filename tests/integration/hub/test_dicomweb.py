@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import time
 import tracemalloc
 from io import BytesIO
@@ -167,6 +168,7 @@ def test_stow_reads_the_request_a_chunk_at_a_time_never_whole(hub: HubHarness) -
     assert peak < len(data) / 3, f"{peak} bytes held for a {len(data)}-byte request"
     stored = sorted(Path(hub.app.extensions["teleconsult"].image_dir).rglob("*.dcm"))
     assert sorted(p.read_bytes() for p in stored) == sorted(sent)
+    assert {stat.S_IMODE(p.stat().st_mode) for p in stored} == {0o600}  # private, as before
 
 
 def test_parts_left_by_a_killed_hub_are_swept_and_a_live_requests_kept(hub: HubHarness) -> None:
