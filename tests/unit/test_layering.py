@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("hub", "spoke", "dicom_bridge", "shared", "teleconsult", "config")
+PACKAGES = ("hub", "spoke", "dicom_bridge", "shared", "teleconsult", "config", "deploy")
 FORBIDDEN_IN_DOMAIN = (
     "flask",
     "flask_socketio",

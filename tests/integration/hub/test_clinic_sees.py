@@ -339,7 +339,7 @@ def test_the_clinic_cancels_offline_first_and_the_hub_cancels_once(
     assert clinic.sync()
     local = clinic.case(uid)
     assert local["status"] == "cancelled" and local["cancel"]["state"] == "done"
-    at_hub = hub.client.get(f"/api/v1/cases/{local['hub_id']}", headers=hub.spoke()).json
+    at_hub = hub.client.get(f"/api/v1/cases/{local['hub_id']}", headers=hub.spoke()).get_json()
     assert at_hub["status"] == "cancelled"
     history = hub.client.get(
         f"/api/v1/cases/{local['hub_id']}/history", headers=hub.login("sup1")
@@ -387,7 +387,7 @@ def test_hub_state_is_applied_by_version_whatever_the_order_of_delivery(
 ) -> None:
     ortho = hub.login("ortho1")
     case = hub.raise_case()
-    snapshot_raised = hub.client.get(f"/api/v1/cases/{case['id']}", headers=hub.spoke()).json
+    snapshot_raised = hub.client.get(f"/api/v1/cases/{case['id']}", headers=hub.spoke()).get_json()
     hub.clock.advance(minutes=1)
     _post(hub, f"/cases/{case['id']}/claim", ortho)
     hub.clock.advance(minutes=1)
@@ -408,7 +408,7 @@ def test_hub_state_is_applied_by_version_whatever_the_order_of_delivery(
     clinic.store.mirror_cases([snapshot_raised])
     assert clinic.case(case["uid"])["status"] == "advised"
     # Equal or newer is applied; a hub without versions is always applied.
-    newest = hub.client.get(f"/api/v1/cases/{case['id']}", headers=hub.spoke()).json
+    newest = hub.client.get(f"/api/v1/cases/{case['id']}", headers=hub.spoke()).get_json()
     clinic.store.mirror_cases([{**newest, "queue_position": None}])
     clinic.store.mirror_cases([{k: v for k, v in snapshot_raised.items() if k != "version"}])
     assert clinic.case(case["uid"])["status"] == snapshot_raised["status"]

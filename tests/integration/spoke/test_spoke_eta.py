@@ -12,7 +12,7 @@ import pytest
 from flask import Flask
 
 from tests.support.hub import RunningHub
-from tests.unit.spoke.conftest import make_app, services, sign_in_page, spoke_settings
+from tests.support.spoke import make_app, services, sign_in_page, spoke_settings
 from tests.unit.spoke.test_spoke_store import hub_case
 
 UID = "5b2e1a9c-0d1e-4c57-8a43-6f1b2c3d4e5f"
