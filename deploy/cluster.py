@@ -23,9 +23,9 @@ from types import FrameType
 import jinja2
 import requests
 from sqlalchemy.engine import make_url
-from teleconsult.demo import die_with_parent
 
 from config.settings import Settings
+from teleconsult.children import die_with_parent
 from teleconsult.runtime import secret_key
 
 TEMPLATE = Path(__file__).resolve().parent / "nginx.conf.j2"

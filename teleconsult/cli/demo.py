@@ -9,7 +9,6 @@ demo process keeps supervising; Ctrl-C stops everything.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import signal
 import subprocess
@@ -24,19 +23,13 @@ import requests
 from config.settings import load_settings
 from hub.domain.policy import WorkflowPolicy
 from hub.services.accounts import DEMO_PASSWORD, seed_demo
+from teleconsult.children import die_with_parent
 from teleconsult.db import Database
 from teleconsult.files import private_dir, write_secret
 from teleconsult.migrations import upgrade
 
-_PR_SET_PDEATHSIG = 1
 PID_FILE = "demo.pid"
 STOP_HUB, START_HUB = signal.SIGUSR1, signal.SIGUSR2
-
-
-def die_with_parent() -> None:
-    """Linux: the child gets SIGTERM if the demo dies, even by SIGKILL (no orphans)."""
-    with contextlib.suppress(OSError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 @dataclass(frozen=True)

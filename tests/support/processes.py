@@ -14,7 +14,7 @@ from pathlib import Path
 
 import requests
 
-from teleconsult.cli.demo import die_with_parent
+from teleconsult.children import die_with_parent
 from tests.support.waiting import wait_for
 
 
