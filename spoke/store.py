@@ -280,8 +280,11 @@ class CaseStore:
             case.cancel_state, case.cancel_error = CancelState.PENDING, None
             case.cancel_reason = f"{by}: {reason}" if by and reason else reason or f"by {by}"
             case.cancel_requested_at = case.updated_at = now
+            if case.hub_id is None:  # the hub never confirmed it: it is not sent at all
+                case.sync_state, case.sync_error = SyncState.WITHDRAWN, None
+                case.status, case.cancel_state = CaseStatus.CANCELLED.value, CancelState.DONE
             session.flush()
-            log.info("case %s: cancellation by %s stored, to send", uid, by)
+            log.info("case %s: cancellation by %s stored (%s)", uid, by, case.cancel_state)
             return case_dict(case)
 
     def pending_cancels(self) -> list[tuple[str, int, str]]:
@@ -446,6 +449,8 @@ class CaseStore:
         actions = hub_case.get("clinic_actions")
         case.clinic_actions = list(actions) if isinstance(actions, list) else case.clinic_actions
         case.assigned_to_name = assigned.get("name") if isinstance(assigned, dict) else None
+        if case.sync_state == SyncState.WITHDRAWN:  # it reached the hub after all: cancel there
+            case.cancel_state = CancelState.PENDING
         if case.sync_state != SyncState.SYNCED:
             case.sync_state, case.sync_error, case.synced_at = SyncState.SYNCED, None, now
         if case.cancel_state == CancelState.PENDING and case.status == CaseStatus.CANCELLED.value:

@@ -23,6 +23,9 @@ class SyncState:
     PENDING = "pending"
     SYNCED = "synced"
     REJECTED = "rejected"
+    # Cancelled by the clinic before the hub confirmed it: not sent (if the hub got it after
+    # all, its answer or events bring the case back and the cancellation is sent).
+    WITHDRAWN = "withdrawn"
 
 
 class LocalUser(Base):

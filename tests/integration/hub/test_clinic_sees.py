@@ -22,7 +22,8 @@ from hub.services.events import as_message
 from shared.clock import FrozenClock
 from shared.schemas import CaseCreateSchema
 from spoke.hub_api import HubApi, HubRefused, HubUnavailable
-from spoke.persistence.models import SyncState
+from spoke.persistence.models import LocalCase
+from spoke.store import hub_body
 from tests.integration.hub.conftest import ADVICE, HubHarness, case_body
 from tests.support.hub import prepare_hub_db
 from tests.support.spoke import csrf_of, make_app, services, spoke_settings
@@ -315,49 +316,81 @@ def test_new_questions_and_advice_are_offered_as_alerts(hub: HubHarness, clinic:
     assert second["kind"] == "advice" and second["id"] > first["id"]
 
 
-def test_the_clinic_cancels_offline_first_and_the_hub_cancels_once(
+def _doctor(clinic: Clinic) -> tuple[FlaskClient, dict[str, str]]:
+    """The spoke's REST API with clinic1's bearer token."""
+    client = clinic.app.test_client()
+    token = client.post("/api/v1/auth/token", json={"username": "clinic1", "password": "demo"})
+    return client, {"Authorization": f"Bearer {token.get_json()['access_token']}"}
+
+
+def test_a_case_cancelled_before_it_left_the_clinic_is_never_sent(
     hub: HubHarness, clinic: Clinic
 ) -> None:
-    clinic.api.down = True
-    client = clinic.app.test_client()
-    clinic.api.down = False
-    token = client.post("/api/v1/auth/token", json={"username": "clinic1", "password": "demo"})
-    headers = {"Authorization": f"Bearer {token.get_json()['access_token']}"}
+    client, headers = _doctor(clinic)
     clinic.api.down = True
     uid = client.post("/api/v1/cases", json=case_body(), headers=headers).get_json()["uid"]
+    answer = client.post(f"/api/v1/cases/{uid}/cancel", json={}, headers=headers)
+    assert answer.status_code == 202
+    local = answer.get_json()
+    assert (local["status"], local["sync_state"], local["cancel"]["state"]) == (
+        "cancelled",
+        "withdrawn",
+        "done",
+    )
+    assert clinic.store.count_pending() == 0
+    clinic.api.down = False
+    assert clinic.sync()
+    assert ("POST", "/api/v1/cases") not in clinic.api.calls  # the hub never heard of it
+    # Had a send been under way, the hub's answer brings the case back: it is cancelled there.
+    hub_case = clinic.api.raise_case(hub_body_of(clinic, uid))
+    clinic.store.mark_synced(uid, hub_case)
+    assert clinic.case(uid)["cancel"]["state"] == "pending"
+    assert clinic.sync()
+    at_hub = hub.client.get(f"/api/v1/cases/{hub_case['id']}", headers=hub.spoke()).json
+    assert at_hub["status"] == "cancelled" and clinic.case(uid)["cancel"]["state"] == "done"
+
+
+def hub_body_of(clinic: Clinic, uid: str) -> dict[str, Any]:
+    with clinic.store.db.session() as session:
+        row = session.scalar(select(LocalCase).where(LocalCase.uid == uid))
+        assert row is not None
+        return hub_body(row)
+
+
+def test_the_clinic_cancels_offline_first_and_a_resend_is_the_same_cancellation(
+    hub: HubHarness, clinic: Clinic
+) -> None:
+    case = _raised(hub, clinic)
+    uid = case["uid"]
+    client, headers = _doctor(clinic)
+    clinic.api.down = True
     answer = client.post(
         f"/api/v1/cases/{uid}/cancel", json={"reason": "Patient left."}, headers=headers
     )
     assert answer.status_code == 202 and answer.get_json()["cancel"]["state"] == "pending"
-    assert not clinic.sync()  # the link is down: both wait in the outbox
-    local = clinic.case(uid)
-    assert local["sync_state"] == SyncState.PENDING and local["cancel"]["state"] == "pending"
+    assert not clinic.sync()  # the link is down: the cancellation waits in the outbox
     clinic.sign_in()
-    assert 'id="cancel-note"' in clinic.live(uid) and 'id="cancel-form"' not in clinic.live(uid)
+    live = clinic.live(uid)
+    assert 'id="cancel-note"' in live and 'id="cancel-form"' not in live
+    assert not [o for o in clinic.store.open_cases() if o["uid"] == uid]  # off the worklist
 
     clinic.api.down = False
     assert clinic.sync()
     local = clinic.case(uid)
     assert local["status"] == "cancelled" and local["cancel"]["state"] == "done"
-    at_hub = hub.client.get(f"/api/v1/cases/{local['hub_id']}", headers=hub.spoke()).get_json()
+    at_hub = hub.client.get(f"/api/v1/cases/{case['id']}", headers=hub.spoke()).json
     assert at_hub["status"] == "cancelled"
-    history = hub.client.get(
-        f"/api/v1/cases/{local['hub_id']}/history", headers=hub.login("sup1")
-    ).json
-    assert (
-        history[-1]["action"] == "cancel" and history[-1]["reason"] == "Dr. Clinic 1: Patient left."
-    )
+    history = hub.client.get(f"/api/v1/cases/{case['id']}/history", headers=hub.login("sup1")).json
+    assert history[-1]["action"] == "cancel"
+    assert history[-1]["reason"] == "Dr. Clinic 1: Patient left."
     # The hub's answer was lost and the spoke sends again: the same cancellation, no error.
     with clinic.store.db.session() as session:
-        from spoke.persistence.models import LocalCase
-
         row = session.scalar(select(LocalCase).where(LocalCase.uid == uid))
         assert row is not None
         row.cancel_state = "pending"
     assert clinic.sync()
-    assert clinic.case(uid)["cancel"] == {**local["cancel"], "state": "done"}
-    assert clinic.api.calls.count(("POST", f"/api/v1/cases/{local['hub_id']}/cancel")) == 2
-    assert not [o for o in clinic.store.open_cases() if o["uid"] == uid]  # off the worklist
+    assert clinic.case(uid)["cancel"] == local["cancel"]
+    assert clinic.api.calls.count(("POST", f"/api/v1/cases/{case['id']}/cancel")) == 2
 
 
 def test_a_cancellation_the_hub_overtook_is_refused_with_its_reason(
