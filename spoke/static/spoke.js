@@ -21,14 +21,16 @@ async function swap() {
   if (!livePart) return;
   const r = await fetch(livePart.dataset.src, { credentials: "same-origin" });
   if (!r.ok) return;
-  // What the doctor is typing survives the swap (same field of the same form), and so does focus.
+  const html = await r.text();
+  // What the doctor is typing survives the swap (same field of the same form), and so does
+  // focus: read and written back in one go, so no keystroke falls in between.
   const typed = new Map();
   for (const f of livePart.querySelectorAll("textarea, input:not([type=hidden])")) {
     if (f.value) typed.set(fieldKey(f), f.value);
   }
   const active = document.activeElement && livePart.contains(document.activeElement) ? fieldKey(document.activeElement) : null;
   const caret = active ? [document.activeElement.selectionStart, document.activeElement.selectionEnd] : null;
-  livePart.innerHTML = await r.text();
+  livePart.innerHTML = html;
   for (const f of livePart.querySelectorAll("textarea, input:not([type=hidden])")) {
     const key = fieldKey(f);
     if (typed.has(key)) f.value = typed.get(key);
