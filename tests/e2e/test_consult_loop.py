@@ -192,19 +192,32 @@ def _question_and_answer(page: Any, loop: Loop, expect: Any, shots: Path) -> Non
 
 
 def _referral(page: Any, loop: Loop, expect: Any, shots: Path) -> None:
-    ortho = loop.hub_token("ortho1")
     case = loop.raise_case(priority="emergency", complaint="Open fracture of the left tibia")
     page.goto(f"{loop.spoke_url}/cases/{case['uid']}")
     expect(page.locator("#case-heading")).to_contain_text(case["token"])
     page.evaluate("window.__same_page = true")
-    loop.at_hub(
-        f"/cases/{case['hub_id']}/refer",
-        ortho,
-        {
-            "reason": "Open fracture: theatre today at the district hospital.",
-            "instructions": "Splint, saline gauze on the wound, IV ceftriaxone 1 g, nil by mouth.",
-        },
-    )
+    # The specialist refers from the hub's case page, with instructions for the clinic.
+    hub_context = page.context.browser.new_context(viewport=DESKTOP)
+    specialist = hub_context.new_page()
+    try:
+        specialist.goto(f"{loop.hub.url}/login")
+        specialist.fill("input[name=username]", "ortho1")
+        specialist.fill("input[name=password]", "demo")
+        specialist.click("main form button[type=submit]")
+        expect(specialist.locator("#live")).to_be_visible()
+        specialist.goto(f"{loop.hub.url}/cases/{case['hub_id']}")
+        specialist.locator("summary", has_text="Refer the patient").click()
+        form = specialist.locator("#refer-form")
+        form.locator("textarea[name=reason]").fill(
+            "Open fracture: theatre today at the district hospital."
+        )
+        form.locator("textarea[name=instructions]").fill(
+            "Splint, saline gauze on the wound, IV ceftriaxone 1 g, nil by mouth."
+        )
+        form.locator("button[type=submit]").click()
+        expect(specialist.locator("#case-status")).to_contain_text("referred")
+    finally:
+        hub_context.close()
     referral = page.locator("#referral")
     expect(referral).to_contain_text("Open fracture: theatre today at the district hospital.")
     expect(referral).to_contain_text("IV ceftriaxone 1 g, nil by mouth.")

@@ -30,14 +30,14 @@ document.addEventListener("submit", async (ev) => {
   const form = ev.target.closest("form.js-post");
   if (!form) return;
   ev.preventDefault();
-  const field = form.dataset.field;
-  const input = form.elements[field];
+  const fields = form.dataset.field.split(" ");  // e.g. "reason instructions"
   const button = form.querySelector("button[type=submit]");
   button.disabled = true;
   clearFieldErrors(form);
   try {
-    await api(form.dataset.url, { method: "POST", body: { [field]: input.value } });
-    input.value = "";
+    const body = Object.fromEntries(fields.map((name) => [name, form.elements[name].value]));
+    await api(form.dataset.url, { method: "POST", body });
+    for (const name of fields) form.elements[name].value = "";
     if ("reload" in form.dataset) window.location.reload();
     else refresh(livePart, root.dataset.live);
   } catch (err) {
