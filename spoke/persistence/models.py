@@ -118,7 +118,8 @@ class LocalAdvice(Base):
 
 
 class LocalMessage(Base):
-    """A message about a case, as the hub sent it."""
+    """A message about a case, as spokes before the thread stored it (migration 0003 copied
+    these rows into ``thread_items``; nothing writes here any more)."""
 
     __tablename__ = "messages"
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+from sqlalchemy import create_engine, text
+
+from shared.clock import FrozenClock
+from spoke.store import CaseStore
 from spoke.thread import items_from_event
+from teleconsult.db import Database
+from teleconsult.migrations import upgrade
 
 AT = "2026-11-29T10:00:00+00:00"
 ORTHO = {"id": 7, "username": "ortho1", "name": "Dr. Ortho"}
@@ -56,9 +65,9 @@ def test_each_hub_action_becomes_its_kind_of_thread_item() -> None:
             "Sprain",
         ),
     ]
-    for event, kind, text in cases:
+    for event, kind, words in cases:
         (item,) = items_from_event(event)
-        assert (item.kind, item.text, item.at is not None) == (kind, text, True), event
+        assert (item.kind, item.text, item.at is not None) == (kind, words, True), event
 
 
 def test_keys_name_the_source_so_a_replay_adds_nothing() -> None:
@@ -84,3 +93,47 @@ def test_moves_without_words_add_nothing() -> None:
         _event("image.received"),
     ):
         assert items_from_event(event) == []
+
+
+def test_messages_and_advice_stored_before_the_thread_become_its_items(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'spoke.sqlite'}"
+    upgrade("spoke", url, "0002")
+    engine = create_engine(url)
+    at = datetime(2026, 11, 1, 9, 0)
+    with engine.begin() as db:
+        db.execute(
+            text(
+                "INSERT INTO cases (uid, accession_number, status, priority, specialty,"
+                " patient_pseudonym, patient_age, patient_sex, complaint, history, vitals,"
+                " question, sync_state, attempts, created_at, updated_at) VALUES ('u1', 'A1',"
+                " 'advised', 'routine', 'ortho', 'P', 40, 'male', 'c', '', '{}', 'q', 'synced',"
+                " 1, :at, :at)"
+            ),
+            {"at": at},
+        )
+        db.execute(
+            text(
+                "INSERT INTO messages (hub_id, case_uid, author_name, text, created_at,"
+                " received_at) VALUES (5, 'u1', 'Dr. Ortho', 'Which hand?', :at, :at)"
+            ),
+            {"at": at},
+        )
+        payload = json.dumps({"assessment": "Sprain", "specialist": {"name": "Dr. Ortho"}})
+        db.execute(
+            text(
+                "INSERT INTO advice (hub_id, uid, case_uid, version, payload, issued_at,"
+                " received_at) VALUES (3, 'a3', 'u1', 1, :payload, :later, :later)"
+            ),
+            {"payload": payload, "later": at + timedelta(hours=1)},
+        )
+    engine.dispose()
+    upgrade("spoke", url)
+    db = Database(url)
+    try:
+        thread = CaseStore(db, FrozenClock(), "PHC-1").get_case("u1")["thread"]
+    finally:
+        db.dispose()
+    assert [(t["kind"], t["author"], t["text"]) for t in thread] == [
+        ("message", "Dr. Ortho", "Which hand?"),
+        ("advice", "Dr. Ortho", "Sprain"),
+    ]

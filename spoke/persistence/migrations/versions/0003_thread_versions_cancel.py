@@ -21,16 +21,17 @@ _WHEN = teleconsult.dbtypes.UTCDateTime(timezone=True)
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("cases", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("hub_version", sa.Integer(), nullable=True))
-        batch_op.add_column(sa.Column("clinic_actions", sa.JSON(), nullable=True))
-        batch_op.add_column(
-            sa.Column("sla_breached", sa.Boolean(), server_default=sa.false(), nullable=False)
-        )
-        batch_op.add_column(sa.Column("cancel_state", sa.String(length=10), nullable=True))
-        batch_op.add_column(sa.Column("cancel_reason", sa.Text(), nullable=True))
-        batch_op.add_column(sa.Column("cancel_error", sa.Text(), nullable=True))
-        batch_op.add_column(sa.Column("cancel_requested_at", _WHEN, nullable=True))
+    # Plain ADD COLUMN, never a batch copy of "cases": on SQLite a copy drops the old table, and
+    # with foreign keys on that deletes every message and advice of the clinic (ON DELETE CASCADE).
+    op.add_column("cases", sa.Column("hub_version", sa.Integer(), nullable=True))
+    op.add_column("cases", sa.Column("clinic_actions", sa.JSON(), nullable=True))
+    op.add_column(
+        "cases", sa.Column("sla_breached", sa.Boolean(), server_default=sa.false(), nullable=False)
+    )
+    op.add_column("cases", sa.Column("cancel_state", sa.String(length=10), nullable=True))
+    op.add_column("cases", sa.Column("cancel_reason", sa.Text(), nullable=True))
+    op.add_column("cases", sa.Column("cancel_error", sa.Text(), nullable=True))
+    op.add_column("cases", sa.Column("cancel_requested_at", _WHEN, nullable=True))
     items = op.create_table(
         "thread_items",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -51,8 +52,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_thread_items")),
         sa.UniqueConstraint("key", name=op.f("uq_thread_items_key")),
     )
-    with op.batch_alter_table("thread_items", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_thread_items_case_uid"), ["case_uid"], unique=False)
+    op.create_index(op.f("ix_thread_items_case_uid"), "thread_items", ["case_uid"], unique=False)
     _copy_messages_and_advice(items)
 
 
