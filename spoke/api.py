@@ -11,8 +11,10 @@ from flask.typing import ResponseReturnValue
 from shared.errors import InvalidInput
 from shared.schemas import CaseCreateSchema, TokenRequestSchema, load_or_raise
 from spoke.context import bearer_doctor, bearer_service, spoke
+from spoke.hub_api import HubRefused, HubUnavailable
 from spoke.inbox import Inbox
 from spoke.progress import with_images
+from spoke.replies import send_to_specialist
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -68,6 +70,26 @@ def cancel_case(uid: str) -> ResponseReturnValue:
     case = s.store.request_cancel(uid, reason.strip(), doctor.name)
     s.outbox.wake()
     return jsonify(case), 202
+
+
+@bp.post("/cases/<uid>/messages")
+def post_message(uid: str) -> ResponseReturnValue:
+    """Words to the specialist, sent to the hub now; while they wait for information, the
+    answer. 201 ``{"sent_as": "answer"|"message"}``; 503 when the hub cannot be reached."""
+    doctor = bearer_doctor()
+    body = _json()
+    text = body.get("text") if isinstance(body, dict) else None
+    if not isinstance(text, str):
+        raise InvalidInput('Send {"text": ...}.', fields={"text": ["Missing data."]})
+    s = spoke()
+    try:
+        sent_as = send_to_specialist(s.store, s.hub_api, uid, doctor.name, text)
+    except HubUnavailable:
+        error = {"code": "hub_unreachable", "message": "The hub cannot be reached now: retry."}
+        return jsonify(error=error), 503
+    except HubRefused as exc:
+        return jsonify(error={"code": exc.code, "message": exc.message}), exc.status
+    return jsonify(sent_as=sent_as), 201
 
 
 @bp.get("/worklist")

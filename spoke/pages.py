@@ -33,6 +33,7 @@ from spoke.hub_api import HubRefused, HubUnavailable
 from spoke.inbox import Inbox
 from spoke.progress import version as progress_version
 from spoke.progress import with_images
+from spoke.replies import send_to_specialist
 from teleconsult.i18n import (
     LANGUAGES,
     SESSION_KEY,
@@ -346,28 +347,18 @@ def case_live(uid: str) -> ResponseReturnValue:
 @bp.post("/cases/<uid>/messages")
 @signed_in
 def post_message(uid: str) -> ResponseReturnValue:
-    """A message to the specialist, sent to the hub now. While the specialist waits for more
-    information, what the clinic writes is the answer: the one way to reply."""
-    case = spoke().store.get_case(uid)
-    text = request.form.get("text", "").strip()
-    if not text or not case.get("hub_id"):
-        flash(
-            _("Write a message first.")
-            if not text
-            else _("The case has not reached the hub yet: try again shortly.")
+    """A message to the specialist, or the answer while they wait for one (``spoke.replies``)."""
+    text = request.form.get("text", "")
+    try:
+        _at_hub(
+            lambda: send_to_specialist(spoke().store, spoke().hub_api, uid, g.doctor.name, text),
+            _(
+                "The hub cannot be reached now: your message was not sent. Try again when the "
+                "link is back."
+            ),
         )
-        return redirect(url_for("pages.case_page", uid=uid))
-    api, signed = spoke().hub_api, f"{g.doctor.name}: {text}"
-    answering = "provide_info" in case["clinic_actions"]
-    _at_hub(
-        (lambda: api.provide_info(case["hub_id"], signed))
-        if answering
-        else (lambda: api.post_message(case["hub_id"], signed)),
-        _(
-            "The hub cannot be reached now: your message was not sent. Try again when the "
-            "link is back."
-        ),
-    )
+    except TeleconsultError as exc:
+        flash(translate_message(exc.message))
     return redirect(url_for("pages.case_page", uid=uid, _anchor="thread"))
 
 

@@ -10,12 +10,20 @@ async function poll() {
     const r = await fetch(body.dataset.live, { credentials: "same-origin", headers: { Accept: "application/json" } });
     if (!r.ok) return;
     const state = await r.json();
-    if (version !== null && state.version !== version) await swap();
+    if (version !== null && state.version !== version) {
+      if (pressing) return;  // never pull a button from under a click: the next poll swaps
+      await swap();
+    }
     version = state.version;
     banner(state);
     alertOf(state.alert);
   } catch { /* the spoke itself restarting: try again */ }
 }
+
+// A press on the live part (mouse, touch or pen) holds the swap until the click is done.
+let pressing = false;
+livePart?.addEventListener("pointerdown", () => { pressing = true; });
+window.addEventListener("pointerup", () => { setTimeout(() => { pressing = false; }, 300); });
 
 async function swap() {
   if (!livePart) return;

@@ -121,7 +121,8 @@ def test_question_answer_advice_referral_and_cancel_on_the_clinic_page(
         _cancel(page, loop, expect)
     except AssertionError as exc:
         page.screenshot(path=str(shots / "consult-loop-failure.png"))
-        raise AssertionError(f"{exc}\nbrowser problems: {problems}") from None
+        flashes = page.locator(".flash").all_inner_texts()
+        raise AssertionError(f"{exc}\nflash: {flashes}\nbrowser problems: {problems}") from None
     finally:
         context.close()
     assert not [p for p in problems if "Content Security Policy" in p or "pageerror" in p], problems

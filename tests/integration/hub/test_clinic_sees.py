@@ -470,3 +470,30 @@ def test_the_heading_and_the_actions_are_in_the_part_the_page_swaps(
     assert token and f"Case {token}" in live and "(no token yet)" not in live
     page = clinic.page.get(f"/cases/{case['uid']}").get_data(as_text=True)
     assert page.count('id="case-heading"') == 1  # only inside the live part
+
+
+def test_clinic_software_answers_through_the_spoke_api(hub: HubHarness, clinic: Clinic) -> None:
+    ortho = hub.login("ortho1")
+    case = _raised(hub, clinic)
+    client, headers = _doctor(clinic)
+    url = f"/api/v1/cases/{case['uid']}/messages"
+    _post(hub, f"/cases/{case['id']}/request-info", ortho, {"text": "Which hand?"})
+    clinic.deliver()
+    clinic.api.down = True
+    down = client.post(url, json={"text": "Left."}, headers=headers)
+    assert down.status_code == 503 and down.get_json()["error"]["code"] == "hub_unreachable"
+    clinic.api.down = False
+    assert client.post(url, json={"text": "  "}, headers=headers).status_code == 400
+    answered = client.post(url, json={"text": "Left."}, headers=headers)
+    assert answered.status_code == 201 and answered.get_json() == {"sent_as": "answer"}
+    at_hub = hub.client.get(f"/api/v1/cases/{case['id']}", headers=ortho).json
+    assert at_hub["status"] == "assigned"
+    clinic.deliver()
+    plain = client.post(url, json={"text": "Also swollen."}, headers=headers)
+    assert plain.get_json() == {"sent_as": "message"}
+    clinic.deliver()
+    thread = clinic.case(case["uid"])["thread"]
+    assert [(t["kind"], t["text"]) for t in thread][-2:] == [
+        ("info_answer", "Dr. Clinic 1: Left."),
+        ("message", "Dr. Clinic 1: Also swollen."),
+    ]
