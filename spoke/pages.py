@@ -396,12 +396,15 @@ def cancel_case(uid: str) -> ResponseReturnValue:
     """The clinic cancels the case: kept here at once, sent to the hub when the link allows."""
     reason = request.form.get("reason", "").strip()[:2000]
     try:
-        spoke().store.request_cancel(uid, reason, g.doctor.name)
+        case = spoke().store.request_cancel(uid, reason, g.doctor.name)
     except TeleconsultError as exc:
         flash(exc.message)
     else:
         spoke().outbox.wake()
-        flash(_("The case is cancelled here; the hub is told as soon as the link allows."))
+        if case["sync_state"] == "withdrawn":
+            flash(_("The case is cancelled; it had not been sent to the hub."))
+        else:
+            flash(_("The case is cancelled here; the hub is told as soon as the link allows."))
     return redirect(url_for("pages.case_page", uid=uid))
 
 
