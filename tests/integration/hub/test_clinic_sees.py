@@ -498,3 +498,20 @@ def test_clinic_software_answers_through_the_spoke_api(hub: HubHarness, clinic: 
         ("info_answer", "Dr. Clinic 1: Left."),
         ("message", "Dr. Clinic 1: Also swollen."),
     ]
+
+
+def test_the_clinics_words_around_the_question_are_in_its_language(
+    hub: HubHarness, clinic: Clinic
+) -> None:
+    case = _raised(hub, clinic)
+    clinic.sign_in()
+    page = clinic.page.get("/").get_data(as_text=True)
+    chosen = clinic.page.post(
+        "/language", data={"language": "ru", "next": "/", "csrf_token": csrf_of(page)}
+    )
+    assert chosen.status_code == 302
+    _post(hub, f"/cases/{case['id']}/request-info", hub.login("ortho1"), {"text": "Which hand?"})
+    clinic.deliver()
+    live = clinic.live(case["uid"])
+    assert "Специалист спрашивает:" in live and "Отправить ответ" in live
+    assert "Вопрос специалиста" in live and "Which hand?" in live  # the specialist's own words
