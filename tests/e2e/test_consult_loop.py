@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from tests.e2e.conftest import DESKTOP, watch_console
-from tests.support.hub import RunningHub, hub_process
+from tests.support.hub import RunningHub, hub_process, prepare_hub_db, start_hub
 from tests.support.processes import running
 from tests.support.slice import start_spoke
 from tests.support.waiting import wait_for
@@ -279,3 +279,45 @@ def test_a_new_emergency_alerts_the_specialists_worklist(
     finally:
         context.close()
     assert not [p for p in problems if "Content Security Policy" in p or "pageerror" in p], problems
+
+
+def test_the_heading_gets_its_token_live_when_the_hub_comes_back(
+    browser: Any, tmp_path: Path, shots: Path
+) -> None:
+    """A case raised while the hub is down: its page shows no token, then the token (and the
+    hub's actions) without a reload once the hub is back."""
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=LIVE)
+    url = f"sqlite:///{tmp_path / 'hub' / 'hub.sqlite'}"
+    (tmp_path / "hub").mkdir(parents=True)
+    tokens = prepare_hub_db(url)
+    hub, port = start_hub(tmp_path, url, async_mode="eventlet")
+    with ExitStack() as stack:
+        stack.callback(lambda: hub.stop())
+        running_hub = RunningHub(f"http://127.0.0.1:{port}", hub, tokens, url, tmp_path, port)
+        spoke, spoke_url = start_spoke(tmp_path, running_hub)
+        stack.enter_context(running(spoke))
+        context = browser.new_context(viewport=DESKTOP)
+        stack.callback(context.close)
+        page = context.new_page()
+        _sign_in(page, spoke_url, expect)
+        hub.stop()
+        page.click("text=Raise a case")
+        page.fill("input[name=pseudonym]", "RAMPUR-0077")
+        page.fill("input[name=age]", "51")
+        page.select_option("select[name=sex]", "female")
+        page.select_option("select[name=specialty]", "ortho")
+        page.fill("textarea[name=complaint]", "Painful swollen knee")
+        page.fill("textarea[name=question]", "Aspirate here?")
+        page.click("form.case-form button[type=submit]")
+        heading = page.locator("#case-heading")
+        expect(heading).to_contain_text("(no token yet)")
+        expect(page.locator("#cancel-form")).to_be_visible()
+        page.evaluate("window.__same_page = true")
+        hub, _ = start_hub(tmp_path, url, port=port, async_mode="eventlet")
+        expect(heading).to_contain_text(re.compile(r"ORTHO-\d+"))
+        expect(page).to_have_title(re.compile(r"ORTHO-\d+"))
+        expect(page.locator("#case-status")).to_contain_text(re.compile("assigned|queued"))
+        assert page.evaluate("window.__same_page === true")
+        page.screenshot(path=str(shots / "spoke-case-token-live.png"))
