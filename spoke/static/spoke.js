@@ -88,9 +88,20 @@ function alertOf(alert) {
   }
 }
 
+// Browsers let a page play sound only after the doctor touched it: the first press or key
+// opens one audio context that every later alert reuses (made before then, it stays mute).
+let audio = null;
+function unlockAudio() {
+  if (audio) return;
+  try { audio = new (window.AudioContext || window.webkitAudioContext)(); } catch { audio = null; }
+}
+document.addEventListener("pointerdown", unlockAudio, { once: true });
+document.addEventListener("keydown", unlockAudio, { once: true });
+
 function beep() {
   try {
-    const audio = new (window.AudioContext || window.webkitAudioContext)();
+    if (!audio) unlockAudio();
+    if (audio.state === "suspended") audio.resume();
     const tone = audio.createOscillator();
     const gain = audio.createGain();
     tone.frequency.value = 880;
@@ -99,7 +110,6 @@ function beep() {
     tone.connect(gain).connect(audio.destination);
     tone.start();
     tone.stop(audio.currentTime + 0.6);
-    tone.onended = () => audio.close();
   } catch { /* no audio here: the title and the notification still tell */ }
 }
 

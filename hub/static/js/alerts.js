@@ -11,9 +11,20 @@ window.addEventListener("focus", seen);
 document.addEventListener("click", seen);
 document.addEventListener("keydown", seen);
 
+// Browsers let a page play sound only after the user touched it: the first press or key
+// opens one audio context that every later alert reuses (made before then, it stays mute).
+let audio = null;
+function unlockAudio() {
+  if (audio) return;
+  try { audio = new (window.AudioContext || window.webkitAudioContext)(); } catch { audio = null; }
+}
+document.addEventListener("pointerdown", unlockAudio, { once: true });
+document.addEventListener("keydown", unlockAudio, { once: true });
+
 function tone() {
   try {
-    const audio = new (window.AudioContext || window.webkitAudioContext)();
+    if (!audio) unlockAudio();
+    if (audio.state === "suspended") audio.resume();
     const osc = audio.createOscillator();
     const gain = audio.createGain();
     osc.frequency.value = 880;
@@ -22,7 +33,6 @@ function tone() {
     osc.connect(gain).connect(audio.destination);
     osc.start();
     osc.stop(audio.currentTime + 0.8);
-    osc.onended = () => audio.close();
   } catch { /* no audio: the title and the notification still tell */ }
 }
 
