@@ -358,7 +358,7 @@ def post_message(uid: str) -> ResponseReturnValue:
             ),
         )
     except TeleconsultError as exc:
-        flash(translate_message(exc.message))
+        flash(_(exc.message))  # spoke.replies' messages are in the catalog
     return redirect(url_for("pages.case_page", uid=uid, _anchor="thread"))
 
 
