@@ -6,7 +6,6 @@ would hand them over (every event of the spoke's room, in ``seq`` order unless a
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
