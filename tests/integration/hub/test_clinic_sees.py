@@ -26,7 +26,7 @@ from spoke.persistence.models import LocalCase
 from spoke.store import hub_body
 from tests.integration.hub.conftest import ADVICE, HubHarness, case_body
 from tests.support.hub import prepare_hub_db
-from tests.unit.spoke.conftest import csrf_of, make_app, services, spoke_settings
+from tests.support.spoke import csrf_of, make_app, services, spoke_settings
 
 ON_CALL = "Call the hub's on-call orthopaedic surgeon on +91 11 2345 6789 now."
 
@@ -144,8 +144,8 @@ def clinic(tmp_path: Path, hub: HubHarness) -> Iterator[Clinic]:
 
 def _post(hub: HubHarness, path: str, who: dict[str, str], body: Any = None) -> Any:
     answer = hub.client.post(f"/api/v1{path}", json=body if body is not None else {}, headers=who)
-    assert answer.status_code < 300, answer.json
-    return answer.json
+    assert answer.status_code < 300, answer.get_json()
+    return answer.get_json()
 
 
 def _raised(hub: HubHarness, clinic: Clinic, **fields: Any) -> dict[str, Any]:
@@ -183,7 +183,7 @@ def test_the_specialists_question_reaches_the_clinic_and_is_answered_from_its_pa
         data={"text": "Lateral view attached.", "csrf_token": csrf_of(page)},
     )
     assert sent.status_code == 302
-    at_hub = hub.client.get(f"/api/v1/cases/{case['id']}", headers=ortho).json
+    at_hub = hub.client.get(f"/api/v1/cases/{case['id']}", headers=ortho).get_json()
     assert at_hub["status"] == "assigned" and at_hub["assigned_to"]["username"] == "ortho1"
     clinic.deliver()
     local = clinic.case(case["uid"])
@@ -210,7 +210,7 @@ def test_an_answer_routed_back_to_the_pool_still_reaches_the_thread(
     off = hub.client.patch(
         f"/api/v1/specialists/{_id(hub, 'ortho1')}", json={"on_duty": False}, headers=ortho
     )
-    assert off.status_code == 200, off.json
+    assert off.status_code == 200, off.get_json()
     _post(hub, f"/cases/{case['id']}/provide-info", hub.spoke(), {"text": "None known."})
     clinic.deliver()
     kinds = [(t["kind"], t["text"]) for t in clinic.case(case["uid"])["thread"]]
@@ -244,7 +244,7 @@ def test_the_referral_reason_and_instructions_reach_the_clinic(
     live = clinic.live(case["uid"])
     assert referral["reason"] in live and "saline gauze on the wound, IV ceftriaxone" in live
     assert 'id="referral"' in live and "Close the case" in live
-    history = hub.client.get(f"/api/v1/cases/{case['id']}/history", headers=ortho).json
+    history = hub.client.get(f"/api/v1/cases/{case['id']}/history", headers=ortho).get_json()
     assert "saline gauze" in history[-1]["reason"]
 
 
@@ -283,7 +283,7 @@ def test_a_reassignment_reaches_the_thread(hub: HubHarness, clinic: Clinic) -> N
         },
         headers=hub.login("admin"),
     )
-    assert added.status_code == 201, added.json
+    assert added.status_code == 201, added.get_json()
     case = _raised(hub, clinic)
     _post(
         hub,
@@ -346,7 +346,7 @@ def test_a_case_cancelled_before_it_left_the_clinic_is_never_sent(
     clinic.store.mark_synced(uid, hub_case)
     assert clinic.case(uid)["cancel"]["state"] == "pending"
     assert clinic.sync()
-    at_hub = hub.client.get(f"/api/v1/cases/{hub_case['id']}", headers=hub.spoke()).json
+    at_hub = hub.client.get(f"/api/v1/cases/{hub_case['id']}", headers=hub.spoke()).get_json()
     assert at_hub["status"] == "cancelled" and clinic.case(uid)["cancel"]["state"] == "done"
 
 
@@ -378,9 +378,11 @@ def test_the_clinic_cancels_offline_first_and_a_resend_is_the_same_cancellation(
     assert clinic.sync()
     local = clinic.case(uid)
     assert local["status"] == "cancelled" and local["cancel"]["state"] == "done"
-    at_hub = hub.client.get(f"/api/v1/cases/{case['id']}", headers=hub.spoke()).json
+    at_hub = hub.client.get(f"/api/v1/cases/{case['id']}", headers=hub.spoke()).get_json()
     assert at_hub["status"] == "cancelled"
-    history = hub.client.get(f"/api/v1/cases/{case['id']}/history", headers=hub.login("sup1")).json
+    history = hub.client.get(
+        f"/api/v1/cases/{case['id']}/history", headers=hub.login("sup1")
+    ).get_json()
     assert history[-1]["action"] == "cancel"
     assert history[-1]["reason"] == "Dr. Clinic 1: Patient left."
     # The hub's answer was lost and the spoke sends again: the same cancellation, no error.
@@ -421,7 +423,7 @@ def test_hub_state_is_applied_by_version_whatever_the_order_of_delivery(
     ortho = hub.login("ortho1")
     case = hub.raise_case()
     hub.raise_case(priority="routine")  # waits behind it: its place moves as the first moves
-    snapshot_raised = hub.client.get(f"/api/v1/cases/{case['id']}", headers=hub.spoke()).json
+    snapshot_raised = hub.client.get(f"/api/v1/cases/{case['id']}", headers=hub.spoke()).get_json()
     hub.clock.advance(minutes=1)
     _post(hub, f"/cases/{case['id']}/claim", ortho)
     hub.clock.advance(minutes=1)
@@ -447,7 +449,7 @@ def test_hub_state_is_applied_by_version_whatever_the_order_of_delivery(
     clinic.store.mirror_cases([snapshot_raised])
     assert clinic.case(case["uid"])["status"] == "advised"
     # Equal or newer is applied; a hub without versions is always applied.
-    newest = hub.client.get(f"/api/v1/cases/{case['id']}", headers=hub.spoke()).json
+    newest = hub.client.get(f"/api/v1/cases/{case['id']}", headers=hub.spoke()).get_json()
     clinic.store.mirror_cases([{**newest, "queue_position": None}])
     clinic.store.mirror_cases([{k: v for k, v in snapshot_raised.items() if k != "version"}])
     assert clinic.case(case["uid"])["status"] == snapshot_raised["status"]
@@ -486,7 +488,7 @@ def test_clinic_software_answers_through_the_spoke_api(hub: HubHarness, clinic: 
     assert client.post(url, json={"text": "  "}, headers=headers).status_code == 400
     answered = client.post(url, json={"text": "Left."}, headers=headers)
     assert answered.status_code == 201 and answered.get_json() == {"sent_as": "answer"}
-    at_hub = hub.client.get(f"/api/v1/cases/{case['id']}", headers=ortho).json
+    at_hub = hub.client.get(f"/api/v1/cases/{case['id']}", headers=ortho).get_json()
     assert at_hub["status"] == "assigned"
     clinic.deliver()
     plain = client.post(url, json={"text": "Also swollen."}, headers=headers)

@@ -12,8 +12,7 @@ import requests
 from flask import Flask
 
 from tests.support.hub import RunningHub, hub_process
-from tests.support.waiting import wait_for
-from tests.unit.spoke.conftest import (
+from tests.support.spoke import (
     api_token,
     case_body,
     hub_token,
@@ -21,6 +20,7 @@ from tests.unit.spoke.conftest import (
     services,
     spoke_settings,
 )
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 ON_CALL = "Ring the hub's on-call line, 1800-111-222."
