@@ -25,6 +25,25 @@ class CaseStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+# How a case's status reads from outside the hub (spoke pages, worklist, clients). The hub's
+# lifecycle (hub/domain/lifecycle.py) names these same sets from here, and a test holds them to
+# its rules table, so the spoke never re-types a list of statuses.
+# With the hub, waiting for a specialist or for the clinic's answer.
+OPEN_STATUSES = frozenset(
+    {
+        CaseStatus.SUBMITTED,
+        CaseStatus.QUEUED,
+        CaseStatus.ASSIGNED,
+        CaseStatus.IN_REVIEW,
+        CaseStatus.NEEDS_INFO,
+    }
+)
+# The specialist has dealt with it (advice or referral given, or closed since).
+HANDLED_STATUSES = frozenset({CaseStatus.ADVISED, CaseStatus.REFERRED, CaseStatus.CLOSED})
+# Nothing more can happen to it.
+ENDED_STATUSES = frozenset({CaseStatus.CLOSED, CaseStatus.CANCELLED})
+
+
 class Priority(StrEnum):
     EMERGENCY = "emergency"
     URGENT = "urgent"

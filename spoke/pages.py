@@ -24,7 +24,7 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
-from shared.enums import Priority, Sex
+from shared.enums import ENDED_STATUSES, Priority, Sex
 from shared.errors import TeleconsultError
 from shared.eta import as_received
 from shared.schemas import CaseCreateSchema, load_or_raise
@@ -418,9 +418,7 @@ def inbox() -> ResponseReturnValue:
     except TeleconsultError as exc:
         error = exc.message
     cases = [
-        c
-        for c in spoke().store.list_cases()
-        if c["hub_id"] and c["status"] not in ("closed", "cancelled")
+        c for c in spoke().store.list_cases() if c["hub_id"] and c["status"] not in ENDED_STATUSES
     ]
     return render_template(
         "inbox.html",

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from shared import protocol
 from shared.accession import make_accession_number
 from shared.clock import Clock
-from shared.enums import DEFAULT_SPECIALTIES, CaseStatus
+from shared.enums import DEFAULT_SPECIALTIES, HANDLED_STATUSES, OPEN_STATUSES, CaseStatus
 from shared.errors import Conflict, NotFound
 from spoke.persistence.models import (
     CancelState,
@@ -38,14 +38,7 @@ LAST_SEQ = "last_seq"
 IMAGE_FIELDS = ("received", "at_hub", "rejected")
 _IMAGES_KEY = "images:"
 # A case is on the modality worklist from when it is raised until it is advised or ends.
-WORKLIST_STATUSES = [
-    CaseStatus.DRAFT.value,
-    CaseStatus.SUBMITTED.value,
-    CaseStatus.QUEUED.value,
-    CaseStatus.ASSIGNED.value,
-    CaseStatus.IN_REVIEW.value,
-    CaseStatus.NEEDS_INFO.value,
-]
+WORKLIST_STATUSES = sorted({CaseStatus.DRAFT.value, *OPEN_STATUSES})
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -542,7 +535,7 @@ class CaseStore:
 
     def cases_missing_advice(self) -> list[tuple[str, int]]:
         """(uid, hub id) of advised cases without any local advice: to fetch over REST."""
-        done = [CaseStatus.ADVISED.value, CaseStatus.CLOSED.value, CaseStatus.REFERRED.value]
+        done = sorted(HANDLED_STATUSES)
         with self.db.session() as session:
             have = select(LocalAdvice.case_uid)
             rows = session.execute(

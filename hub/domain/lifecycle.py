@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from shared.enums import ENDED_STATUSES, HANDLED_STATUSES, OPEN_STATUSES, Role
 from shared.enums import CaseStatus as S
-from shared.enums import Role
 from shared.errors import Conflict, Forbidden
 
 
@@ -93,13 +93,15 @@ TRANSITIONS: dict[S, frozenset[S]] = _transitions()
 # Cases waiting to be seen: they hold a place in a queue.
 WAITING = frozenset({S.QUEUED, S.ASSIGNED})
 # Cases a specialist still has to act on.
-OPEN = frozenset({S.SUBMITTED, S.QUEUED, S.ASSIGNED, S.IN_REVIEW, S.NEEDS_INFO})
+OPEN = OPEN_STATUSES
 # Cases that count against a specialist's concurrent-case limit (their own open cases).
 ACTIVE = frozenset({S.ASSIGNED, S.IN_REVIEW, S.NEEDS_INFO})
 # Cases nobody has started on yet: these are routed again when their specialist leaves.
 UNSTARTED = frozenset({S.ASSIGNED})
 # Cases a specialist has dealt with (advice or referral given, or closed since).
-HANDLED = frozenset({S.ADVISED, S.REFERRED, S.CLOSED})
+HANDLED = HANDLED_STATUSES
+# Cases nothing more can happen to: no transition leaves them.
+ENDED = ENDED_STATUSES
 # The states each action starts from, straight from the rules above.
 CLAIMABLE = RULES[Action.CLAIM].sources
 RELEASABLE = RULES[Action.RELEASE].sources

@@ -120,3 +120,13 @@ def test_transitions_are_the_union_of_the_rules_and_terminal_states_are_final() 
     assert S.ADVISED in TRANSITIONS[S.ADVISED]  # a correction is a new advice version
     assert TRANSITIONS[S.DRAFT] == {S.SUBMITTED, S.CANCELLED}
     assert S.CANCELLED not in TRANSITIONS[S.IN_REVIEW]
+
+
+def test_the_named_sets_outside_the_hub_agree_with_the_rules_table() -> None:
+    """The spoke reads statuses through shared's sets; they must say what the rules say."""
+    from hub.domain import lifecycle
+
+    assert {s for s in S if not TRANSITIONS.get(s)} == lifecycle.ENDED
+    assert lifecycle.OPEN | lifecycle.HANDLED | lifecycle.ENDED | {S.DRAFT} == set(S)
+    assert not lifecycle.OPEN & (lifecycle.HANDLED | lifecycle.ENDED)
+    assert RULES[Action.ADVISE].targets | RULES[Action.REFER].targets <= lifecycle.HANDLED

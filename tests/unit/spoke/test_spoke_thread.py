@@ -128,11 +128,11 @@ def test_messages_and_advice_stored_before_the_thread_become_its_items(tmp_path:
         )
     engine.dispose()
     upgrade("spoke", url)
-    db = Database(url)
+    spoke_db = Database(url)
     try:
-        thread = CaseStore(db, FrozenClock(), "PHC-1").get_case("u1")["thread"]
+        thread = CaseStore(spoke_db, FrozenClock(), "PHC-1").get_case("u1")["thread"]
     finally:
-        db.dispose()
+        spoke_db.dispose()
     assert [(t["kind"], t["author"], t["text"]) for t in thread] == [
         ("message", "Dr. Ortho", "Which hand?"),
         ("advice", "Dr. Ortho", "Sprain"),
