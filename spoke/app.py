@@ -88,6 +88,7 @@ def create_app(
     from spoke.pages import user_language
     from spoke.progress import bp as progress_bp
     from spoke.upload_page import bp as uploads_bp
+    from teleconsult.assets import bp as assets_bp
 
     init_babel(app, user_language)  # the doctor's choice (session), else the browser's languages
     tz = zone(settings.timezone)
@@ -98,6 +99,7 @@ def create_app(
     csrf.init_app(app)
     csrf.exempt(api_bp)  # bearer tokens, no cookies: nothing to forge
     app.register_blueprint(api_bp)
+    app.register_blueprint(assets_bp)  # the pages' shared scripts (alerts.js)
     app.register_blueprint(pages_bp)
     app.register_blueprint(progress_bp)
     app.register_blueprint(uploads_bp)

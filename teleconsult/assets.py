@@ -1,5 +1,6 @@
-"""Browser libraries from the npm registry (web/package.json, installed by scripts/assets),
-served by the hub and the spoke themselves: pages work on a network with no internet."""
+"""Browser libraries from the npm registry (web/package.json, installed by scripts/assets), and
+the project's own scripts that both apps' pages use, served by the hub and the spoke themselves:
+pages work on a network with no internet."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ NODE_MODULES = Path(__file__).resolve().parent.parent / "web" / "node_modules"
 # What a page may load: a fixed list, never a path from the request.
 FILES = {
     "socket.io.min.js": NODE_MODULES / "socket.io-client" / "dist" / "socket.io.min.js",
+    # The project's own, shared by the hub's and the clinic's pages.
+    "alerts.js": Path(__file__).resolve().parent / "static" / "alerts.js",
 }
 
 bp = Blueprint("assets", __name__, url_prefix="/assets")

@@ -1,5 +1,7 @@
 // The clinic's pages: poll the spoke (a few bytes) and swap in what changed; keep a draft of
 // the case form; print the e-prescription. No third-party code, nothing inline.
+import { raiseAlert, setBaseTitle } from "/assets/alerts.js";
+
 const body = document.body;
 const livePart = document.getElementById("live-part");
 let version = body.dataset.version || null;
@@ -45,8 +47,7 @@ async function swap() {
     if (key === active) { f.focus(); try { f.setSelectionRange(...caret); } catch { /* not text */ } }
   }
   const heading = document.getElementById("case-heading");
-  if (heading && heading.dataset.title) baseTitle = `${heading.dataset.title} · ${baseTitle.split(" · ").pop()}`;
-  showTitle();
+  if (heading && heading.dataset.title) setBaseTitle(`${heading.dataset.title} · ${siteTitle}`);
 }
 
 function fieldKey(f) {
@@ -64,73 +65,23 @@ function banner(state) {
 }
 
 // Alerts: a new question, advice, referral or SLA warning at this clinic, noticed while the
-// doctor looks elsewhere: a count in the page title, a short sound, a browser notification
-// (once the doctor allowed them). The newest seen is remembered in this browser.
+// doctor looks elsewhere (the shared alerts module). The newest seen is remembered in this
+// browser, so nothing old alerts on a first visit.
 const SEEN = "teleconsult.alert.seen";
-let baseTitle = document.title;
-let unseen = 0;
-
-function showTitle() { document.title = unseen ? `(${unseen}) ${baseTitle}` : baseTitle; }
+const siteTitle = document.title.split(" · ").pop();
 
 function alertOf(alert) {
   const stored = localStorage.getItem(SEEN);
   const latest = alert && typeof alert.id === "number" ? alert.id : 0;
   const seen = Number(stored || "0");
   localStorage.setItem(SEEN, String(Math.max(seen, latest)));
-  if (stored === null || latest <= seen) return; // the first visit sets the mark: nothing old alerts
-  unseen += 1;
-  showTitle();
-  body.dataset.alerts = String(Number(body.dataset.alerts || "0") + 1);
-  beep();
-  if ("Notification" in window && Notification.permission === "granted") {
-    const n = new Notification(alert.title, { body: alert.body, tag: `teleconsult-${alert.id}` });
-    n.onclick = () => { window.focus(); window.location.href = alert.url; };
-  }
-}
-
-// Browsers let a page play sound only after the doctor touched it: the first press or key
-// opens one audio context that every later alert reuses (made before then, it stays mute).
-let audio = null;
-function unlockAudio() {
-  if (audio) return;
-  try { audio = new (window.AudioContext || window.webkitAudioContext)(); } catch { audio = null; }
-}
-document.addEventListener("pointerdown", unlockAudio, { once: true });
-document.addEventListener("keydown", unlockAudio, { once: true });
-
-function beep() {
-  try {
-    if (!audio) unlockAudio();
-    if (audio.state === "suspended") audio.resume();
-    const tone = audio.createOscillator();
-    const gain = audio.createGain();
-    tone.frequency.value = 880;
-    gain.gain.setValueAtTime(0.2, audio.currentTime);
-    gain.gain.exponentialRampToValueAtTime(0.001, audio.currentTime + 0.6);
-    tone.connect(gain).connect(audio.destination);
-    tone.start();
-    tone.stop(audio.currentTime + 0.6);
-  } catch { /* no audio here: the title and the notification still tell */ }
-}
-
-function seenAll() { if (unseen) { unseen = 0; showTitle(); } }
-window.addEventListener("focus", seenAll);
-document.addEventListener("visibilitychange", () => { if (!document.hidden && document.hasFocus()) seenAll(); });
-document.addEventListener("keydown", seenAll);
-
-const toggle = document.getElementById("alerts-toggle");
-if (toggle && "Notification" in window && Notification.permission === "default") {
-  toggle.hidden = false;
-  toggle.addEventListener("click", async () => {
-    await Notification.requestPermission();
-    toggle.hidden = Notification.permission === "default";
-  });
+  if (stored === null || latest <= seen) return;
+  raiseAlert({ title: alert.title, body: alert.body, url: alert.url, tag: `teleconsult-${alert.id}` });
 }
 
 if (body.dataset.live) { poll(); setInterval(poll, 2000); }
 
 document.addEventListener("click", (ev) => {
-  seenAll();
   if (ev.target.closest("[data-print]")) window.print();
   const jump = ev.target.closest("[data-focus]");
   if (jump) {

@@ -1,51 +1,7 @@
-// Alerts for what must not wait (DESIGN.md, "New work is noticed"): a count in the page title
-// until the page is looked at, a short tone, and a browser notification once the user allowed
-// them (the button with data-alerts-toggle asks). No third-party code, nothing inline.
-let unseen = 0;
-const baseTitle = document.title;
+// The hub's alerts: the shared module (title count, tone, notification) and the breach rule.
+import { raiseAlert } from "/assets/alerts.js";
 
-function showTitle() { document.title = unseen ? `(${unseen}) ${baseTitle}` : baseTitle; }
-
-function seen() { if (unseen) { unseen = 0; showTitle(); } }
-window.addEventListener("focus", seen);
-document.addEventListener("click", seen);
-document.addEventListener("keydown", seen);
-
-// Browsers let a page play sound only after the user touched it: the first press or key
-// opens one audio context that every later alert reuses (made before then, it stays mute).
-let audio = null;
-function unlockAudio() {
-  if (audio) return;
-  try { audio = new (window.AudioContext || window.webkitAudioContext)(); } catch { audio = null; }
-}
-document.addEventListener("pointerdown", unlockAudio, { once: true });
-document.addEventListener("keydown", unlockAudio, { once: true });
-
-function tone() {
-  try {
-    if (!audio) unlockAudio();
-    if (audio.state === "suspended") audio.resume();
-    const osc = audio.createOscillator();
-    const gain = audio.createGain();
-    osc.frequency.value = 880;
-    gain.gain.setValueAtTime(0.25, audio.currentTime);
-    gain.gain.exponentialRampToValueAtTime(0.001, audio.currentTime + 0.8);
-    osc.connect(gain).connect(audio.destination);
-    osc.start();
-    osc.stop(audio.currentTime + 0.8);
-  } catch { /* no audio: the title and the notification still tell */ }
-}
-
-export function raiseAlert({ title, body = "", url = "", tag = "" }) {
-  unseen += 1;
-  showTitle();
-  document.body.dataset.alerts = String(Number(document.body.dataset.alerts || "0") + 1);
-  tone();
-  if ("Notification" in window && Notification.permission === "granted") {
-    const n = new Notification(title, { body, tag: tag || undefined });
-    n.onclick = () => { window.focus(); if (url) window.location.href = url; };
-  }
-}
+export { raiseAlert };
 
 // A case past its SLA without a first response (DESIGN.md, "A breach is loud"): alert once per
 // case on the pages of those it is escalated to. ``mine(msg)`` says whether this page's user is.
@@ -59,14 +15,5 @@ export function alertBreach(msg, title, mine = () => true) {
     body: `${c.priority || ""} · ${c.specialty || ""} · ${c.spoke || ""} · ${c.complaint || ""}`.slice(0, 200),
     url: `/cases/${c.id}`,
     tag: `breach-${c.id}`,
-  });
-}
-
-const toggle = document.querySelector("[data-alerts-toggle]");
-if (toggle && "Notification" in window && Notification.permission === "default") {
-  toggle.hidden = false;
-  toggle.addEventListener("click", async () => {
-    await Notification.requestPermission();
-    toggle.hidden = Notification.permission === "default";
   });
 }
