@@ -21,11 +21,10 @@ from pathlib import Path
 from types import FrameType
 
 import jinja2
-import requests
 from sqlalchemy.engine import make_url
 
 from config.settings import Settings
-from teleconsult.children import die_with_parent
+from teleconsult.children import die_with_parent, wait_answering
 from teleconsult.runtime import secret_key
 
 TEMPLATE = Path(__file__).resolve().parent / "nginx.conf.j2"
@@ -198,19 +197,12 @@ class Cluster:
         return child
 
     def _wait_http(self, child: Child, url: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and not self._stopping:
-            if child.popen.poll() is not None:
-                raise ClusterError(
-                    f"{child.name} stopped while starting; see {child.log}:\n{_tail(child.log)}"
-                )
-            try:
-                if requests.get(url, timeout=2).ok:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
-        if not self._stopping:
+        why = wait_answering(child.popen, url, timeout, lambda: self._stopping)
+        if why == "stopped":
+            raise ClusterError(
+                f"{child.name} stopped while starting; see {child.log}:\n{_tail(child.log)}"
+            )
+        if why == "timeout":
             raise ClusterError(f"{child.name} did not answer at {url} within {timeout:.0f}s")
 
     def _print_banner(self, hubs: list[Backend], logs: Path) -> None:

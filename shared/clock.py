@@ -37,3 +37,15 @@ class TickingClock(FrozenClock):
     def now(self) -> datetime:
         self._now += timedelta(microseconds=1)
         return self._now
+
+
+def parse_instant(value: object) -> datetime | None:
+    """An ISO 8601 time with its zone, as the hub sends them; None for anything else (missing,
+    malformed, or without a zone, which would be read as the reader's local time)."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else None

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from shared import protocol
 from shared.accession import make_accession_number
-from shared.clock import Clock
+from shared.clock import Clock, parse_instant
 from shared.enums import DEFAULT_SPECIALTIES, HANDLED_STATUSES, OPEN_STATUSES, CaseStatus
 from shared.errors import Conflict, NotFound
 from spoke.persistence.models import (
@@ -43,16 +43,6 @@ WORKLIST_STATUSES = sorted({CaseStatus.DRAFT.value, *OPEN_STATUSES})
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
-
-
-def _parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else None
 
 
 def case_dict(case: LocalCase) -> dict[str, Any]:
@@ -412,7 +402,7 @@ class CaseStore:
             raised_by=raiser.get("username") if isinstance(raiser, dict) else None,
             sync_state=SyncState.SYNCED,
             attempts=0,
-            created_at=_parse_time(hub_case.get("created_at")) or now,
+            created_at=parse_instant(hub_case.get("created_at")) or now,
             updated_at=now,
         )
 
@@ -436,8 +426,8 @@ class CaseStore:
         case.token = hub_case.get("token") or case.token
         case.status = hub_case.get("status") or case.status
         case.queue_position = hub_case.get("queue_position")
-        case.eta_at = _parse_time(hub_case.get("eta"))
-        case.eta_not_before = _parse_time(hub_case.get("eta_not_before"))
+        case.eta_at = parse_instant(hub_case.get("eta"))
+        case.eta_not_before = parse_instant(hub_case.get("eta_not_before"))
         case.sla_breached = bool(hub_case.get("sla_breached", case.sla_breached))
         actions = hub_case.get("clinic_actions")
         case.clinic_actions = list(actions) if isinstance(actions, list) else case.clinic_actions
@@ -507,7 +497,7 @@ class CaseStore:
                 case_uid=case_uid,
                 version=int(advice.get("version") or 1),
                 payload=advice,
-                issued_at=_parse_time(advice.get("issued_at")),
+                issued_at=parse_instant(advice.get("issued_at")),
                 received_at=self.clock.now(),
             )
         )

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from shared import protocol
+from shared.clock import parse_instant
 from spoke.persistence.models import ThreadItem
 
 MESSAGE = "message"
@@ -45,16 +46,6 @@ class Item:
     data: dict[str, Any] = field(default_factory=dict)
 
 
-def _time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else None
-
-
 def _name(person: Any, default: str = "") -> str:
     if isinstance(person, dict):
         return str(person.get("name") or person.get("username") or default)
@@ -67,7 +58,7 @@ def _message_item(kind: str, message: dict[str, Any]) -> Item:
         kind=kind,
         author=_name(message.get("author")),
         text=str(message.get("text") or ""),
-        at=_time(message.get("created_at")),
+        at=parse_instant(message.get("created_at")),
         data={"message_id": message["id"]},
     )
 
@@ -79,7 +70,7 @@ def advice_item(advice: dict[str, Any]) -> Item:
         kind=ADVICE,
         author=_name(advice.get("specialist")),
         text=str(advice.get("assessment") or ""),
-        at=_time(advice.get("issued_at")),
+        at=parse_instant(advice.get("issued_at")),
         data={
             "advice_id": advice["id"],
             "version": int(advice.get("version") or 1),
@@ -90,7 +81,7 @@ def advice_item(advice: dict[str, Any]) -> Item:
 
 def items_from_event(event: dict[str, Any]) -> list[Item]:
     """What one hub event adds to its case's thread (often nothing: a queue move, an image)."""
-    kind, seq, at = event.get("type"), event.get("seq"), _time(event.get("at"))
+    kind, seq, at = event.get("type"), event.get("seq"), parse_instant(event.get("at"))
     message, action = event.get("message"), event.get("action")
     if kind == protocol.MESSAGE_POSTED and isinstance(message, dict):
         return [_message_item(MESSAGE, message)]

@@ -18,12 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
-import requests
-
 from config.settings import load_settings
 from hub.domain.policy import WorkflowPolicy
 from hub.services.accounts import DEMO_PASSWORD, seed_demo
-from teleconsult.children import die_with_parent
+from teleconsult.children import die_with_parent, wait_answering
 from teleconsult.db import Database
 from teleconsult.files import private_dir, write_secret
 from teleconsult.migrations import upgrade
@@ -191,21 +189,14 @@ class Demo:
         return next((c for c in self.children if c.name == name), None)
 
     def _wait_http(self, name: str, url: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
         child = self._child(name)
         assert child is not None
-        while time.monotonic() < deadline and not self._stopping:
-            if child.popen.poll() is not None:
-                raise SystemExit(
-                    f"The {name} stopped while starting; see {child.log}:\n{_tail(child.log)}"
-                )
-            try:
-                if requests.get(url, timeout=2).ok:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
-        if not self._stopping:
+        why = wait_answering(child.popen, url, timeout, lambda: self._stopping)
+        if why == "stopped":
+            raise SystemExit(
+                f"The {name} stopped while starting; see {child.log}:\n{_tail(child.log)}"
+            )
+        if why == "timeout":
             raise SystemExit(
                 f"The {name} did not answer at {url} within {timeout:.0f}s; see {child.log}"
             )

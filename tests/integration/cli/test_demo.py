@@ -191,8 +191,8 @@ def test_the_hub_stops_and_starts_alone_while_a_clinic_keeps_working(tmp_path: P
 
         _demo_hub(tmp_path, "stop")
         wait_for(lambda: not _up(hub + "/healthz"), 30, what="the hub to stop")
-        assert "the clinics keep working offline" in wait_for(
-            lambda: "clinics keep" in log.read_text() and log.read_text(), 10, what="the notice"
+        wait_for(
+            lambda: "the clinics keep working offline" in log.read_text(), 30, what="the notice"
         )
         assert _up(spoke + "/healthz") and _up(f"http://127.0.0.1:{ports['spoke2']}/healthz")
         raised = requests.post(
