@@ -15,6 +15,7 @@ from pypdf import PdfReader
 from shared.multipart import build_related
 from tests.dicomgen import make_ct_series
 from tests.integration.hub.conftest import ADVICE, HubHarness
+from tests.integration.hub.test_pages import sign_in
 
 THREE_DRUGS = [
     {
@@ -245,3 +246,15 @@ def test_the_fhir_bundle_validates_as_r4_and_holds_the_consult(hub: HubHarness) 
         if e.resource.get_resource_type() == "Communication"
     ]
     assert texts == ["Thanks!"]
+
+
+def test_the_hub_case_page_links_each_version_to_its_pdf_and_the_link_works(
+    hub: HubHarness,
+) -> None:
+    case, _ = _advised(hub)
+    sign_in(hub, "ortho1")
+    page = hub.client.get(f"/cases/{case['id']}").get_data(as_text=True)
+    link = f"/api/v1/cases/{case['id']}/advice/1.pdf"
+    assert f'href="{link}"' in page
+    pdf = hub.client.get(link)  # the page session is enough (a GET: no CSRF token)
+    assert pdf.status_code == 200 and _text(pdf.data)[0] == 1
