@@ -174,6 +174,7 @@ class _Prescription(FPDF):
         text = f"SUPERSEDED by version {newer}: do not dispense from this version."
         self.cell(0, 8, text, fill=True, align="C", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         self.set_text_color(0)
+        self.set_fill_color(255)  # the table's cells take the current fill colour
         self.ln(2)
 
     def _heading(self, title: str) -> None:
