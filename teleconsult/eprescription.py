@@ -139,7 +139,7 @@ class _Prescription(FPDF):
         self.font(6.5)
         if not url:
             self.set_xy(x, top + 10)
-            self.multi_cell(_QR_MM, 3, "Verification code not available offline.", align="C")
+            self.multi_cell(_QR_MM, 3, "No verification code: ask the hub to check it.", align="C")
             return
         buf = io.BytesIO()
         segno.make(url, error="m").save(buf, kind="png", scale=8, border=2)

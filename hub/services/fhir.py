@@ -93,7 +93,9 @@ class FhirExport:
                 self.session.scalars(select(model).where(model.case_id == case.id).order_by(*order))
             )
 
-        referrals = [h for h in rows(CaseHistory, CaseHistory.id) if h.action == Action.REFER.value]
+        # Thread items kept as history steps (questions and answers are Messages).
+        noted = {Action.REFER.value, Action.REASSIGN.value}
+        referrals = [h for h in rows(CaseHistory, CaseHistory.id) if h.action in noted]
         return {
             "messages": rows(Message, Message.id),
             "advice": rows(Advice, Advice.version),
@@ -260,12 +262,10 @@ class CaseBundle:
         )
 
     def referral(self, step: CaseHistory) -> dict[str, Any]:
+        """A referral or a reassignment, as the clinic's thread shows it."""
+        kind = "referral" if step.action == Action.REFER.value else "reassigned"
         return self._communication(
-            _id(self.case.uid, "referral", step.id),
-            step.at,
-            step.actor_label,
-            step.reason,
-            "referral",
+            _id(self.case.uid, kind, step.id), step.at, step.actor_label, step.reason or kind, kind
         )
 
     # -- images -------------------------------------------------------------------------------

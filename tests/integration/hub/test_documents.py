@@ -205,6 +205,12 @@ def test_the_fhir_bundle_validates_as_r4_and_holds_the_consult(hub: HubHarness) 
     hub.client.post(
         f"/api/v1/cases/{case['id']}/messages", json={"text": "Thanks!"}, headers=clinic
     )
+    referred = hub.client.post(
+        f"/api/v1/cases/{case['id']}/refer",
+        json={"reason": "Displaced on review: needs fixation.", "instructions": "Splint; NPO."},
+        headers=hub.login("ortho1"),
+    )
+    assert referred.status_code == 200, referred.json
     series = make_ct_series(2, accession_number=case["accession_number"])
     parts = []
     for ds in series:
@@ -225,7 +231,8 @@ def test_the_fhir_bundle_validates_as_r4_and_holds_the_consult(hub: HubHarness) 
         assert kind in kinds
     assert kinds.count("MedicationRequest") == 3
     by_kind = {e.resource.get_resource_type(): e.resource for e in bundle.entry}
-    assert by_kind["Task"].status == "completed"  # advised
+    assert by_kind["Task"].status == "completed"  # referred after the advice
+    assert by_kind["Task"].businessStatus.text == "referred"
     assert by_kind["Patient"].identifier[0].value == "PT-Иван-0042"
     assert by_kind["ServiceRequest"].priority == "urgent"
     refs = {e.fullUrl for e in bundle.entry}
@@ -245,7 +252,8 @@ def test_the_fhir_bundle_validates_as_r4_and_holds_the_consult(hub: HubHarness) 
         for e in bundle.entry
         if e.resource.get_resource_type() == "Communication"
     ]
-    assert texts == ["Thanks!"]
+    assert texts[0] == "Thanks!"
+    assert texts[1].startswith("Displaced on review: needs fixation.")
 
 
 def test_the_hub_case_page_links_each_version_to_its_pdf_and_the_link_works(
