@@ -208,19 +208,25 @@ class _Prescription(FPDF):
         self.ln(2.5)
 
     def _outcome(self) -> None:
+        """Disposition and the follow-up plan (DESIGN.md, "Follow-up and check-ins": the date, and
+        when given the check-in interval and the warning signs)."""
         disposition = str(self.a.get("disposition") or "")
         follow_up = self.a.get("follow_up_date")
+        plan = _date_text(follow_up) if follow_up else "as needed"
+        every = self.a.get("check_in_every_days")
+        if every:
+            plan += f"; check in every {every} days"
+        self._fact("Disposition", DISPOSITIONS.get(disposition, disposition))
+        self._fact("Follow-up", plan)
+        if self.a.get("warning_signs"):
+            self._fact("Warning signs", str(self.a["warning_signs"]))
+        self.ln(3.5)
+
+    def _fact(self, label: str, value: str) -> None:
         self.font(9.5, bold=True)
-        self.cell(28, 5.5, "Disposition")
+        self.cell(30, 5.5, label)
         self.font(9.5)
-        self.cell(0, 5.5, DISPOSITIONS.get(disposition, disposition), new_x=XPos.LMARGIN)
-        self.ln(5.5)
-        self.font(9.5, bold=True)
-        self.cell(28, 5.5, "Follow-up")
-        self.font(9.5)
-        shown = _date_text(follow_up) if follow_up else "as needed"
-        self.cell(0, 5.5, shown, new_x=XPos.LMARGIN)
-        self.ln(9)
+        self.multi_cell(0, 5.5, value, align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
 
     def _signature(self) -> None:
         specialist = self.a.get("specialist") or {}

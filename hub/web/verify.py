@@ -13,6 +13,8 @@ from hub.services.documents import DocumentService
 from shared.errors import NotFound
 
 bp = Blueprint("verify", __name__)
+# The answer changes when a correction is issued: never cached; not for search engines.
+_FRESH = {"Cache-Control": "no-store", "X-Robots-Tag": "noindex", "Vary": "Accept"}
 
 # TODO(rate limit): no limiter on the hub yet; when Flask-Limiter lands, limit this route per
 # address with the hub's limiter (the codes themselves are 192 random bits: guessing is hopeless).
@@ -30,8 +32,7 @@ def verify(code: str) -> ResponseReturnValue:
         found = service.verify(code[:100], hub().settings.hub_name)
     except NotFound as exc:
         if _wants_json():
-            return jsonify(error={"code": "not_found", "message": exc.message}), 404
-        return render_template("verify.html", found=None), 404
-    if _wants_json():
-        return jsonify(found)
-    return render_template("verify.html", found=found)
+            return jsonify(error={"code": "not_found", "message": exc.message}), 404, _FRESH
+        return render_template("verify.html", found=None), 404, _FRESH
+    answer = jsonify(found) if _wants_json() else render_template("verify.html", found=found)
+    return answer, 200, _FRESH

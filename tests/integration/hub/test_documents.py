@@ -125,7 +125,7 @@ def test_the_qr_code_verifies_valid_then_superseded_after_a_second_version(
     assert url.endswith("/verify/" + first["verification_code"])
     assert len(first["verification_code"]) >= 22  # >= 128 random bits in base64url
     anonymous = _verify(hub, url)
-    assert anonymous.status_code == 200
+    assert anonymous.status_code == 200 and anonymous.headers["Cache-Control"] == "no-store"
     assert anonymous.json["status"] == "valid" and anonymous.json["token"] == case["token"]
     page = _verify(hub, url, "text/html")
     assert page.status_code == 200 and b'data-status="valid"' in page.data

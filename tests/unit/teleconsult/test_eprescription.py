@@ -43,6 +43,8 @@ ADVICE: dict[str, Any] = {
     ],  # fmt: skip
     "investigations": "",
     "follow_up_date": None,
+    "check_in_every_days": 2,
+    "warning_signs": "Breathless at rest, confusion.",
     "issued_at": "2026-11-29T18:45:00+00:00",
 }
 
@@ -68,7 +70,9 @@ def test_names_in_three_scripts_use_fonts_that_have_their_letters() -> None:
         "v3 supersedes v2",
         "30 Nov 2026, 01:45 +07",
         "DMC-55012",
-        "as needed",  # no follow-up date given
+        "as needed; check in every 2 days",  # no follow-up date, but check-ins
+        "Warning signs",
+        "Breathless at rest, confusion.",
         "No verification code",  # none stored (older advice): no QR code, said plainly
     ):
         assert expected in text, expected
