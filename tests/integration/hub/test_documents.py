@@ -266,3 +266,26 @@ def test_the_hub_case_page_links_each_version_to_its_pdf_and_the_link_works(
     assert f'href="{link}"' in page
     pdf = hub.client.get(link)  # the page session is enough (a GET: no CSRF token)
     assert pdf.status_code == 200 and _text(pdf.data)[0] == 1
+
+
+def test_advice_issued_before_the_migration_gets_its_own_random_code(hub: HubHarness) -> None:
+    from alembic import command
+    from sqlalchemy import create_engine, text
+
+    from teleconsult.migrations import alembic_config, upgrade
+
+    for _ in range(2):
+        _advised(hub)
+    db = hub.app.extensions["teleconsult"].db
+    url = db.engine.url.render_as_string(hide_password=False)
+    db.dispose()
+    command.downgrade(alembic_config("hub", url), "0003")  # as a hub of before the feature
+    upgrade("hub", url)
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            codes = connection.execute(text("SELECT verification_code FROM advice")).scalars().all()
+    finally:
+        engine.dispose()
+    assert len(codes) == 2 and len(set(codes)) == 2
+    assert all(code and len(code) == 32 for code in codes)  # 24 random bytes, base64url
