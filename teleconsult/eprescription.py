@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 import segno
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
+from fpdf.fonts import FontFace
 
 from teleconsult.localtime import local_time
 
@@ -48,6 +49,7 @@ COLUMNS = (
     ("Instructions", 52),
 )
 _QR_MM = 32.0
+CORE_FONT = "helvetica"
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,11 @@ class _Prescription(FPDF):
         self.set_title(f"E-prescription {self.a.get('case_token') or ''} {version}")
         self.set_author(str(_get(self.a, "specialist", "name")))
         self.set_creator(sheet.hub_name)
+
+    def normalize_text(self, text: str) -> str:
+        if self.family == CORE_FONT:  # no DejaVu: letters outside Latin-1 become '?', no error
+            text = text.encode("latin-1", "replace").decode("latin-1")
+        return str(super().normalize_text(text))
 
     def font(self, size: float, bold: bool = False) -> None:
         self.set_font(self.family, "B" if bold else "", size)
@@ -257,9 +264,7 @@ class _Prescription(FPDF):
         self.set_text_color(0)
 
 
-def _heading_style(family: str) -> Any:
-    from fpdf.fonts import FontFace
-
+def _heading_style(family: str) -> FontFace:
     return FontFace(family=family, emphasis="BOLD", fill_color=(225, 233, 245))
 
 
@@ -287,8 +292,7 @@ def _load_fonts(pdf: FPDF) -> str:
     )
     if regular is None:
         log.warning("DejaVu Sans not found (install fonts-dejavu-core): names may lose letters")
-        pdf.core_fonts_encoding = "latin-1"
-        return "helvetica"
+        return CORE_FONT
     pdf.add_font("dejavu", "", str(regular))
     pdf.add_font("dejavu", "B", str(regular.with_name("DejaVuSans-Bold.ttf")))
     fallbacks = []

@@ -4,11 +4,14 @@ that have their letters (embedded), and the page stays one A4 page."""
 from __future__ import annotations
 
 import io
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from pypdf import PdfReader
 
+from teleconsult import eprescription
 from teleconsult.eprescription import (
     DEVANAGARI_FONTS,
     FONT_DIRS,
@@ -79,3 +82,13 @@ def test_names_in_three_scripts_use_fonts_that_have_their_letters() -> None:
     fonts = _fonts(pdf)
     assert any("DejaVuSans" in f for f in fonts), fonts
     assert any("Devanagari" in f or "Gargi" in f.title() for f in fonts), fonts
+
+
+def test_without_dejavu_names_lose_letters_but_the_pdf_is_still_made(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(eprescription, "FONT_DIRS", (tmp_path,))
+    sheet = PrescriptionSheet(ADVICE, "Hub", "https://hub.example/verify/x", ZoneInfo("UTC"))
+    reader = PdfReader(io.BytesIO(render_prescription(sheet)))
+    text = reader.pages[0].extract_text()
+    assert len(reader.pages) == 1 and "DMC-55012" in text and "?" in text
