@@ -32,6 +32,7 @@ def letterhead() -> Letterhead:
     "code of its public verification URL",
     roles="readers of the case's advice",
     errors=(401, 404),
+    media="application/pdf",
 )
 def advice_pdf(case_id: int, version: int) -> ResponseReturnValue:
     service = DocumentService(db_session(), hub().clock, remote_addr())
@@ -50,6 +51,7 @@ def advice_pdf(case_id: int, version: int) -> ResponseReturnValue:
     "ImagingStudy with its WADO-RS Endpoint, MedicationRequest, ClinicalImpression",
     roles="readers of the case",
     errors=(401, 404),
+    media="application/fhir+json",
 )
 def case_fhir(case_id: int) -> ResponseReturnValue:
     service = FhirExport(db_session(), hub().clock, remote_addr())

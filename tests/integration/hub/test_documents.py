@@ -289,3 +289,11 @@ def test_advice_issued_before_the_migration_gets_its_own_random_code(hub: HubHar
         engine.dispose()
     assert len(codes) == 2 and len(set(codes)) == 2
     assert all(code and len(code) == 32 for code in codes)  # 24 random bytes, base64url
+
+
+def test_the_openapi_document_names_the_documents_media_types(hub: HubHarness) -> None:
+    paths = hub.client.get("/api/v1/openapi.json").json["paths"]
+    pdf = paths["/api/v1/cases/{case_id}/advice/{version}.pdf"]["get"]["responses"]["200"]
+    assert "application/pdf" in pdf["content"]
+    fhir = paths["/api/v1/cases/{case_id}/fhir"]["get"]["responses"]["200"]
+    assert "application/fhir+json" in fhir["content"]
