@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 from pypdf import PdfReader
 
 from tests.support.hub import RunningHub
-from tests.unit.spoke.conftest import hub_token, services, sign_in_page
+from tests.support.spoke import hub_token, services, sign_in_page
 
 RX = [
     {
