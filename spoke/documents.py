@@ -6,12 +6,21 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from teleconsult.eprescription import PrescriptionSheet, render_prescription, verification_url
+from teleconsult.eprescription import (
+    PrescriptionSheet,
+    Translate,
+    english,
+    render_prescription,
+    verification_url,
+)
 from teleconsult.localtime import zone
 
 
 def prescription_pdf(
-    settings: Mapping[str, Any], advice: Sequence[Mapping[str, Any]], version: int
+    settings: Mapping[str, Any],
+    advice: Sequence[Mapping[str, Any]],
+    version: int,
+    translate: Translate = english,
 ) -> bytes | None:
     """The PDF of advice ``version`` among the case's stored ``advice``; None if not stored."""
     chosen = next((a for a in advice if int(a.get("version") or 0) == version), None)
@@ -25,5 +34,6 @@ def prescription_pdf(
         verify_url=verification_url(base, chosen.get("verification_code")),
         tz=zone(str(settings.get("timezone") or "UTC")),
         superseded_by=newest if newest > version else None,
+        translate=translate,
     )
     return render_prescription(sheet)

@@ -352,7 +352,7 @@ def advice_pdf(uid: str, version: int) -> ResponseReturnValue:
     """The e-prescription of an advice version, made here from the advice the clinic stored: the
     same document as the hub's, available while the link to the hub is down."""
     case = _case_with_images(uid)
-    pdf = prescription_pdf(spoke().settings, case.get("advice") or [], version)
+    pdf = prescription_pdf(spoke().settings, case.get("advice") or [], version, _)
     if pdf is None:
         abort(404)
     response = Response(pdf, mimetype="application/pdf")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -33,20 +33,33 @@ DEVANAGARI_FONTS = (
     Path("/usr/share/fonts/truetype/lohit-devanagari/Lohit-Devanagari.ttf"),
     Path("/usr/share/fonts/truetype/fonts-deva-extra/gargi.ttf"),
 )
+Translate = Callable[..., str]
+
+
+def N_(msgid: str) -> str:
+    """Marks a label for the catalogs (babel extracts ``N_``); translated when printed."""
+    return msgid
+
+
+def english(msgid: str, **params: object) -> str:
+    """The labels as written (the default): gettext's interface, no catalog."""
+    return msgid % params if params else msgid
+
+
 DISPOSITIONS = {
-    "manage_locally": "Manage locally",
-    "refer": "Refer to a higher centre",
-    "urgent_transfer": "Urgent transfer",
+    "manage_locally": N_("Manage locally"),
+    "refer": N_("Refer"),
+    "urgent_transfer": N_("Urgent transfer"),
 }
 COLUMNS = (
     ("#", 6),
-    ("Drug", 30),
-    ("Strength", 18),
-    ("Dose", 18),
-    ("Route", 14),
-    ("Frequency", 24),
-    ("Duration", 18),
-    ("Instructions", 52),
+    (N_("Drug"), 30),
+    (N_("Strength"), 18),
+    (N_("Dose"), 18),
+    (N_("Route"), 14),
+    (N_("Frequency"), 24),
+    (N_("Duration"), 18),
+    (N_("Instructions"), 52),
 )
 _QR_MM = 32.0
 CORE_FONT = "helvetica"
@@ -62,6 +75,8 @@ class PrescriptionSheet:
     verify_url: str | None
     tz: ZoneInfo
     superseded_by: int | None = None
+    # The reader's language: gettext of the page's request (labels only; the advice as written).
+    translate: Translate = english
 
 
 def verification_url(base_url: str, code: str | None) -> str | None:
@@ -71,10 +86,13 @@ def verification_url(base_url: str, code: str | None) -> str | None:
     return f"{base_url.rstrip('/')}/verify/{code}"
 
 
-def version_line(advice: Mapping[str, Any]) -> str:
+def version_line(advice: Mapping[str, Any], translate: Translate = english) -> str:
     """'v1', or 'v2 supersedes v1' for a correction."""
     version = int(advice.get("version") or 1)
-    return f"v{version} supersedes v{version - 1}" if version > 1 else f"v{version}"
+    if version > 1:
+        _ = translate
+        return _("v%(new)s supersedes v%(old)s", new=version, old=version - 1)
+    return f"v{version}"
 
 
 def render_prescription(sheet: PrescriptionSheet) -> bytes:
@@ -102,6 +120,9 @@ class _Prescription(FPDF):
             text = text.encode("latin-1", "replace").decode("latin-1")
         return str(super().normalize_text(text))
 
+    def _(self, msgid: str, **params: object) -> str:
+        return self.sheet.translate(msgid, **params)
+
     def font(self, size: float, bold: bool = False) -> None:
         self.set_font(self.family, "B" if bold else "", size)
 
@@ -111,10 +132,10 @@ class _Prescription(FPDF):
         self._facts()
         if self.sheet.superseded_by:
             self._superseded_banner(self.sheet.superseded_by)
-        self._section("Assessment", self.a.get("assessment"))
-        self._section("Recommendations", self.a.get("recommendations"))
+        self._section(self._("Assessment"), self.a.get("assessment"))
+        self._section(self._("Recommendations"), self.a.get("recommendations"))
         self._prescriptions(self.a.get("prescriptions") or [])
-        self._section("Investigations", self.a.get("investigations") or "None")
+        self._section(self._("Investigations"), self.a.get("investigations") or "—")
         self._outcome()
         self._signature()
 
@@ -128,10 +149,12 @@ class _Prescription(FPDF):
         if spoke.get("name") and spoke.get("code"):
             clinic = f"{spoke['name']} ({spoke['code']})"
         self.font(11)
-        self.multi_cell(width, 5.5, f"Clinic: {clinic}", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        self.multi_cell(
+            width, 5.5, f"{self._('Clinic')}: {clinic}", new_x=XPos.LMARGIN, new_y=YPos.NEXT
+        )
         self.font(13, bold=True)
         self.set_text_color(20, 70, 140)
-        self.cell(width, 8, "Teleconsultation e-prescription", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        self.cell(width, 8, self._("E-prescription"), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         self.set_text_color(0)
         self._qr(top)
         self.set_y(max(self.get_y(), top + _QR_MM + 6))
@@ -146,30 +169,35 @@ class _Prescription(FPDF):
         self.font(6.5)
         if not url:
             self.set_xy(x, top + 10)
-            self.multi_cell(_QR_MM, 3, "No verification code: ask the hub to check it.", align="C")
+            self.multi_cell(
+                _QR_MM, 3, self._("No verification code: ask the hub to check it."), align="C"
+            )
             return
         buf = io.BytesIO()
         segno.make(url, error="m").save(buf, kind="png", scale=8, border=2)
         buf.seek(0)
         self.image(buf, x=x, y=top, w=_QR_MM, h=_QR_MM)
         self.set_xy(x - 6, top + _QR_MM)
-        self.cell(_QR_MM + 6, 3.5, "Scan to verify", align="C")
+        self.cell(_QR_MM + 6, 3.5, self._("Scan to verify"), align="C")
 
     def _facts(self) -> None:
         patient = self.a.get("patient") or {}
+        sex = str(patient.get("sex") or "")
+        person = self._(
+            "%(name)s, %(age)s years, %(sex)s",
+            name=patient.get("pseudonym", ""),
+            age=patient.get("age", ""),
+            sex=self._(sex) if sex else "",
+        )
         rows = (
-            ("Case", str(self.a.get("case_token") or "")),
-            (
-                "Patient",
-                f"{patient.get('pseudonym', '')}, {patient.get('age', '')} years, "
-                f"{patient.get('sex', '')}",
-            ),
-            ("Issued", local_time(self.a.get("issued_at"), self.sheet.tz)),
-            ("Version", version_line(self.a)),
+            (self._("Case"), str(self.a.get("case_token") or "")),
+            (self._("Patient"), person),
+            (self._("Issued"), local_time(self.a.get("issued_at"), self.sheet.tz)),
+            (self._("Version"), version_line(self.a, self.sheet.translate)),
         )
         for label, value in rows:
             self.font(9.5, bold=True)
-            self.cell(24, 5.5, label)
+            self.cell(26, 5.5, label)
             self.font(9.5)
             self.multi_cell(0, 5.5, value, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         self.ln(1.5)
@@ -178,7 +206,7 @@ class _Prescription(FPDF):
         self.set_fill_color(200, 30, 30)
         self.set_text_color(255)
         self.font(11, bold=True)
-        text = f"SUPERSEDED by version {newer}: do not dispense from this version."
+        text = self._("SUPERSEDED by version %(n)s: do not dispense from this version.", n=newer)
         self.cell(0, 8, text, fill=True, align="C", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         self.set_text_color(0)
         self.set_fill_color(255)  # the table's cells take the current fill colour
@@ -197,9 +225,9 @@ class _Prescription(FPDF):
         self.ln(1.5)
 
     def _prescriptions(self, items: list[Mapping[str, Any]]) -> None:
-        self._heading("Prescription")
+        self._heading(self._("Prescription"))
         if not items:
-            self._section("", "No medicines prescribed.")
+            self._section("", self._("No medicines prescribed."))
             return
         self.font(8.5)
         keys = ("drug", "strength", "dose", "route", "frequency", "duration", "instructions")
@@ -209,7 +237,7 @@ class _Prescription(FPDF):
             text_align="LEFT",
             headings_style=_heading_style(self.family),
         ) as table:
-            table.row([label for label, _ in COLUMNS])
+            table.row([self._(label) if label != "#" else label for label, _ in COLUMNS])
             for n, item in enumerate(items, 1):
                 table.row([str(n), *(str(item.get(k) or "") for k in keys)])
         self.ln(2.5)
@@ -219,14 +247,15 @@ class _Prescription(FPDF):
         when given the check-in interval and the warning signs)."""
         disposition = str(self.a.get("disposition") or "")
         follow_up = self.a.get("follow_up_date")
-        plan = _date_text(follow_up) if follow_up else "as needed"
+        plan = _date_text(follow_up) if follow_up else self._("as needed")
         every = self.a.get("check_in_every_days")
         if every:
-            plan += f"; check in every {every} days"
-        self._fact("Disposition", DISPOSITIONS.get(disposition, disposition))
-        self._fact("Follow-up", plan)
+            plan += "; " + self._("check in every %(n)s days", n=every)
+        shown = self._(DISPOSITIONS[disposition]) if disposition in DISPOSITIONS else disposition
+        self._fact(self._("Disposition"), shown)
+        self._fact(self._("Follow-up"), plan)
         if self.a.get("warning_signs"):
-            self._fact("Warning signs", str(self.a["warning_signs"]))
+            self._fact(self._("Warning signs"), str(self.a["warning_signs"]))
         self.ln(3.5)
 
     def _fact(self, label: str, value: str) -> None:
@@ -249,7 +278,8 @@ class _Prescription(FPDF):
         self.font(10, bold=True)
         self.multi_cell(80, 5, name, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         self.font(9)
-        for line in (qualification, f"Registration no. {specialist.get('registration_number')}"):
+        registration = f"{self._('Registration no.')} {specialist.get('registration_number')}"
+        for line in (qualification, registration):
             if line:
                 self.set_x(x)
                 self.multi_cell(80, 4.6, str(line), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
@@ -257,9 +287,11 @@ class _Prescription(FPDF):
         self.font(7.5)
         self.set_text_color(90)
         issued = local_time(self.a.get("issued_at"), self.sheet.tz)
-        footer = f"Issued through {self.sheet.hub_name} on {issued}."
+        footer = (
+            self._("Issued through %(hub)s on %(at)s", hub=self.sheet.hub_name, at=issued) + "."
+        )
         if self.sheet.verify_url:
-            footer += f" Verify at {self.sheet.verify_url}"
+            footer += " " + self._("Verify at %(url)s", url=self.sheet.verify_url)
         self.multi_cell(0, 3.8, footer, align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         self.set_text_color(0)
 

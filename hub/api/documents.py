@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from flask import Response, jsonify, request
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext
 
 from hub.api.openapi import documented
 from hub.api.views import bp
@@ -23,7 +24,7 @@ def public_url() -> str:
 
 def letterhead() -> Letterhead:
     settings = hub().settings
-    return Letterhead(settings.hub_name, public_url(), zone(settings.timezone))
+    return Letterhead(settings.hub_name, public_url(), zone(settings.timezone), gettext)
 
 
 @bp.get("/cases/<int:case_id>/advice/<int:version>.pdf")

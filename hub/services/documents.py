@@ -23,7 +23,13 @@ from hub.services.rendering import run_cpu
 from hub.services.serialize import advice_dict
 from shared.clock import Clock
 from shared.errors import NotFound
-from teleconsult.eprescription import PrescriptionSheet, render_prescription, verification_url
+from teleconsult.eprescription import (
+    PrescriptionSheet,
+    Translate,
+    english,
+    render_prescription,
+    verification_url,
+)
 
 VALID = "valid"
 SUPERSEDED = "superseded"
@@ -36,6 +42,7 @@ class Letterhead:
     hub_name: str
     base_url: str  # the hub's public URL: the verification link in the QR code
     tz: ZoneInfo
+    translate: Translate = english  # the reader's language (the request's gettext)
 
 
 @dataclass
@@ -72,6 +79,7 @@ class DocumentService:
             verify_url=verification_url(letterhead.base_url, advice.verification_code),
             tz=letterhead.tz,
             superseded_by=self._newest_version(advice) if self._is_superseded(advice) else None,
+            translate=letterhead.translate,
         )
         # About a quarter of a second of CPU (font subsetting): off the event loop under eventlet.
         return run_cpu(render_prescription, sheet)

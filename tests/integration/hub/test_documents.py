@@ -297,3 +297,16 @@ def test_the_openapi_document_names_the_documents_media_types(hub: HubHarness) -
     assert "application/pdf" in pdf["content"]
     fhir = paths["/api/v1/cases/{case_id}/fhir"]["get"]["responses"]["200"]
     assert "application/fhir+json" in fhir["content"]
+
+
+def test_the_pdf_labels_are_in_the_readers_language(hub: HubHarness) -> None:
+    case, _ = _advised(hub)
+    r = hub.client.get(
+        f"/api/v1/cases/{case['id']}/advice/1.pdf",
+        headers={**hub.login("clinic1"), "Accept-Language": "ru"},
+    )
+    pages, text = _text(r.data)
+    assert pages == 1
+    for russian in ("Версия", "Отсканируйте для проверки", "мужской"):
+        assert russian in text, (russian, text)
+    assert "Paracetamol" in text and ADVICE["assessment"] in text  # the advice as written
