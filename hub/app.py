@@ -44,6 +44,7 @@ def create_app(
     app.teardown_appcontext(close_session)
     register_error_handlers(app)
 
+    from hub.api import documents  # noqa: F401  (its routes join the API blueprint)
     from hub.api.views import bp as api_bp
     from hub.dicomweb.views import bp as dicomweb_bp
     from hub.realtime.views import bp as realtime_bp

@@ -157,6 +157,7 @@ class AdviceSchema(Schema):
     investigations = fields.String()
     follow_up_date = fields.Date(allow_none=True)
     issued_at = fields.DateTime()
+    verification_code = fields.String()
 
 
 class MessageSchema(Schema):

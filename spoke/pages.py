@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 from flask import (
     Blueprint,
+    Response,
     abort,
     flash,
     g,
@@ -29,6 +30,7 @@ from shared.errors import TeleconsultError
 from shared.eta import as_received
 from shared.schemas import CaseCreateSchema, load_or_raise
 from spoke.context import spoke
+from spoke.documents import prescription_pdf
 from spoke.hub_api import HubRefused, HubUnavailable
 from spoke.inbox import Inbox
 from spoke.progress import version as progress_version
@@ -342,6 +344,23 @@ def case_page(uid: str) -> ResponseReturnValue:
 def case_live(uid: str) -> ResponseReturnValue:
     case = _case_with_images(uid)
     return render_template("_case_live.html", case=case, vitals=VITALS)
+
+
+@bp.get("/cases/<uid>/advice/<int:version>.pdf")
+@signed_in
+def advice_pdf(uid: str, version: int) -> ResponseReturnValue:
+    """The e-prescription of an advice version, made here from the advice the clinic stored: the
+    same document as the hub's, available while the link to the hub is down."""
+    case = _case_with_images(uid)
+    pdf = prescription_pdf(spoke().settings, case.get("advice") or [], version, _)
+    if pdf is None:
+        abort(404)
+    response = Response(pdf, mimetype="application/pdf")
+    response.headers["Content-Disposition"] = (
+        f'inline; filename="e-prescription-{case.get("token") or uid}-v{version}.pdf"'
+    )
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
 
 
 @bp.post("/cases/<uid>/messages")

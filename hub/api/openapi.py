@@ -30,6 +30,8 @@ class Contract:
     errors: tuple[int, ...] = (400, 401, 403, 404)
     tag: str = "cases"
     extra: dict[str, Any] = field(default_factory=dict)
+    # An answer that is not one of the schemas' JSON: its media type (e.g. application/pdf).
+    media: str | None = None
 
 
 CONTRACTS: dict[str, Contract] = {}
@@ -111,6 +113,11 @@ def _operation(endpoint: str, c: Contract, arguments: Any) -> dict[str, Any]:
         answer["content"] = {
             "application/json": {"schema": {"type": "array", "items": schema} if c.many else schema}
         }
+    if c.media is not None:
+        body = (
+            {"type": "string", "format": "binary"} if "json" not in c.media else {"type": "object"}
+        )
+        answer["content"] = {c.media: {"schema": body}}
     op["responses"][str(c.status)] = answer
     for code in sorted(set(c.errors)):
         op["responses"][str(code)] = {

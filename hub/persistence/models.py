@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -260,6 +261,11 @@ class Message(Base):
     author: Mapped[User | None] = relationship()
 
 
+def new_verification_code() -> str:
+    """The code of an advice's public verification URL: 192 random bits, unguessable."""
+    return secrets.token_urlsafe(24)
+
+
 class Advice(Base):
     """The specialist's signed record. Never edited: a correction is a new version."""
 
@@ -281,6 +287,10 @@ class Advice(Base):
     investigations: Mapped[str] = mapped_column(Text, default="")
     follow_up_date: Mapped[date | None] = mapped_column(Date)
     issued_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The code in the printed QR code (GET /verify/<code>): shows validity, never clinical content.
+    verification_code: Mapped[str] = mapped_column(
+        String(64), unique=True, default=new_verification_code
+    )
 
     case: Mapped[Case] = relationship()
     specialist: Mapped[User] = relationship()

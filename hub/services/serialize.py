@@ -122,6 +122,8 @@ def advice_dict(advice: Advice) -> dict[str, Any]:
         "investigations": advice.investigations,
         "follow_up_date": _iso(advice.follow_up_date),
         "issued_at": _iso(advice.issued_at),
+        # The code of the public verification URL printed as a QR code on the e-prescription.
+        "verification_code": advice.verification_code,
     }
 
 

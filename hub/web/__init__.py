@@ -21,6 +21,7 @@ def init_web(app: Flask) -> None:
     from hub.web.auth import bp as auth_bp
     from hub.web.specialist import bp as specialist_bp
     from hub.web.supervisor import bp as supervisor_bp
+    from hub.web.verify import bp as verify_bp
 
     init_security(app)
     init_babel(app, user_language)
@@ -36,7 +37,7 @@ def init_web(app: Flask) -> None:
     app.jinja_env.globals["page_user"] = _page_user
     # The lifecycle's named sets, for templates: ``case.status in states.RELEASABLE``.
     app.jinja_env.globals["states"] = _lifecycle_states()
-    for bp in (auth_bp, specialist_bp, supervisor_bp, admin_bp):
+    for bp in (auth_bp, specialist_bp, supervisor_bp, admin_bp, verify_bp):
         app.register_blueprint(bp)
 
 

@@ -303,6 +303,67 @@ def test_the_printed_e_prescription_is_one_a4_page_with_letterhead_signature_and
         assert hidden not in text, hidden
 
 
+def _qr_url(pdf: bytes) -> str:
+    import zxingcpp
+    from pypdf import PdfReader
+
+    images = PdfReader(io.BytesIO(pdf)).pages[0].images
+    found = [r.text for i in images for r in zxingcpp.read_barcodes(i.image.convert("L"))]
+    assert len(found) == 1, found
+    return str(found[0])
+
+
+def test_the_e_prescription_pdf_buttons_and_the_public_check_of_its_qr_code(
+    world: World, page: Any, expect: Any, browser: Any, shots: Path
+) -> None:
+    case = world.case_for("ortho1", "PDF-0042")
+    world.api(
+        "POST",
+        f"/cases/{case['id']}/advice",
+        world.token("ortho1"),
+        json={
+            "assessment": "Buckle fracture of the distal radius.",
+            "recommendations": "Removable splint for 3 weeks.",
+            "disposition": "manage_locally",
+            "prescriptions": RX,
+            "investigations": "",
+            "follow_up_date": "2026-12-08",
+        },
+    )
+    # The clinic: the button, and the PDF it opens (made by the spoke from the stored advice).
+    sign_in_spoke(page, world)
+    page.goto(f"{world.spoke_url}/cases/{case['uid']}")
+    button = page.locator("#advice a[data-pdf]")
+    expect(button).to_be_visible()
+    answer = page.request.get(world.spoke_url + str(button.get_attribute("href")))
+    assert answer.ok and answer.headers["content-type"] == "application/pdf"
+    pages, text = _pdf_pages(answer.body())
+    assert pages == 1 and "PDF-0042" in text and "REG-ORTHO1" in text, text
+    # A pharmacist without a login opens the QR code's address.
+    url = _qr_url(answer.body())
+    assert url.startswith(world.hub.url + "/verify/")
+    stranger = browser.new_context(viewport=DESKTOP)
+    try:
+        check = stranger.new_page()
+        check.goto(url)
+        expect(check.locator("#verify-status")).to_have_attribute("data-status", "valid")
+        shown = check.locator("main").inner_text()
+        check.screenshot(path=str(shots / "verify.png"), full_page=True)
+    finally:
+        stranger.close()
+    assert case["token"] in shown and "Dr. Ortho Specialist" in shown
+    for clinical in ("Buckle fracture", "Calcium carbonate", "34", "male"):
+        assert clinical not in shown, clinical
+    # The hub: the same button on the specialist's case page.
+    sign_in_hub(page, world, "ortho1")
+    page.goto(f"{world.hub.url}/cases/{case['id']}")
+    hub_button = page.locator("#advice a[data-pdf]")
+    expect(hub_button).to_be_visible()
+    answer = page.request.get(world.hub.url + str(hub_button.get_attribute("href")))
+    assert answer.ok and _pdf_pages(answer.body())[0] == 1
+    assert not [p for p in page.problems if "http 404" in p or "pageerror" in p], page.problems
+
+
 # -- item 9: a PDF report at the hub, and images after the advice
 
 
