@@ -336,7 +336,10 @@ def _case_with_images(uid: str) -> dict[str, Any]:
 @signed_in
 def case_page(uid: str) -> ResponseReturnValue:
     case = _case_with_images(uid)
-    return render_template("case.html", case=case, vitals=VITALS)
+    unsent = session.pop(_UNSENT, None)
+    if not isinstance(unsent, dict) or unsent.get("uid") != uid:
+        unsent = None
+    return render_template("case.html", case=case, vitals=VITALS, unsent=unsent)
 
 
 @bp.get("/cases/<uid>/live")
@@ -366,19 +369,31 @@ def advice_pdf(uid: str, version: int) -> ResponseReturnValue:
 @bp.post("/cases/<uid>/messages")
 @signed_in
 def post_message(uid: str) -> ResponseReturnValue:
-    """A message to the specialist, or the answer while they wait for one (``spoke.replies``)."""
+    """A message to the specialist, or the answer while they wait for one (``spoke.replies``).
+
+    Sent to the hub at once; when it cannot be, the doctor's words are not lost: the case page
+    puts them back in the box with the reason beside it, to send again."""
     text = request.form.get("text", "")
+    problem = None
     try:
-        _at_hub(
-            lambda: send_to_specialist(spoke().store, spoke().hub_api, uid, g.doctor.name, text),
-            _(
-                "The hub cannot be reached now: your message was not sent. Try again when the "
-                "link is back."
-            ),
+        send_to_specialist(spoke().store, spoke().hub_api, uid, g.doctor.name, text)
+    except HubUnavailable:
+        problem = _(
+            "The hub cannot be reached now: your message was not sent. Try again when the "
+            "link is back."
         )
+    except HubRefused as exc:
+        problem = _("The hub refused: %(reason)s", reason=exc.message)
     except TeleconsultError as exc:
-        flash(_(exc.message))  # spoke.replies' messages are in the catalog
-    return redirect(url_for("pages.case_page", uid=uid, _anchor="thread"))
+        problem = _(exc.message)  # spoke.replies' messages are in the catalog
+    if problem is None:
+        return redirect(url_for("pages.case_page", uid=uid, _anchor="thread"))
+    session[_UNSENT] = {"uid": uid, "text": text[:4000], "error": problem}
+    return redirect(url_for("pages.case_page", uid=uid, _anchor="message-form"))
+
+
+# The words a doctor sent that did not reach the hub, for the case page to put back.
+_UNSENT = "unsent_message"
 
 
 def _at_hub(call: Callable[[], object], unreachable: str) -> None:

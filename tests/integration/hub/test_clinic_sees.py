@@ -201,6 +201,38 @@ def test_the_specialists_question_reaches_the_clinic_and_is_answered_from_its_pa
     assert "Close the case" in clinic.live(case["uid"])
 
 
+def test_words_the_hub_could_not_take_stay_in_the_box_with_the_reason(
+    hub: HubHarness, clinic: Clinic
+) -> None:
+    """A message sent while the link is down is not silently lost: the case page puts it back in
+    the box, says why beside it, and it reaches the specialist when sent again."""
+    case = _raised(hub, clinic)
+    clinic.sign_in()
+    page = clinic.page.get(f"/cases/{case['uid']}").get_data(as_text=True)
+    words = "BP 90/60, ECG shows ST elevation <V2-V4>."
+    clinic.api.down = True
+    sent = clinic.page.post(
+        f"/cases/{case['uid']}/messages", data={"text": words, "csrf_token": csrf_of(page)}
+    )
+    assert sent.status_code == 302 and sent.headers["Location"].endswith("#message-form")
+    again = clinic.page.get(f"/cases/{case['uid']}").get_data(as_text=True)
+    box = again[again.index('id="message-form"') :]
+    assert "BP 90/60, ECG shows ST elevation &lt;V2-V4&gt;.</textarea>" in box
+    assert box.index('id="message-error"') < box.index("<textarea")
+    assert "your message was not sent" in box
+    assert not [t for t in clinic.case(case["uid"])["thread"] if t["kind"] == "message"]
+    # Shown once: the next visit has an empty box again.
+    assert "ST elevation" not in clinic.page.get(f"/cases/{case['uid']}").get_data(as_text=True)
+
+    clinic.api.down = False
+    clinic.page.post(
+        f"/cases/{case['uid']}/messages", data={"text": words, "csrf_token": csrf_of(again)}
+    )
+    clinic.deliver()
+    texts = [t["text"] for t in clinic.case(case["uid"])["thread"] if t["kind"] == "message"]
+    assert texts == [f"Dr. Clinic 1: {words}"]
+
+
 def test_an_answer_routed_back_to_the_pool_still_reaches_the_thread(
     hub: HubHarness, clinic: Clinic
 ) -> None:
