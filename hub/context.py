@@ -10,9 +10,10 @@ from flask_socketio import SocketIO
 from sqlalchemy.orm import Session
 
 from config.settings import Settings
-from hub.services.auth import Principal, authenticate
+from hub.services.auth import Principal, acting_for, authenticate
 from shared.clock import Clock
-from shared.errors import Forbidden, NotAuthenticated
+from shared.errors import Forbidden, NotAuthenticated, TeleconsultError
+from shared.protocol import ACTING_DOCTOR_HEADER
 from teleconsult.db import Database
 
 
@@ -82,10 +83,25 @@ def check_csrf() -> None:
 
 
 def current_principal() -> Principal:
+    """The caller; a spoke's service token with ``X-Acting-Doctor`` stands for that doctor."""
     if "principal" not in g:
-        g.principal = authenticate(db_session(), request_token(), hub().clock)
-    principal: Principal = g.principal
-    return principal
+        principal = authenticate(db_session(), request_token(), hub().clock)
+        acting = request.headers.get(ACTING_DOCTOR_HEADER, "").strip()
+        if acting:
+            principal = acting_for(db_session(), principal, acting)
+        g.principal = principal
+    principal_: Principal = g.principal
+    return principal_
+
+
+def spoke_caller() -> bool:
+    """A spoke's own machine checking a doctor's password (many doctors, one address)."""
+    if request.endpoint != "api.verify_doctor":
+        return False
+    try:
+        return current_principal().spoke_service is not None
+    except TeleconsultError:
+        return False
 
 
 def remote_addr() -> str:

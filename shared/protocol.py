@@ -54,3 +54,9 @@ def event_payload(
     """The JSON object every event carries: ``seq``, ``type``, ``case_id``, ``at`` (when the hub
     recorded it, ISO 8601 UTC) and its own fields."""
     return {**data, "seq": seq, "type": event_type, "case_id": case_id, "at": at}
+
+
+# REST header: the clinic doctor a spoke's service acts for. The hub believes it only with that
+# spoke's service token and only for an active clinic doctor of that spoke, and audits the call
+# as the doctor's (DESIGN.md, "Security rules").
+ACTING_DOCTOR_HEADER = "X-Acting-Doctor"

@@ -137,7 +137,8 @@ class ReassignSchema(StrictSchema):
 
 class UserCreateSchema(StrictSchema):
     username = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9_.-]{2,64}$"))
-    password = fields.String(required=True, validate=validate.Length(min=4, max=256))
+    # The password rule (length by role) is the hub's: hub.domain.passwords.
+    password = fields.String(required=True, validate=validate.Length(min=1, max=256))
     role = fields.String(required=True, validate=validate.OneOf([r.value for r in Role]))
     name = fields.String(load_default="", validate=validate.Length(max=200))
     spoke = fields.String(load_default=None, allow_none=True)
@@ -155,6 +156,28 @@ class SpecialistUpdateSchema(StrictSchema):
     duty_schedule = fields.String(validate=validate.Length(max=200))
     max_active_cases = fields.Integer(validate=validate.Range(min=1, max=500))
     active = fields.Boolean()
+
+
+class UserUpdateSchema(StrictSchema):
+    active = fields.Boolean(required=True)
+
+
+class PasswordChangeSchema(StrictSchema):
+    current_password = fields.String(required=True, validate=validate.Length(min=1, max=256))
+    new_password = fields.String(required=True, validate=validate.Length(min=1, max=256))
+
+
+class PasswordResetSchema(StrictSchema):
+    new_password = fields.String(required=True, validate=validate.Length(min=1, max=256))
+
+
+class AuditQuerySchema(Schema):
+    user = fields.String(validate=validate.Length(max=64))
+    case = fields.Integer(validate=validate.Range(min=1, max=2**31 - 1))
+    since = fields.AwareDateTime(data_key="from")
+    until = fields.AwareDateTime(data_key="to")
+    format = fields.String(load_default="json", validate=validate.OneOf(["json", "csv", "fhir"]))
+    limit = fields.Integer(load_default=1000, validate=validate.Range(min=1, max=10000))
 
 
 class HoursSchema(StrictSchema):

@@ -233,3 +233,22 @@ class SupervisionGroupSchema(Schema):
     unsupervised = fields.List(fields.Nested(UserRefSchema))
     shortfall = fields.Integer()
     shortfall_text = fields.String()
+
+
+class AuditEntrySchema(Schema):
+    id = fields.Integer()
+    at = fields.String()
+    user = fields.String(allow_none=True)
+    role = fields.String(allow_none=True)
+    spoke = fields.String(allow_none=True)
+    action = fields.String()
+    object_type = fields.String()
+    object_id = fields.String()
+    case_id = fields.Integer(allow_none=True)
+    remote_addr = fields.String()
+    detail = fields.Dict()
+
+
+class UserStatusSchema(UserRefSchema):
+    role = fields.String()
+    active = fields.Boolean()

@@ -1,18 +1,25 @@
 """Who may use this spoke: clinic doctors of this spoke, checked at the hub when it answers and
-against the argon2 hash of their last verified password when it does not (offline sign-in)."""
+against the argon2 hash of their last verified password when it does not (offline sign-in).
+
+Every sign-in (page or API) is a server-side session row (``LocalToken``): signing out revokes
+it at once, it ends after ``session_ttl_s``, and while the hub answers the doctor's standing is
+checked there every ``doctor_recheck_s``: a doctor deactivated at the hub is signed out here, and
+their cached password stops working offline too. Offline, a session lives until it expires."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
 import secrets
+import threading
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from shared.clock import Clock
@@ -25,6 +32,7 @@ from teleconsult.db import Database
 log = logging.getLogger(__name__)
 
 TOKEN_TTL = timedelta(hours=12)
+_STATUS_TIMEOUT_S = 3.0  # a page waits at most this long for the hub's word on its doctor
 _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash("not-a-password")
 _WRONG = "Wrong username or password."
@@ -47,27 +55,43 @@ class ClinicDoctor:
 class Accounts:
     """Sign-in, local bearer tokens and the cache of clinic doctors."""
 
-    def __init__(self, db: Database, hub_api: HubApi, clock: Clock, spoke_code: str) -> None:
+    def __init__(
+        self,
+        db: Database,
+        hub_api: HubApi,
+        clock: Clock,
+        spoke_code: str,
+        ttl: timedelta = TOKEN_TTL,
+        recheck_s: float = 60.0,
+    ) -> None:
         self.db = db
         self.hub_api = hub_api
         self.clock = clock
         self.spoke_code = spoke_code
+        self.ttl = ttl
+        self.recheck_s = recheck_s
+        self._checked: dict[str, float] = {}  # username -> monotonic time of the hub's last word
+        self._lock = threading.Lock()
 
     def sign_in(self, username: str, password: str) -> ClinicDoctor:
         """Check the password at the hub, or offline against the cached hash; only clinic
-        doctors of this spoke get in."""
+        doctors of this spoke get in. Every refusal is the same 401: whether the password was
+        right for a specialist or another clinic's doctor is nobody's business here."""
         try:
-            answer = self.hub_api.login(username, password)
+            user = self.hub_api.verify_doctor(username, password)
         except HubUnavailable as exc:
             log.warning("hub unreachable for sign-in of %s (%s): checking offline", username, exc)
             return self._sign_in_offline(username, password)
         except HubRefused as exc:
-            if exc.status in (400, 401):
+            if exc.status in (400, 401, 403):
                 self._forget_password(username)
                 raise NotAuthenticated(_WRONG) from None
             log.error("hub refused sign-in of %s: %s", username, exc)
-            raise NotAuthenticated(exc.message) from None
-        return self._remember(answer.get("user") or {}, password)
+            raise NotAuthenticated(_WRONG) from None
+        try:
+            return self._remember(user, password)
+        except Forbidden:
+            raise NotAuthenticated(_WRONG) from None
 
     def _remember(self, user: dict[str, Any], password: str) -> ClinicDoctor:
         username = str(user.get("username") or "")
@@ -94,7 +118,8 @@ class Accounts:
                     "The hub cannot be reached and this username and password have not been "
                     "confirmed here before: check them, or try again when the link is up."
                 )
-            self._check_belongs_here(row.role, row.spoke_code)
+            if row.role != Role.SPOKE_DOCTOR.value or row.spoke_code != self.spoke_code:
+                raise NotAuthenticated(_WRONG)
             return ClinicDoctor(row.username, row.name, row.language)
 
     def _check_belongs_here(self, role: str, spoke: Any) -> None:
@@ -108,10 +133,10 @@ class Accounts:
             if row is not None:
                 row.password_hash = None
 
-    # -- local bearer tokens ------------------------------------------------------------------
+    # -- sessions and bearer tokens (server-side, revocable) ----------------------------------
     def issue_token(self, doctor: ClinicDoctor) -> tuple[str, int]:
-        """A new bearer token for ``doctor`` and its lifetime in seconds; only its sha256 is
-        kept."""
+        """A new session for ``doctor`` (a page cookie's or a bearer token) and its lifetime in
+        seconds; only its sha256 is kept."""
         raw = secrets.token_urlsafe(32)
         now = self.clock.now()
         with self.db.session() as session:
@@ -121,12 +146,15 @@ class Accounts:
                     token_hash=digest(raw),
                     user_id=user.id,
                     created_at=now,
-                    expires_at=now + TOKEN_TTL,
+                    expires_at=now + self.ttl,
                 )
             )
-        return raw, int(TOKEN_TTL.total_seconds())
+        with self._lock:
+            self._checked[doctor.username] = time.monotonic()  # the hub just vouched for them
+        return raw, int(self.ttl.total_seconds())
 
     def authenticate(self, raw_token: str) -> ClinicDoctor:
+        """The doctor of a live session; revoked, expired, or deactivated at the hub: 401."""
         if not raw_token:
             raise NotAuthenticated("Sign in first: send 'Authorization: Bearer <token>'.")
         with self.db.session() as session:
@@ -138,7 +166,50 @@ class Accounts:
             if token.expires_at <= self.clock.now():
                 raise NotAuthenticated("Your session has expired: sign in again.")
             user = session.get_one(LocalUser, token.user_id)
-            return ClinicDoctor(user.username, user.name)
+            doctor = ClinicDoctor(user.username, user.name, user.language)
+        self._recheck_at_hub(doctor.username)
+        return doctor
+
+    def revoke(self, raw_token: str) -> None:
+        """Sign-out: this session stops working at once."""
+        with self.db.session() as session:
+            session.execute(
+                update(LocalToken)
+                .where(LocalToken.token_hash == digest(raw_token), LocalToken.revoked_at.is_(None))
+                .values(revoked_at=self.clock.now())
+            )
+
+    def _recheck_at_hub(self, username: str) -> None:
+        """Ask the hub, at most every ``recheck_s``, whether the doctor may still work here."""
+        now = time.monotonic()
+        with self._lock:
+            if now - self._checked.get(username, float("-inf")) < self.recheck_s:
+                return
+            self._checked[username] = now  # also when the hub is down: no page waits twice
+        try:
+            self.hub_api.doctor_status(username, _STATUS_TIMEOUT_S)
+        except HubUnavailable:
+            return  # offline: the session holds until it expires
+        except HubRefused as exc:
+            if exc.status in (401, 403) and exc.code in ("doctor_inactive", "forbidden"):
+                self.sign_out_everywhere(username)
+                raise NotAuthenticated("This account is no longer active: ask the hub.") from None
+            log.warning("hub refused the status of %s: %s", username, exc)
+
+    def sign_out_everywhere(self, username: str) -> None:
+        """The hub no longer lets this doctor in: every session ends, and the cached password
+        no longer signs in offline."""
+        with self.db.session() as session:
+            row = session.scalar(select(LocalUser).where(LocalUser.username == username))
+            if row is None:
+                return
+            row.password_hash = None
+            session.execute(
+                update(LocalToken)
+                .where(LocalToken.user_id == row.id, LocalToken.revoked_at.is_(None))
+                .values(revoked_at=self.clock.now())
+            )
+        log.warning("%s is no longer active at the hub: signed out of this spoke", username)
 
     def doctor(self, username: str) -> ClinicDoctor | None:
         """The cached clinic doctor ``username`` (for a page session), if still allowed here."""

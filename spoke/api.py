@@ -33,6 +33,14 @@ def issue_token() -> ResponseReturnValue:
     return jsonify(access_token=token, token_type="Bearer", expires_in=ttl, user=user)
 
 
+@bp.post("/auth/logout")
+def logout() -> ResponseReturnValue:
+    """End the caller's session: the token stops working at once."""
+    bearer_doctor()
+    spoke().accounts.revoke(request.headers.get("Authorization", "").partition(" ")[2].strip())
+    return "", 204
+
+
 @bp.post("/cases")
 def raise_case() -> ResponseReturnValue:
     doctor = bearer_doctor()
@@ -83,7 +91,7 @@ def post_message(uid: str) -> ResponseReturnValue:
         raise InvalidInput('Send {"text": ...}.', fields={"text": ["Missing data."]})
     s = spoke()
     try:
-        sent_as = send_to_specialist(s.store, s.hub_api, uid, doctor.name, text)
+        sent_as = send_to_specialist(s.store, s.hub_api, uid, doctor.name, text, doctor.username)
     except HubUnavailable:
         error = {"code": "hub_unreachable", "message": "The hub cannot be reached now: retry."}
         return jsonify(error=error), 503
@@ -108,7 +116,7 @@ def inbox() -> ResponseReturnValue:
 
 @bp.post("/inbox/<study_uid>/attach")
 def attach(study_uid: str) -> ResponseReturnValue:
-    bearer_doctor()
+    doctor = bearer_doctor()
     case_uid = str((_json() or {}).get("case_uid") or "").strip()
     if not case_uid:
         raise InvalidInput(
@@ -116,4 +124,4 @@ def attach(study_uid: str) -> ResponseReturnValue:
         )
     s = spoke()
     s.store.get_case(case_uid)  # 404 unless the case is this clinic's
-    return jsonify(Inbox(s.hub_api).attach(study_uid, case_uid))
+    return jsonify(Inbox(s.hub_api).attach(study_uid, case_uid, doctor.username))

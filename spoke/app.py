@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from teleconsult.files import private_dir
 from teleconsult.i18n import init_babel
 from teleconsult.localtime import local_time, zone
 from teleconsult.runtime import deid_profile, secret_key
+from teleconsult.websecurity import harden, throttle_sign_in, trust_proxies
 
 log = logging.getLogger(__name__)
 csrf = CSRFProtect()
@@ -53,7 +55,14 @@ def build_spoke(settings: Settings, clock: Clock | None = None) -> Spoke:
         clock=clock,
         hub_api=hub_api,
         store=store,
-        accounts=Accounts(db, hub_api, clock, settings.spoke_code),
+        accounts=Accounts(
+            db,
+            hub_api,
+            clock,
+            settings.spoke_code,
+            ttl=timedelta(seconds=int(settings.session_ttl_s)),
+            recheck_s=float(settings.doctor_recheck_s),
+        ),
         outbox=OutboxWorker(store, hub_api, settings.sync_interval_s),
         hub_client=HubClient(
             settings.hub_url, settings.spoke_token, store, hub_api, settings.hub_timeout_s
@@ -77,10 +86,14 @@ def create_app(
         SECRET_KEY=secret_key(settings),
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        MAX_CONTENT_LENGTH=1024 * 1024,
-        WTF_CSRF_TIME_LIMIT=None,  # a form may stay open a whole consultation
+        # A form may stay open a whole consultation, not longer than the session itself.
+        WTF_CSRF_TIME_LIMIT=int(settings.session_ttl_s),
+        PERMANENT_SESSION_LIFETIME=timedelta(seconds=int(settings.session_ttl_s)),
     )
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    from spoke.uploads.convert import MAX_REQUEST_BYTES
+
+    # Small bodies everywhere; only the upload form takes images (checked before reading).
+    harden(app, settings, large_bodies={"uploads.upload": MAX_REQUEST_BYTES})
     app.extensions["spoke"] = build_spoke(settings, clock)
 
     from spoke.api import bp as api_bp
@@ -106,6 +119,8 @@ def create_app(
     app.add_url_rule("/healthz", "healthz", _healthz)
     app.after_request(_security_headers)
     _register_error_handlers(app)
+    throttle_sign_in(app, settings, ["api.issue_token", "pages.sign_in"])
+    trust_proxies(app, settings)
     return app
 
 

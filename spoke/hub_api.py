@@ -8,6 +8,8 @@ from typing import Any
 
 import requests
 
+from shared.protocol import ACTING_DOCTOR_HEADER
+
 log = logging.getLogger(__name__)
 
 
@@ -37,10 +39,19 @@ class HubApi:
         self.spoke_token = spoke_token
         self.timeout_s = timeout_s
 
-    def login(self, username: str, password: str) -> dict[str, Any]:
-        """Check a user's password at the hub; returns the token answer (with ``user``)."""
+    def verify_doctor(self, username: str, password: str) -> dict[str, Any]:
+        """Check a clinic doctor's password at the hub (no hub token is made); returns the user.
+        Any refusal is the same 401, whether the password was right for someone else or not."""
         body = {"username": username, "password": password}
-        result: dict[str, Any] = self._request("POST", "/api/v1/auth/token", json=body, auth=False)
+        result: dict[str, Any] = self._request("POST", "/api/v1/auth/verify", json=body)
+        return result
+
+    def doctor_status(self, username: str, timeout_s: float) -> dict[str, Any]:
+        """The hub's word on a signed-in doctor: their user (still active), or HubRefused
+        ``doctor_inactive``."""
+        result: dict[str, Any] = self._request(
+            "GET", "/api/v1/me", doctor=username, timeout=timeout_s
+        )
         return result
 
     def raise_case(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -70,29 +81,36 @@ class HubApi:
         )
         return result
 
-    def attach_study(self, study_uid: str, case_uid: str) -> dict[str, Any]:
+    def attach_study(
+        self, study_uid: str, case_uid: str, doctor: str | None = None
+    ) -> dict[str, Any]:
         result: dict[str, Any] = self._request(
-            "PUT", f"/dicomweb/studies/{study_uid}/case", json={"case_uid": case_uid}
+            "PUT",
+            f"/dicomweb/studies/{study_uid}/case",
+            json={"case_uid": case_uid},
+            doctor=doctor,
         )
         return result
 
-    def post_message(self, case_id: int, text: str) -> dict[str, Any]:
+    def post_message(self, case_id: int, text: str, doctor: str | None = None) -> dict[str, Any]:
         """Write in the case's thread at the hub (the clinic's pages; online only)."""
         result: dict[str, Any] = self._request(
-            "POST", f"/api/v1/cases/{case_id}/messages", json={"text": text}
+            "POST", f"/api/v1/cases/{case_id}/messages", json={"text": text}, doctor=doctor
         )
         return result
 
-    def provide_info(self, case_id: int, text: str) -> dict[str, Any]:
+    def provide_info(self, case_id: int, text: str, doctor: str | None = None) -> dict[str, Any]:
         """Answer the specialist's request for information; the case goes back to them."""
         result: dict[str, Any] = self._request(
-            "POST", f"/api/v1/cases/{case_id}/provide-info", json={"text": text}
+            "POST", f"/api/v1/cases/{case_id}/provide-info", json={"text": text}, doctor=doctor
         )
         return result
 
-    def close_case(self, case_id: int) -> dict[str, Any]:
+    def close_case(self, case_id: int, doctor: str | None = None) -> dict[str, Any]:
         """Close the case at the hub: the clinic has settled the patient's care."""
-        result: dict[str, Any] = self._request("POST", f"/api/v1/cases/{case_id}/close", json={})
+        result: dict[str, Any] = self._request(
+            "POST", f"/api/v1/cases/{case_id}/close", json={}, doctor=doctor
+        )
         return result
 
     def cancel_case(self, case_id: int, reason: str, key: str) -> dict[str, Any]:
@@ -110,13 +128,19 @@ class HubApi:
         """Raises ``HubUnavailable`` unless the hub answers its health check."""
         self._request("GET", "/healthz", auth=False)
 
-    def _request(self, method: str, path: str, auth: bool = True, **kwargs: Any) -> Any:
+    def _request(
+        self, method: str, path: str, auth: bool = True, doctor: str | None = None, **kwargs: Any
+    ) -> Any:
+        """``doctor``: the clinic doctor this call is made for; the hub audits it as theirs."""
         headers = dict(kwargs.pop("headers", {}))
         if auth:
             headers["Authorization"] = f"Bearer {self.spoke_token}"
+        if doctor:
+            headers[ACTING_DOCTOR_HEADER] = doctor
+        timeout = kwargs.pop("timeout", self.timeout_s)
         try:
             response = requests.request(
-                method, self.base + path, headers=headers, timeout=self.timeout_s, **kwargs
+                method, self.base + path, headers=headers, timeout=timeout, **kwargs
             )
         except requests.RequestException as exc:
             raise HubUnavailable(f"{method} {path}: {exc.__class__.__name__}: {exc}") from exc

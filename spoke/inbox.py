@@ -52,9 +52,9 @@ class Inbox:
         except HubRefused as exc:
             raise InboxUnavailable(f"The hub refused to list the inbox: {exc.message}") from exc
 
-    def attach(self, study_uid: str, case_uid: str) -> dict[str, Any]:
+    def attach(self, study_uid: str, case_uid: str, doctor: str | None = None) -> dict[str, Any]:
         try:
-            return self.hub_api.attach_study(study_uid, case_uid)
+            return self.hub_api.attach_study(study_uid, case_uid, doctor)
         except HubUnavailable as exc:
             raise InboxUnavailable(
                 "The hub cannot be reached now: try again when the link is back."

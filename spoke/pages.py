@@ -26,9 +26,10 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from shared.enums import ENDED_STATUSES, Priority, Sex
-from shared.errors import TeleconsultError
+from shared.errors import NotAuthenticated, TeleconsultError
 from shared.eta import as_received
 from shared.schemas import CaseCreateSchema, load_or_raise
+from spoke.accounts import ClinicDoctor
 from spoke.context import spoke
 from spoke.documents import prescription_pdf
 from spoke.hub_api import HubRefused, HubUnavailable
@@ -44,10 +45,12 @@ from teleconsult.i18n import (
     translate_message,
 )
 from teleconsult.localtime import local_time, zone
+from teleconsult.websecurity import safe_next
 
 bp = Blueprint("pages", __name__)
 
 F = TypeVar("F", bound=Callable[..., ResponseReturnValue])
+SESSION_TOKEN = "spoke_session"  # the raw session token; its row (LocalToken) is the session
 VITALS = (
     ("bp_systolic", _l("BP systolic (mmHg)")),
     ("bp_diastolic", _l("BP diastolic (mmHg)")),
@@ -64,7 +67,7 @@ def signed_in(view: F) -> F:
 
     @functools.wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> ResponseReturnValue:
-        doctor = spoke().accounts.doctor(session.get("username", ""))
+        doctor = _session_doctor()
         if doctor is None:
             _clear_session()
             return redirect(url_for("pages.sign_in", next=request.path))
@@ -72,6 +75,18 @@ def signed_in(view: F) -> F:
         return view(*args, **kwargs)
 
     return wrapped  # type: ignore[return-value]
+
+
+def _session_doctor() -> ClinicDoctor | None:
+    """The doctor of the cookie's server-side session: revoked at sign-out, expired, or
+    deactivated at the hub, it is None."""
+    token = session.get(SESSION_TOKEN)
+    if not token:
+        return None
+    try:
+        return spoke().accounts.authenticate(str(token))
+    except NotAuthenticated:
+        return None
 
 
 @bp.app_context_processor
@@ -142,25 +157,22 @@ def sign_in() -> ResponseReturnValue:
         else:
             chosen_here = session.get(_CHOSEN_SIGNED_OUT)
             _clear_session()
+            session[SESSION_TOKEN], _ttl = spoke().accounts.issue_token(doctor)
             session["username"] = doctor.username
             if doctor.language in LANGUAGES:
                 session[SESSION_KEY] = doctor.language  # the doctor's own choice, remembered here
             elif chosen_here and session.get(SESSION_KEY) in LANGUAGES:
                 # Chosen on the sign-in page (not left behind by the previous doctor): theirs now.
                 spoke().accounts.set_language(doctor.username, session[SESSION_KEY])
-            return redirect(_safe_next(request.args.get("next")))
+            return redirect(safe_next(request.args.get("next"), url_for("pages.case_list")))
     return render_template("signin.html", error=error), 401 if error else 200
-
-
-def _safe_next(target: str | None) -> str:
-    """Only a path on this site, never another host."""
-    if target and target.startswith("/") and not target.startswith("//"):
-        return target
-    return url_for("pages.case_list")
 
 
 @bp.post("/signout")
 def sign_out() -> ResponseReturnValue:
+    token = session.get(SESSION_TOKEN)
+    if token:
+        spoke().accounts.revoke(str(token))  # the old cookie is worth nothing from now on
     _clear_session()
     return redirect(url_for("pages.sign_in"))
 
@@ -189,12 +201,7 @@ def language() -> ResponseReturnValue:
             spoke().accounts.set_language(session["username"], lang)
         else:
             session[_CHOSEN_SIGNED_OUT] = True
-    target = request.form.get("next", "")
-    return redirect(
-        target
-        if target.startswith("/") and not target.startswith("//")
-        else url_for("pages.case_list")
-    )
+    return redirect(safe_next(request.form.get("next"), url_for("pages.case_list")))
 
 
 @bp.get("/")
@@ -376,7 +383,9 @@ def post_message(uid: str) -> ResponseReturnValue:
     text = request.form.get("text", "")
     problem = None
     try:
-        send_to_specialist(spoke().store, spoke().hub_api, uid, g.doctor.name, text)
+        send_to_specialist(
+            spoke().store, spoke().hub_api, uid, g.doctor.name, text, g.doctor.username
+        )
     except HubUnavailable:
         problem = _(
             "The hub cannot be reached now: your message was not sent. Try again when the "
@@ -415,7 +424,7 @@ def close_case(uid: str) -> ResponseReturnValue:
         flash(_("The case has not reached the hub yet: try again shortly."))
     else:
         _at_hub(
-            lambda: spoke().hub_api.close_case(case["hub_id"]),
+            lambda: spoke().hub_api.close_case(case["hub_id"], g.doctor.username),
             _(
                 "The hub cannot be reached now: the case was not closed. Try again when the link "
                 "is back."
@@ -469,7 +478,7 @@ def attach(study_uid: str) -> ResponseReturnValue:
     case_uid = request.form.get("case_uid", "")
     spoke().store.get_case(case_uid)  # this clinic's case only
     try:
-        Inbox(spoke().hub_api).attach(study_uid, case_uid)
+        Inbox(spoke().hub_api).attach(study_uid, case_uid, g.doctor.username)
     except TeleconsultError as exc:
         flash(exc.message)
         return redirect(url_for("pages.inbox"))

@@ -15,7 +15,12 @@ MESSAGE: Literal["message"] = "message"
 
 
 def send_to_specialist(
-    store: CaseStore, hub_api: HubApi, uid: str, doctor_name: str, text: str
+    store: CaseStore,
+    hub_api: HubApi,
+    uid: str,
+    doctor_name: str,
+    text: str,
+    doctor: str | None = None,
 ) -> Literal["answer", "message"]:
     """Send ``text`` signed by the doctor; returns what it was sent as. Raises the domain errors
     (nothing to send, the case not at the hub yet) and ``HubUnavailable`` / ``HubRefused``."""
@@ -29,7 +34,7 @@ def send_to_specialist(
         raise Conflict("The case has not reached the hub yet: try again shortly.")
     signed = f"{doctor_name}: {words}"
     if "provide_info" in case["clinic_actions"]:
-        hub_api.provide_info(case["hub_id"], signed)
+        hub_api.provide_info(case["hub_id"], signed, doctor)
         return ANSWER
-    hub_api.post_message(case["hub_id"], signed)
+    hub_api.post_message(case["hub_id"], signed, doctor)
     return MESSAGE

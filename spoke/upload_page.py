@@ -7,7 +7,6 @@ import re
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
-from flask.blueprints import BlueprintSetupState
 from flask.typing import ResponseReturnValue
 from werkzeug.datastructures import FileStorage
 
@@ -15,26 +14,12 @@ from shared.errors import TeleconsultError
 from spoke.context import spoke
 from spoke.pages import VITALS, signed_in
 from spoke.progress import with_images
-from spoke.uploads.convert import KINDS, MAX_FILE_BYTES, MAX_FILES, MAX_REQUEST_BYTES, UploadRefused
+from spoke.uploads.convert import KINDS, MAX_FILE_BYTES, MAX_FILES, UploadRefused
 from spoke.uploads.service import UploadService
 
 bp = Blueprint("uploads", __name__)
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._ ()-]+")
-
-
-def _allow_big_uploads(state: BlueprintSetupState) -> None:
-    """The app caps request bodies at 1 MB; the upload form alone may send more. This must run
-    before the CSRF check, which reads the form."""
-
-    def raise_limit() -> None:
-        if request.endpoint == "uploads.upload":
-            request.max_content_length = MAX_REQUEST_BYTES
-
-    state.app.before_request_funcs.setdefault(None, []).insert(0, raise_limit)
-
-
-bp.record_once(_allow_big_uploads)
 
 
 def service() -> UploadService:

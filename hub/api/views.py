@@ -8,28 +8,39 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from hub.api.openapi import build_spec, documented
-from hub.context import bearer_token, current_principal, db_session, hub, remote_addr
+from hub.context import (
+    bearer_token,
+    current_principal,
+    db_session,
+    hub,
+    remote_addr,
+    request_token,
+)
 from hub.domain.policy import WorkflowPolicy
-from hub.services.auth import login, revoke
+from hub.services.audit import AuditFilter, AuditLog, as_csv, as_fhir_bundle, audit
 from hub.services.case_actions import CaseActions
 from hub.services.cases import CaseService
 from hub.services.dashboard import DashboardService
 from hub.services.images import ImageService
 from hub.services.serialize import advice_dict, history_dict, message_dict, study_dict, user_dict
+from hub.services.signin import SignIn
 from hub.services.staff import StaffService
 from hub.services.supervision import SupervisionService
 from shared import wire
 from shared.schemas import (
     AdviceCreateSchema,
+    AuditQuerySchema,
     CaseCreateSchema,
     CaseListQuerySchema,
     HoursSchema,
     InfoSchema,
     MessageCreateSchema,
+    PasswordChangeSchema,
+    PasswordResetSchema,
     ReasonSchema,
     ReassignSchema,
     ReferSchema,
@@ -39,6 +50,7 @@ from shared.schemas import (
     SupervisionReassignSchema,
     TokenRequestSchema,
     UserCreateSchema,
+    UserUpdateSchema,
     load_or_raise,
 )
 
@@ -71,6 +83,10 @@ def _staff() -> StaffService:
     return StaffService(db_session(), hub().clock, remote_addr(), policy())
 
 
+def _sign_in() -> SignIn:
+    return SignIn(db_session(), hub().clock, remote_addr())
+
+
 def _json() -> Any:
     return request.get_json(silent=True)
 
@@ -89,27 +105,57 @@ def _case_answer(case: Case) -> ResponseReturnValue:
 
 @bp.post("/auth/token")
 @documented(
-    "Sign in: a bearer token",
+    "Sign in: a bearer token (rate-limited per address and per account: 429 with Retry-After)",
     body=TokenRequestSchema,
     answer=wire.TokenResponseSchema,
-    errors=(400, 401),
+    errors=(400, 401, 429),
     tag="auth",
 )
 def issue_token() -> ResponseReturnValue:
     data = load_or_raise(TokenRequestSchema(), _json())
-    session = db_session()
     ttl = hub().settings.token_ttl_s
-    token, user = login(session, data["username"], data["password"], hub().clock, ttl)
-    session.commit()
+    token, user = _sign_in().sign_in(data["username"], data["password"], ttl, via="api")
     return jsonify(access_token=token, token_type="Bearer", expires_in=ttl, user=user_dict(user))
+
+
+@bp.post("/auth/verify")
+@documented(
+    "A spoke checks one of its clinic doctors' password (no token is made); anything else: 401",
+    roles="spoke",
+    body=TokenRequestSchema,
+    answer=wire.UserSchema,
+    errors=(400, 401, 403, 429),
+    tag="auth",
+)
+def verify_doctor() -> ResponseReturnValue:
+    principal = current_principal()
+    data = load_or_raise(TokenRequestSchema(), _json())
+    return jsonify(
+        user_dict(_sign_in().verify_doctor(principal, data["username"], data["password"]))
+    )
 
 
 @bp.post("/auth/logout")
 @documented("Revoke the caller's token", status=204, errors=(401,), tag="auth")
 def logout() -> ResponseReturnValue:
-    current_principal()
-    revoke(db_session(), bearer_token(), hub().clock)
-    db_session().commit()
+    _sign_in().sign_out(current_principal(), bearer_token(), via="api")
+    return "", 204
+
+
+@bp.post("/me/password")
+@documented(
+    "Change one's own password (the rule: docs/security.md); other logins end",
+    body=PasswordChangeSchema,
+    status=204,
+    errors=(400, 401, 403),
+    tag="auth",
+)
+def change_password() -> ResponseReturnValue:
+    principal = current_principal()
+    data = load_or_raise(PasswordChangeSchema(), _json())
+    _sign_in().change_password(
+        principal, data["current_password"], data["new_password"], request_token()
+    )
     return "", 204
 
 
@@ -395,6 +441,77 @@ def create_user() -> ResponseReturnValue:
     return jsonify(user_dict(_staff().create_user(principal, data))), 201
 
 
+@bp.patch("/users/<int:user_id>")
+@documented(
+    "Deactivate or reactivate a user of any role (not oneself); their logins stop at once",
+    roles="admin",
+    body=UserUpdateSchema,
+    answer=wire.UserStatusSchema,
+    tag="staff",
+)
+def update_user(user_id: int) -> ResponseReturnValue:
+    principal = current_principal()
+    data = load_or_raise(UserUpdateSchema(), _json())
+    user = _staff().set_active(principal, user_id, data["active"])
+    return jsonify(
+        user_id=user.id,
+        id=user.id,
+        username=user.username,
+        name=user.name,
+        role=user.role,
+        active=user.active,
+    )
+
+
+@bp.post("/users/<int:user_id>/password")
+@documented(
+    "Reset a user's password (the rule: docs/security.md); every login of theirs ends",
+    roles="admin",
+    body=PasswordResetSchema,
+    status=204,
+    tag="staff",
+)
+def reset_password(user_id: int) -> ResponseReturnValue:
+    principal = current_principal()
+    data = load_or_raise(PasswordResetSchema(), _json())
+    _sign_in().reset_password(principal, user_id, data["new_password"])
+    return "", 204
+
+
+@bp.get("/audit")
+@documented(
+    "The audit log, newest first (filters user, case, from, to); format=csv or fhir to export",
+    roles="supervisor",
+    query=AuditQuerySchema,
+    answer=wire.AuditEntrySchema,
+    many=True,
+    errors=(400, 401, 403),
+    tag="hub",
+)
+def audit_log() -> ResponseReturnValue:
+    principal = current_principal()
+    query = load_or_raise(AuditQuerySchema(), request.args.to_dict())
+    wanted = AuditFilter(
+        user=query.get("user"),
+        case=query.get("case"),
+        since=query.get("since"),
+        until=query.get("until"),
+        limit=query["limit"],
+    )
+    rows = AuditLog(db_session()).search(principal, wanted)
+    if query["format"] == "csv":
+        return Response(
+            as_csv(rows),
+            mimetype="text/csv",
+            headers={"Content-Disposition": 'attachment; filename="audit.csv"'},
+        )
+    if query["format"] == "fhir":
+        answer = jsonify(as_fhir_bundle(rows, request.host_url))
+        answer.content_type = "application/fhir+json"
+        return answer
+    return jsonify(rows)
+
+
 @bp.get("/specialists")
 @documented(
     "Specialists with duty, on-call and presence",
@@ -472,8 +589,11 @@ def supervision_reassign() -> ResponseReturnValue:
     tag="hub",
 )
 def dashboard_summary() -> ResponseReturnValue:
-    service = DashboardService(db_session(), hub().clock, policy())
-    return jsonify(service.summary(current_principal()))
+    principal = current_principal()
+    summary = DashboardService(db_session(), hub().clock, policy()).summary(principal)
+    audit(db_session(), hub().clock, principal, "read", "dashboard", "summary", remote_addr())
+    db_session().commit()
+    return jsonify(summary)
 
 
 @bp.get("/openapi.json")

@@ -28,6 +28,7 @@ class Action(StrEnum):
     CANCEL = "cancel"
     REASSIGN = "reassign"
     REROUTE = "reroute"
+    MESSAGE = "message"  # write in the case's thread: no change of state
 
 
 class Party(StrEnum):
@@ -75,6 +76,9 @@ RULES: dict[Action, Rule] = {
     ),
     Action.REASSIGN: _rule({S.QUEUED, S.ASSIGNED, S.IN_REVIEW}, {S.ASSIGNED}, {Party.SUPERVISOR}),
     Action.REROUTE: _rule({S.QUEUED, S.ASSIGNED}, {S.QUEUED, S.ASSIGNED}, {Party.HUB}),
+    # The clinic and the specialist who holds the case talk; a colleague of the specialty reads
+    # (to cover) but claims first to write; a supervisor reads only (DESIGN.md, "Roles").
+    Action.MESSAGE: _rule(set(S), set(), {Party.CLINIC, Party.ASSIGNEE}),
 }
 
 
@@ -214,6 +218,7 @@ _PAST = {
     Action.CANCEL: "cancelled",
     Action.REASSIGN: "reassigned",
     Action.REROUTE: "routed again",
+    Action.MESSAGE: "written to",
 }
 
 

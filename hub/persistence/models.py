@@ -324,8 +324,11 @@ class AuditEntry(Base):
     __tablename__ = "audit_log"
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
-    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    # The individual: a hub user, or the clinic doctor a spoke acted for (with ``spoke_id``).
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     spoke_id: Mapped[int | None] = mapped_column(ForeignKey("spokes.id"))
+    # The case the entry concerns, if any (no foreign key: the trail outlives what it names).
+    case_id: Mapped[int | None] = mapped_column(Integer, index=True)
     action: Mapped[str] = mapped_column(String(40))
     object_type: Mapped[str] = mapped_column(String(40))
     object_id: Mapped[str] = mapped_column(String(64))

@@ -39,7 +39,7 @@ class HubNamespace(Namespace):  # type: ignore[misc]  # flask_socketio has no ty
             token = str(flask_session.get("hub_token") or "")
         try:
             with _service() as service:
-                conn = service.connect(token)
+                conn = service.connect(token, request.sid, request.remote_addr or "")  # type: ignore[attr-defined]
         except TeleconsultError as exc:
             raise ConnectionRefusedError(exc.message) from None
         with self._lock:
@@ -54,6 +54,8 @@ class HubNamespace(Namespace):  # type: ignore[misc]  # flask_socketio has no ty
             conn = self.connections.pop(request.sid, None)  # type: ignore[attr-defined]
         if conn is not None:
             self.presence.disconnected(conn.presence_key)
+            with _service() as service:
+                service.audit(conn, "disconnect", request.sid, request.remote_addr or "")  # type: ignore[attr-defined]
 
     # -- resume ------------------------------------------------------------------------------
     def on_resume(self, data: Any) -> dict[str, Any]:
@@ -75,6 +77,17 @@ class HubNamespace(Namespace):  # type: ignore[misc]  # flask_socketio has no ty
                 join_room(room)
         last, tail = self._replay(conn, last)
         resent = self._resend_undelivered_advice(conn, after) if conn.spoke_id else 0
+        with _service() as service:  # what a resume replayed is a read of patient data
+            service.audit(
+                conn,
+                "resume",
+                request.sid,  # type: ignore[attr-defined]
+                request.remote_addr or "",
+                after_seq=after,
+                last_seq=last,
+                replayed=sent + tail,
+                resent=resent,
+            )
         return {"ok": True, "replayed": sent + tail, "resent": resent, "last_seq": last}
 
     def _replay(self, conn: Connection, after: int) -> tuple[int, int]:
@@ -117,14 +130,16 @@ class HubNamespace(Namespace):  # type: ignore[misc]  # flask_socketio has no ty
     def sweep(self) -> int:
         """Disconnect connections whose token expired, was revoked, or whose spoke was re-keyed."""
         now = hub().clock.now()
-        ended = 0
         with _service() as service:
-            for sid, conn in list(self.connections.items()):
-                if not service.still_valid(conn, now):
-                    log.info("socket of %s ended: its token no longer holds", conn.label)
-                    self.disconnect(sid, namespace=self.namespace)
-                    ended += 1
-        return ended
+            stale = [
+                (sid, conn)
+                for sid, conn in list(self.connections.items())
+                if not service.still_valid(conn, now)
+            ]
+        for sid, conn in stale:  # outside the session: disconnecting writes the audit log
+            log.info("socket of %s ended: its token no longer holds", conn.label)
+            self.disconnect(sid, namespace=self.namespace)
+        return len(stale)
 
 
 @contextmanager

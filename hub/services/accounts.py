@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from hub.domain.passwords import password_problems
 from hub.domain.policy import WorkflowPolicy
 from hub.persistence.models import Specialty, Spoke, User
 from hub.services.auth import digest, hash_password, new_secret
@@ -80,8 +81,6 @@ def add_user(
         ) from None
     if session.scalar(select(User).where(User.username == username)) is not None:
         raise Conflict(f"The username {username!r} is taken.")
-    if password_hash is None and len(password) < 4:
-        raise InvalidInput("The password is too short.")
     spoke = find_spoke(session, spoke_code) if spoke_code else None
     if role_ is Role.SPOKE_DOCTOR and spoke is None:
         raise InvalidInput("A clinic doctor belongs to a spoke: give --spoke.")
@@ -92,6 +91,10 @@ def add_user(
         raise InvalidInput(f"Unknown specialties: {', '.join(sorted(missing))}.")
     if role_ is Role.SPECIALIST and not found:
         raise InvalidInput("A specialist needs at least one specialty.")
+    if password_hash is None:
+        problems = password_problems(password, role_, username)
+        if problems:
+            raise InvalidInput("The password is too weak.", fields={"password": problems})
     user = User(
         username=username,
         name=name or username,

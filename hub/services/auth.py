@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -15,18 +18,42 @@ from sqlalchemy.orm import Session
 from hub.persistence.models import ApiToken, Spoke, User
 from shared.clock import Clock
 from shared.enums import Role
-from shared.errors import NotAuthenticated
+from shared.errors import Forbidden, NotAuthenticated
 
 _hasher = PasswordHasher()
 # Checked against when the username is unknown, so that both answers take the same time.
 _DUMMY_HASH = _hasher.hash("not-a-password")
+T = TypeVar("T")
+
+
+class DoctorInactive(Forbidden):
+    """A spoke acted for a doctor the hub does not (or no longer) let in: the spoke signs them
+    out."""
+
+    code = "doctor_inactive"
+
+
+def off_event_loop(work: Callable[..., T], *args: object) -> T:
+    """Run CPU-heavy ``work`` (argon2: tens of milliseconds) in eventlet's thread pool when the
+    hub runs monkey-patched under eventlet, so the one event loop keeps serving everyone else;
+    directly otherwise (threads: argon2 releases the GIL)."""
+    patcher = sys.modules.get("eventlet.patcher")
+    if patcher is not None and patcher.is_monkey_patched("thread"):
+        from eventlet import tpool
+
+        return tpool.execute(work, *args)  # type: ignore[no-any-return]
+    return work(*args)
 
 
 def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+    return off_event_loop(_hasher.hash, password)
 
 
 def verify_password(stored_hash: str, password: str) -> bool:
+    return off_event_loop(_verify, stored_hash, password)
+
+
+def _verify(stored_hash: str, password: str) -> bool:
     try:
         return _hasher.verify(stored_hash, password)
     except (VerificationError, InvalidHashError):
@@ -51,6 +78,11 @@ class Principal:
     spoke_service: Spoke | None = None
 
     @property
+    def acting_doctor(self) -> bool:
+        """A spoke's service acting for one of its clinic doctors (``user``)."""
+        return self.spoke_service is not None and self.user is not None
+
+    @property
     def role(self) -> Role | None:
         return Role(self.user.role) if self.user else None
 
@@ -72,10 +104,9 @@ class Principal:
         return f"spoke:{self.spoke_service.code}"
 
 
-def login(
-    session: Session, username: str, password: str, clock: Clock, ttl_s: int
-) -> tuple[str, User]:
-    """Check the password and issue a bearer token; a wrong name or password is one answer."""
+def check_password(session: Session, username: str, password: str) -> User:
+    """The active user with this password; a wrong name, password or a deactivated account is
+    one answer, in the same time."""
     user = session.scalar(select(User).where(User.username == username))
     if user is None:
         verify_password(_DUMMY_HASH, password)
@@ -84,6 +115,14 @@ def login(
         raise NotAuthenticated("Wrong username or password.")
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
+    return user
+
+
+def login(
+    session: Session, username: str, password: str, clock: Clock, ttl_s: int
+) -> tuple[str, User]:
+    """Check the password and issue a bearer token; a wrong name or password is one answer."""
+    user = check_password(session, username, password)
     raw = new_secret()
     now = clock.now()
     session.add(
@@ -113,6 +152,34 @@ def authenticate(session: Session, raw_token: str, clock: Clock) -> Principal:
     if spoke is not None and spoke.active:
         return Principal(spoke_service=spoke)
     raise NotAuthenticated("The token is not valid.")
+
+
+def acting_for(session: Session, principal: Principal, username: str) -> Principal:
+    """The spoke's service acting for its clinic doctor ``username``: trusted only from a spoke's
+    service token and only for an active clinic doctor of that spoke."""
+    spoke = principal.spoke_service
+    if spoke is None:
+        return principal  # a person's token speaks for that person only
+    doctor = session.scalar(select(User).where(User.username == username))
+    if (
+        doctor is None
+        or not doctor.active
+        or doctor.role != Role.SPOKE_DOCTOR.value
+        or doctor.spoke_id != spoke.id
+    ):
+        raise DoctorInactive(f"{username!r} is not an active clinic doctor of {spoke.code}.")
+    return Principal(user=doctor, spoke_service=spoke)
+
+
+def revoke_all(session: Session, user: User, clock: Clock) -> int:
+    """End every login of ``user`` (password change or reset, deactivation)."""
+    now = clock.now()
+    tokens = session.scalars(
+        select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+    ).all()
+    for token in tokens:
+        token.revoked_at = now
+    return len(tokens)
 
 
 def revoke(session: Session, raw_token: str, clock: Clock) -> None:

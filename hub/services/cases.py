@@ -27,7 +27,7 @@ from hub.persistence.models import (
     User,
 )
 from hub.services.access import case_scope, require_read, require_role
-from hub.services.audit import audit
+from hub.services.audit import audit, audit_cases
 from hub.services.auth import Principal
 from hub.services.queueing import queue_order
 from hub.services.serialize import advice_dict, case_dict, message_dict
@@ -62,7 +62,16 @@ class CaseService(WorkflowService):
         if uid and self.session.scalar(select(Case.id).where(Case.uid == uid)) is not None:
             raise Conflict("A case with this uid exists already.")
         case = self._new_case(principal, data, uid or str(uuid.uuid4()), key, body_digest)
-        audit(self.session, self.clock, principal, "create", "case", case.uid, self.remote_addr)
+        audit(
+            self.session,
+            self.clock,
+            principal,
+            "create",
+            "case",
+            case.uid,
+            self.remote_addr,
+            case_id=case.id,
+        )
         self.flow.note(case, Action.SUBMIT.value, principal, "raised by the clinic")
         self.flow.route(case, Action.ROUTE)
         self.flow.finish()
@@ -155,7 +164,16 @@ class CaseService(WorkflowService):
     # -- reading ---------------------------------------------------------------------------
     def get(self, principal: Principal, case_id: int) -> Case:
         case = require_read(principal, self.session.get(Case, case_id))
-        audit(self.session, self.clock, principal, "read", "case", case.uid, self.remote_addr)
+        audit(
+            self.session,
+            self.clock,
+            principal,
+            "read",
+            "case",
+            case.uid,
+            self.remote_addr,
+            case_id=case.id,
+        )
         self.session.commit()
         return case
 
@@ -185,10 +203,14 @@ class CaseService(WorkflowService):
             order: tuple[Any, ...] = queue_order()
         else:
             order = (Case.id.desc(),)
-        rows = self.session.scalars(
-            query.order_by(*order).offset((page - 1) * per_page).limit(per_page)
-        ).all()
-        return list(rows), total
+        rows = list(
+            self.session.scalars(
+                query.order_by(*order).offset((page - 1) * per_page).limit(per_page)
+            ).all()
+        )
+        audit_cases(self.session, self.clock, principal, "cases", rows, self.remote_addr)
+        self.session.commit()
+        return rows, total
 
     def _assignee_filter(self, principal: Principal, who: str) -> Any:
         if who == "none":
@@ -203,11 +225,13 @@ class CaseService(WorkflowService):
 
     def history(self, principal: Principal, case_id: int) -> builtins.list[CaseHistory]:
         case = require_read(principal, self.session.get(Case, case_id))
-        return list(
+        rows = list(
             self.session.scalars(
                 select(CaseHistory).where(CaseHistory.case_id == case.id).order_by(CaseHistory.id)
             )
         )
+        self._audit_read(principal, case, "history")
+        return rows
 
     # -- advice and messages --------------------------------------------------------------
     def issue_advice(self, principal: Principal, case_id: int, data: dict[str, Any]) -> Advice:
@@ -263,7 +287,16 @@ class CaseService(WorkflowService):
             advice=advice_dict(advice),
         )
         self.flow.finish()
-        audit(self.session, self.clock, principal, "create", "advice", advice.uid, self.remote_addr)
+        audit(
+            self.session,
+            self.clock,
+            principal,
+            "create",
+            "advice",
+            advice.uid,
+            self.remote_addr,
+            case_id=case.id,
+        )
         self.session.commit()
         return advice
 
@@ -274,14 +307,22 @@ class CaseService(WorkflowService):
                 select(Advice).where(Advice.case_id == case.id).order_by(Advice.version)
             )
         )
-        audit(self.session, self.clock, principal, "read", "advice", case.uid, self.remote_addr)
+        audit(
+            self.session,
+            self.clock,
+            principal,
+            "read",
+            "advice",
+            case.uid,
+            self.remote_addr,
+            case_id=case.id,
+        )
         self.session.commit()
         return rows
 
     def post_message(self, principal: Principal, case_id: int, text: str) -> Message:
         case = require_read(principal, self.session.get(Case, case_id))
-        if principal.role is Role.SUPERVISOR:
-            raise Forbidden("Supervisors read cases; they do not write in them.")
+        self.flow.authorize(principal, case, Action.MESSAGE)
         now = self.clock.now()
         message = Message(case_id=case.id, author=principal.user, text=text, created_at=now)
         self.session.add(message)
@@ -299,6 +340,7 @@ class CaseService(WorkflowService):
             "message",
             message.id,
             self.remote_addr,
+            case_id=case.id,
             case=case.uid,
         )
         self.session.commit()
@@ -306,11 +348,26 @@ class CaseService(WorkflowService):
 
     def messages(self, principal: Principal, case_id: int) -> builtins.list[Message]:
         case = require_read(principal, self.session.get(Case, case_id))
-        return list(
+        rows = list(
             self.session.scalars(
                 select(Message).where(Message.case_id == case.id).order_by(Message.id)
             )
         )
+        self._audit_read(principal, case, "messages")
+        return rows
+
+    def _audit_read(self, principal: Principal, case: Case, what: str) -> None:
+        audit(
+            self.session,
+            self.clock,
+            principal,
+            "read",
+            what,
+            case.uid,
+            self.remote_addr,
+            case_id=case.id,
+        )
+        self.session.commit()
 
 
 def _digest(data: dict[str, Any]) -> str:

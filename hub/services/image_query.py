@@ -15,7 +15,7 @@ from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select, tr
 from sqlalchemy.orm import Session
 
 from hub.persistence.models import Case, Instance, Series, Study
-from hub.services.access import case_scope
+from hub.services.access import case_scope, require_role
 from hub.services.audit import audit
 from hub.services.auth import Principal
 from hub.services.rendering import run_cpu
@@ -138,6 +138,10 @@ class ImageReader:
 
     # -- QIDO-RS ---------------------------------------------------------------------------------
     def search_studies(self, principal: Principal, query: Query) -> list[dict[str, Any]]:
+        # Admins see no clinical content: refused, not an empty answer (DESIGN.md, "Roles").
+        require_role(
+            principal, Role.SPOKE_DOCTOR, Role.SPECIALIST, Role.SUPERVISOR, spoke_service=True
+        )
         stmt = select(Study).where(study_scope(principal))
         stmt = (
             self._filter_studies(stmt, query)
@@ -261,7 +265,7 @@ class ImageReader:
             .offset(query.offset)
         )
         rows = self.session.execute(stmt).all()
-        self._audit(principal, "search", "series", study_uid)
+        self._audit(principal, "search", "series", study_uid, case_id=study.case_id)
         return [self._series_json(study, series, int(n)) for series, n in rows]
 
     def _series_json(self, study: Study, series: Series, n_instances: int) -> dict[str, Any]:
@@ -297,7 +301,7 @@ class ImageReader:
             .offset(query.offset)
         )
         instances = list(self.session.scalars(stmt))
-        self._audit(principal, "search", "instances", study_uid)
+        self._audit(principal, "search", "instances", study_uid, case_id=study.case_id)
         return [self._instance_json(study, i) for i in instances]
 
     def _instance_json(self, study: Study, instance: Instance) -> dict[str, Any]:
@@ -340,6 +344,7 @@ class ImageReader:
             "read",
             "instance" if sop_uid else ("series" if series_uid else "study"),
             sop_uid or series_uid or study_uid,
+            case_id=study.case_id,
             instances=len(found),
         )
         return found
@@ -373,10 +378,24 @@ class ImageReader:
         return study
 
     def _audit(
-        self, principal: Principal, action: str, kind: str, object_id: str, **detail: Any
+        self,
+        principal: Principal,
+        action: str,
+        kind: str,
+        object_id: str,
+        case_id: int | None = None,
+        **detail: Any,
     ) -> None:
         audit(
-            self.session, self.clock, principal, action, kind, object_id, self.remote_addr, **detail
+            self.session,
+            self.clock,
+            principal,
+            action,
+            kind,
+            object_id,
+            self.remote_addr,
+            case_id=case_id,
+            **detail,
         )
         self.session.commit()
 

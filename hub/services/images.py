@@ -395,6 +395,7 @@ class ImageService:
                 "study",
                 study_uid,
                 self.remote_addr,
+                case_id=case.id,
                 case=case.uid,
             )
         self.session.commit()
@@ -403,9 +404,21 @@ class ImageService:
     # -- reading -------------------------------------------------------------------------------
     def studies_of_case(self, principal: Principal, case_id: int) -> list[Study]:
         case = require_read(principal, self.session.get(Case, case_id))
-        return list(
+        studies = list(
             self.session.scalars(select(Study).where(Study.case_id == case.id).order_by(Study.id))
         )
+        audit(
+            self.session,
+            self.clock,
+            principal,
+            "list",
+            "studies",
+            len(studies),
+            self.remote_addr,
+            case_id=case.id,
+        )
+        self.session.commit()
+        return studies
 
     def instance_file(
         self, principal: Principal, study_uid: str, series_uid: str, sop_uid: str
@@ -424,7 +437,16 @@ class ImageService:
         if instance is None:
             raise NotFound("No such instance.")
         self.require_study_read(principal, instance.series.study)
-        audit(self.session, self.clock, principal, "read", "instance", sop_uid, self.remote_addr)
+        audit(
+            self.session,
+            self.clock,
+            principal,
+            "read",
+            "instance",
+            sop_uid,
+            self.remote_addr,
+            case_id=instance.series.study.case_id,
+        )
         self.session.commit()
         return self.image_dir / instance.path
 

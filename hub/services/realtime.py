@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.persistence.models import Advice, AdviceDelivery, ApiToken, Case, Event, Spoke, User
+from hub.services.audit import audit
 from hub.services.auth import Principal, authenticate, digest
 from hub.services.events import as_message
 from shared import protocol
@@ -65,8 +66,9 @@ class RealtimeService:
         self.session = session
         self.clock = clock
 
-    def connect(self, token: str) -> Connection:
-        """The connection a token opens; raises NotAuthenticated for a bad one."""
+    def connect(self, token: str, sid: str = "", remote_addr: str = "") -> Connection:
+        """The connection a token opens (audited with its rooms); NotAuthenticated for a bad
+        token."""
         principal = authenticate(self.session, token, self.clock)
         hashed = digest(token)
         expires_at = None
@@ -74,7 +76,7 @@ class RealtimeService:
             expires_at = self.session.scalar(
                 select(ApiToken.expires_at).where(ApiToken.token_hash == hashed)
             )
-        return Connection(
+        conn = Connection(
             principal.label,
             principal.user_id,
             principal.spoke_service.id if principal.spoke_service else None,
@@ -82,6 +84,28 @@ class RealtimeService:
             hashed,
             expires_at,
         )
+        audit(
+            self.session,
+            self.clock,
+            principal,
+            "connect",
+            "socket",
+            sid,
+            remote_addr,
+            rooms=sorted(conn.rooms),
+        )
+        return conn
+
+    def audit(
+        self, conn: Connection, action: str, sid: str, remote_addr: str, **detail: Any
+    ) -> None:
+        """Who had which rooms open when, and what a resume replayed: the audit of live events
+        (the event log says which rooms each event went to)."""
+        principal = Principal(
+            user=self.session.get(User, conn.user_id) if conn.user_id else None,
+            spoke_service=self.session.get(Spoke, conn.spoke_id) if conn.spoke_id else None,
+        )
+        audit(self.session, self.clock, principal, action, "socket", sid, remote_addr, **detail)
 
     def events_after(
         self, rooms: Iterable[str], after: int, limit: int = RESUME_BATCH

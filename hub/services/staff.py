@@ -90,6 +90,31 @@ class StaffService(WorkflowService):
             self.flow.touch_specialty(specialty.id)
         return self._done(user, principal)
 
+    def set_active(self, principal: Principal, user_id: int, active: bool) -> User:
+        """Admin: deactivate (or reactivate) anyone of any role but oneself. A specialist's
+        unstarted cases are routed again; every login of the user stops working at once."""
+        require_role(principal, Role.ADMIN)
+        user = self.session.get(User, user_id)
+        if user is None:
+            raise NotFound("No such user.")
+        if user.id == principal.user_id and not active:
+            raise Forbidden("An admin cannot deactivate their own account.")
+        if user.role == Role.SPECIALIST.value:
+            return self.update_specialist(principal, user_id, {"active": active})
+        was_active, user.active = user.active, active
+        audit(
+            self.session,
+            self.clock,
+            principal,
+            "deactivate" if not active else "activate",
+            "user",
+            user.username,
+            self.remote_addr,
+        )
+        if user.role == Role.SPOKE_DOCTOR.value and was_active != active:
+            self.supervision().rebalance(principal, f"{user.username} active={active}")
+        return self._done(user, principal)
+
     def _may_change(self, principal: Principal, user: User, data: dict[str, Any]) -> None:
         if principal.role is Role.ADMIN:
             return

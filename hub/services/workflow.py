@@ -158,6 +158,7 @@ class Workflow:
             "case",
             case.uid,
             self.remote_addr,
+            case_id=case.id,
             from_status=before.value,
             to_status=target.value,
             reason=reason,

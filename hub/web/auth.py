@@ -11,12 +11,14 @@ from flask import Blueprint, current_app, redirect, render_template, request, se
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
-from hub.context import SESSION_TOKEN, db_session, hub
-from hub.services.auth import digest, login, revoke
+from hub.context import SESSION_TOKEN, db_session, hub, remote_addr
+from hub.services.auth import digest, revoke
+from hub.services.signin import SignIn
 from hub.web.pages import home_of, page_errors, signed_in_principal, signed_in_user
 from shared.enums import Role
 from shared.errors import NotAuthenticated
 from teleconsult.i18n import LANGUAGES, SESSION_KEY
+from teleconsult.websecurity import safe_next
 
 bp = Blueprint("auth", __name__)
 page_errors(bp)
@@ -34,14 +36,12 @@ def home() -> ResponseReturnValue:
 def login_page() -> ResponseReturnValue:
     error = None
     if request.method == "POST":
-        session_ = db_session()
         try:
-            token, user = login(
-                session_,
+            token, user = _sign_in().sign_in(
                 request.form.get("username", "").strip(),
                 request.form.get("password", ""),
-                hub().clock,
                 hub().settings.token_ttl_s,
+                via="page",
             )
         except NotAuthenticated:
             error = _("Wrong username or password.")
@@ -54,9 +54,7 @@ def login_page() -> ResponseReturnValue:
             session[SESSION_TOKEN] = token
             if lang:
                 session[SESSION_KEY] = lang
-            target = request.args.get("next", "")
-            safe = target.startswith("/") and not target.startswith("//")
-            return redirect(target if safe else home_of(Role(user.role)))
+            return redirect(safe_next(request.args.get("next"), home_of(Role(user.role))))
     return render_template("login.html", error=error), 401 if error else 200
 
 
@@ -64,11 +62,19 @@ def login_page() -> ResponseReturnValue:
 def logout() -> ResponseReturnValue:
     token = session.get(SESSION_TOKEN)
     if token:
-        revoke(db_session(), token, hub().clock)
-        db_session().commit()
+        principal = signed_in_principal()
+        if principal is not None:
+            _sign_in().sign_out(principal, token, via="page")
+        else:
+            revoke(db_session(), token, hub().clock)
+            db_session().commit()
         current_app.extensions["teleconsult.realtime"].disconnect_token(digest(token))
     session.clear()
     return redirect(url_for("auth.login"))
+
+
+def _sign_in() -> SignIn:
+    return SignIn(db_session(), hub().clock, remote_addr())
 
 
 @bp.post("/language")
@@ -81,10 +87,7 @@ def language() -> ResponseReturnValue:
         if user is not None:
             user.language = lang
             db_session().commit()
-    target = request.form.get("next", "")
-    return redirect(
-        target if target.startswith("/") and not target.startswith("//") else url_for("auth.home")
-    )
+    return redirect(safe_next(request.form.get("next"), url_for("auth.home")))
 
 
 @bp.get("/clinic")

@@ -16,7 +16,7 @@ CSP = (
 
 
 def init_security(app: Flask) -> None:
-    app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # a case may stay open a whole shift
+    app.config.setdefault("WTF_CSRF_TIME_LIMIT", 12 * 3600)  # a whole shift, not forever
     # The API and DICOMweb take bearer tokens; with the session cookie instead,
     # hub.context.request_token() demands the CSRF token itself.
     app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)

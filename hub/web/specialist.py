@@ -8,6 +8,7 @@ from flask.typing import ResponseReturnValue
 
 from hub.domain.lifecycle import ADVISABLE, CLAIMABLE
 from hub.services import page_reads as queries
+from hub.services.audit import audit_cases
 from hub.services.cases import CaseService
 from hub.web.pages import page, page_errors, principal, services
 from shared.enums import CaseStatus, Disposition, Role
@@ -17,10 +18,13 @@ page_errors(bp)
 
 
 def _worklist() -> dict[str, object]:
-    session, me = services()["session"], principal()
+    kw, me = services(), principal()
+    session = kw["session"]
     mine, pool = queries.worklist(session, me)
     handled = queries.recently_handled(session, me)
     fresh = queries.images_after_advice(session, [c.id for c in handled])
+    audit_cases(session, kw["clock"], me, "worklist", [*mine, *pool, *handled], kw["remote_addr"])
+    session.commit()
     return {"mine": mine, "pool": pool, "handled": handled, "new_images": fresh}
 
 

@@ -46,7 +46,7 @@ def test_db_upgrade_then_spoke_register_then_user_add(hub_env: str) -> None:
         "PHC-7",
         "--name",
         "Dr. A. Rao",
-        input="s3cret-pass\ns3cret-pass\n",
+        input="s3cret-passphrase\ns3cret-passphrase\n",
     )
     db = Database(hub_env)
     with db.session() as s:
@@ -58,7 +58,7 @@ def test_db_upgrade_then_spoke_register_then_user_add(hub_env: str) -> None:
         )
         user = s.scalars(select(User)).one()
         assert (user.role, user.spoke_id, user.name) == ("spoke_doctor", spoke.id, "Dr. A. Rao")
-        assert verify_password(user.password_hash, "s3cret-pass")
+        assert verify_password(user.password_hash, "s3cret-passphrase")
     db.dispose()
 
 

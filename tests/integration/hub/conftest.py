@@ -15,6 +15,13 @@ from hub.app import create_app
 from shared.clock import FrozenClock
 from tests.support.hub import prepare_hub_db
 
+# Accounts seeded by seed_demo (password "demo"); others are added with NEW_PASSWORD.
+DEMO_USERS = frozenset(
+    {"admin", "sup1", "ortho1", "radio1", "med1", "ent1", "eye1"}
+    | {f"clinic{n}" for n in range(1, 6)}
+)
+NEW_PASSWORD = "a long passphrase"
+
 
 @dataclass
 class HubHarness:
@@ -23,7 +30,10 @@ class HubHarness:
     clock: FrozenClock
     spoke_tokens: dict[str, str]
 
-    def login(self, username: str, password: str = "demo") -> dict[str, str]:
+    def login(self, username: str, password: str | None = None) -> dict[str, str]:
+        """Sign in: demo accounts with ``demo``, accounts a test added with ``NEW_PASSWORD``."""
+        if password is None:
+            password = "demo" if username in DEMO_USERS else NEW_PASSWORD
         r = self.client.post(
             "/api/v1/auth/token", json={"username": username, "password": password}
         )

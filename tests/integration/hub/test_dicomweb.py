@@ -260,7 +260,7 @@ def test_wrong_content_type_gets_415_and_no_token_gets_401(hub: HubHarness) -> N
 
 
 def test_an_oversized_upload_gets_413(hub: HubHarness) -> None:
-    hub.app.config["MAX_CONTENT_LENGTH"] = 1000
+    hub.app.config["LARGE_BODIES"]["dicomweb.stow"] = 1000
     r = _stow(hub, [_bytes(make_ct_series(1)[0])])
     assert r.status_code == 413 and r.json["error"]["code"] == "request_entity_too_large"
     assert _instances(hub) == 0

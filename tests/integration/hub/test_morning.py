@@ -37,7 +37,7 @@ class Morning:
                 self.admin,
                 {
                     "username": name,
-                    "password": "demo",
+                    "password": "a long passphrase",
                     "role": "specialist",
                     "specialties": ["ortho"],
                     "registration_number": f"REG-{name}",
@@ -60,7 +60,7 @@ class Morning:
                 self.admin,
                 {
                     "username": f"clinic{n}",
-                    "password": "demo",
+                    "password": "a long passphrase",
                     "role": "spoke_doctor",
                     "spoke": DOCTORS[f"clinic{n}"],
                 },

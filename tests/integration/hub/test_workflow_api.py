@@ -112,7 +112,7 @@ def test_release_goes_to_the_pool_and_another_specialist_claims_it(hub: HubHarne
         admin,
         {
             "username": "ortho2",
-            "password": "demo",
+            "password": "a long passphrase",
             "role": "specialist",
             "specialties": ["ortho"],
             "max_active_cases": 1,
@@ -174,7 +174,12 @@ def test_going_off_duty_reroutes_unstarted_cases_and_tells_the_queue(hub: HubHar
         hub,
         "/users",
         admin,
-        {"username": "ortho2", "password": "demo", "role": "specialist", "specialties": ["ortho"]},
+        {
+            "username": "ortho2",
+            "password": "a long passphrase",
+            "role": "specialist",
+            "specialties": ["ortho"],
+        },
     )
     cases = [hub.raise_case(raised_by="clinic1") for _ in range(3)]
     assert {c["assigned_to"]["username"] for c in cases} == {"ortho1"}
@@ -203,7 +208,12 @@ def test_a_specialist_offline_too_long_has_cases_rerouted(hub: HubHarness) -> No
         hub,
         "/users",
         hub.login("admin"),
-        {"username": "ortho2", "password": "demo", "role": "specialist", "specialties": ["ortho"]},
+        {
+            "username": "ortho2",
+            "password": "a long passphrase",
+            "role": "specialist",
+            "specialties": ["ortho"],
+        },
     )
     case = hub.raise_case(raised_by="clinic1")
     ortho1, ortho2 = _user_id(hub, "ortho1"), _user_id(hub, "ortho2")
@@ -313,7 +323,12 @@ def test_supervision_groups_shortfall_and_reassignment(hub: HubHarness) -> None:
         hub,
         "/users",
         hub.login("admin"),
-        {"username": "ortho2", "password": "demo", "role": "specialist", "specialties": ["ortho"]},
+        {
+            "username": "ortho2",
+            "password": "a long passphrase",
+            "role": "specialist",
+            "specialties": ["ortho"],
+        },
     )
     r = _post(
         hub,
