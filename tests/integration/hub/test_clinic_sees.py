@@ -308,7 +308,7 @@ def test_a_reassignment_reaches_the_thread(hub: HubHarness, clinic: Clinic) -> N
         "/api/v1/users",
         json={
             "username": "ortho2",
-            "password": "demo",
+            "password": "a long passphrase",
             "role": "specialist",
             "name": "Dr. Ortho 2",
             "specialties": ["ortho"],
