@@ -79,6 +79,8 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/cases/<uid>/live"): rule(DOCTOR),
     ("POST", "/cases/<uid>/messages"): rule(DOCTOR, form={"text": ""}),
     ("POST", "/cases/<uid>/close"): rule(DOCTOR, form={}),
+    ("POST", "/cases/<uid>/cancel"): rule(DOCTOR, form={}),
+    ("POST", "/api/v1/cases/<uid>/cancel"): rule(DOCTOR, json={}),
     ("POST", "/cases/<uid>/uploads"): rule(DOCTOR, form={}),
     ("GET", "/inbox"): rule(DOCTOR),
     ("POST", "/inbox/<study_uid>/attach"): rule(DOCTOR, form={"case_uid": "x"}),
