@@ -13,7 +13,6 @@ from urllib.parse import urlsplit
 from flask import Flask, Request, Response, request
 from flask.json.provider import DefaultJSONProvider
 from flask.sessions import SecureCookieSessionInterface
-from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter, Map
@@ -98,7 +97,7 @@ def harden(app: Flask, settings: Mapping[str, Any], large_bodies: Mapping[str, i
     """
     app.url_map.converters["int"] = BoundedIntConverter
     app.json = GuardedJSONProvider(app)
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json.sort_keys = False
     app.session_interface = _SessionInterface()
     small = int(settings.get("max_body_bytes") or SMALL_BODY_BYTES)
     app.config["MAX_CONTENT_LENGTH"] = small  # the default of every request (flask)
@@ -185,7 +184,7 @@ def throttle_sign_in(
         deduct_when=lambda response: response.status_code in (401, 403),
     )
     for endpoint in endpoints:
-        view: Callable[..., ResponseReturnValue] = app.view_functions[endpoint]
+        view: Any = app.view_functions[endpoint]
         app.view_functions[endpoint] = per_address(per_account(view))
     app.extensions["teleconsult.limiter"] = limiter
     return limiter

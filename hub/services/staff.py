@@ -77,7 +77,7 @@ class StaffService(WorkflowService):
             "user",
             user.username,
             self.remote_addr,
-            **{k: str(v) for k, v in data.items()},
+            changes={k: str(v) for k, v in data.items()},
         )
         if was_active and not user.active:
             self.flow.reroute_unstarted(user.id, f"{user.username} was deactivated")

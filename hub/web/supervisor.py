@@ -71,12 +71,11 @@ def dashboard_live() -> ResponseReturnValue:
 @page(Role.SUPERVISOR)
 def audit() -> ResponseReturnValue:
     """The audit log with the API's filters; the same filters export it as CSV or FHIR."""
+    error: str | None = None
     try:
         query = load_or_raise(AuditQuerySchema(), request.args.to_dict())
     except TeleconsultError as exc:
         query, error = {"limit": 200}, exc.message
-    else:
-        error = None
     wanted = AuditFilter(
         user=query.get("user") or None,
         case=query.get("case"),

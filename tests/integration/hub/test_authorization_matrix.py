@@ -303,13 +303,10 @@ class World:
 
     def raise_case(self) -> dict[str, Any]:
         answer = self.client().post("/api/v1/cases", json=case_body(), headers=self.bearer("spoke"))
-        assert answer.status_code == 201, answer.json
-        assert (answer.json["assigned_to"] or {}).get("username") == "ortho1", (
-            answer.json["status"],
-            answer.json.get("routing_reason"),
-            answer.json.get("eta"),
-        )
-        return dict(answer.json)
+        case: dict[str, Any] = answer.get_json()
+        assert answer.status_code == 201, case
+        assert (case["assigned_to"] or {}).get("username") == "ortho1", case["routing_reason"]
+        return case
 
     def duty_form(self) -> dict[str, str]:
         return {

@@ -20,6 +20,7 @@ from hub.persistence.models import Event, Spoke
 from hub.realtime.jobs import workflow_tick
 from hub.services.events import as_message
 from shared.clock import FrozenClock
+from shared.protocol import ACTING_DOCTOR_HEADER
 from shared.schemas import CaseCreateSchema
 from spoke.hub_api import HubApi, HubRefused, HubUnavailable
 from spoke.persistence.models import LocalCase
@@ -40,13 +41,17 @@ class InProcessHubApi(HubApi):
         self.down = False
         self.calls: list[tuple[str, str]] = []
 
-    def _request(self, method: str, path: str, auth: bool = True, **kwargs: Any) -> Any:
+    def _request(
+        self, method: str, path: str, auth: bool = True, doctor: str | None = None, **kwargs: Any
+    ) -> Any:
         if self.down:
             raise HubUnavailable(f"{method} {path}: the link is down")
         self.calls.append((method, path))
         headers = dict(kwargs.pop("headers", {}))
         if auth:
             headers["Authorization"] = f"Bearer {self.spoke_token}"
+        if doctor:
+            headers[ACTING_DOCTOR_HEADER] = doctor
         answer = self.client.open(
             path,
             method=method,
