@@ -196,7 +196,7 @@ def test_user_add_keeps_the_configured_ratio(hub_env: str, monkeypatch: pytest.M
         "--specialty",
         "ortho",
         "--password",
-        "s3cret-pass",
+        "s3cret-passphrase",
     )
     for n in range(4):
         _run(
@@ -208,7 +208,7 @@ def test_user_add_keeps_the_configured_ratio(hub_env: str, monkeypatch: pytest.M
             "--spoke",
             "PHC-7",
             "--password",
-            "s3cret-pass",
+            "s3cret-passphrase",
         )
     assert _supervisees(hub_env) == {"ortho9": 2}  # two more doctors wait: the shortfall
 
