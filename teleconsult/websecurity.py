@@ -167,6 +167,8 @@ def throttle_sign_in(
         app=app,
         storage_uri=limit_storage(settings),
         headers_enabled=True,
+        # Redis down: count in this process's memory meanwhile rather than refuse every sign-in.
+        in_memory_fallback_enabled=True,
         strategy="moving-window",
         key_prefix=f"teleconsult-{getattr(settings, 'component', 'app')}",
         default_limits=[],

@@ -62,10 +62,12 @@ class CaseService(WorkflowService):
         if uid and self.session.scalar(select(Case.id).where(Case.uid == uid)) is not None:
             raise Conflict("A case with this uid exists already.")
         case = self._new_case(principal, data, uid or str(uuid.uuid4()), key, body_digest)
+        # Through a spoke's outbox the raising doctor is the individual (raised_by, checked above).
+        who = principal if principal.user else Principal(case.raised_by, principal.spoke_service)
         audit(
             self.session,
             self.clock,
-            principal,
+            who,
             "create",
             "case",
             case.uid,

@@ -7,15 +7,20 @@ import io
 import re
 import sys
 import time
+import uuid
+from pathlib import Path
 from typing import Any
 from unittest import mock
 
 import pytest
 from sqlalchemy import select
 
+from hub.app import create_app
 from hub.persistence.models import AuditEntry, Message, User
 from hub.services import auth
+from tests.conftest import need
 from tests.integration.hub.conftest import HubHarness
+from tests.support.databases import REDIS_URL, redis_available
 
 
 def _audit(hub: HubHarness) -> list[AuditEntry]:
@@ -448,3 +453,66 @@ def test_csrf_tokens_expire(hub: HubHarness) -> None:
         "/login", data={"username": "ortho1", "password": "demo", "csrf_token": token.group(1)}
     )
     assert stale.status_code == 400
+
+
+def _second_app(hub: HubHarness, tmp_path: Path, **config: Any) -> Any:
+    """Another hub process on the same database, with other settings."""
+    settings = hub.app.extensions["teleconsult"].settings
+    app = create_app(
+        test_config={
+            "async_mode": "threading",
+            "data_dir": str(tmp_path / "hub2"),
+            "database_url": settings.database_url,
+            **config,
+        },
+        clock=hub.clock,
+    )
+    app.config["TESTING"] = True
+    return app
+
+
+def test_https_behind_a_trusted_proxy_gets_hsts_and_secure_cookies(
+    hub: HubHarness, tmp_path: Path
+) -> None:
+    forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.9"}
+    untrusted = hub.client.get("/login", headers=forwarded)
+    assert "Strict-Transport-Security" not in untrusted.headers  # nobody said to believe it
+    app = _second_app(hub, tmp_path, trusted_proxies=1)
+    try:
+        answer = app.test_client().get("/login", headers=forwarded)
+        assert answer.headers["Strict-Transport-Security"].startswith("max-age=")
+        assert "Secure" in answer.headers["Set-Cookie"]
+    finally:
+        app.extensions["teleconsult"].db.dispose()
+
+
+def test_sign_in_limits_are_shared_by_hub_processes_through_redis(
+    hub: HubHarness, tmp_path: Path
+) -> None:
+    need(redis_available(), "Redis is not reachable on 127.0.0.1:6379")
+    queue = REDIS_URL  # the account's name is new: its counter is this test's alone
+    first = _second_app(hub, tmp_path / "a", message_queue=REDIS_URL, rate_limit_storage=queue)
+    second = _second_app(hub, tmp_path / "b", message_queue=REDIS_URL, rate_limit_storage=queue)
+    name = f"nobody-{uuid.uuid4().hex[:8]}"
+    try:
+        for n in range(10):
+            app = first if n % 2 else second
+            wrong = app.test_client().post(
+                "/api/v1/auth/token", json={"username": name, "password": "x"}
+            )
+            assert wrong.status_code == 401
+        stopped = first.test_client().post(
+            "/api/v1/auth/token", json={"username": name, "password": "x"}
+        )
+        assert stopped.status_code == 429
+    finally:
+        for app in (first, second):
+            app.extensions["teleconsult"].db.dispose()
+
+
+def test_a_case_raised_through_the_outbox_is_audited_as_its_doctor(hub: HubHarness) -> None:
+    hub.raise_case()  # by the spoke's service, raised_by clinic1
+    created = [r for r in _audit(hub) if (r.action, r.object_type) == ("create", "case")]
+    assert [(r.user_id, r.spoke_id is not None) for r in created] == [
+        (_user_id(hub, "clinic1"), True)
+    ]
