@@ -12,7 +12,7 @@ from typing import TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from hub.persistence.models import ApiToken, Spoke, User
@@ -180,6 +180,16 @@ def revoke_all(session: Session, user: User, clock: Clock) -> int:
     for token in tokens:
         token.revoked_at = now
     return len(tokens)
+
+
+def purge_tokens(session: Session, clock: Clock, keep: timedelta = timedelta(days=1)) -> int:
+    """Forget login tokens that expired or were revoked more than ``keep`` ago: no pile of dead
+    credentials (their sign-ins stay in the audit log)."""
+    cutoff = clock.now() - keep
+    result = session.execute(
+        delete(ApiToken).where((ApiToken.expires_at < cutoff) | (ApiToken.revoked_at < cutoff))
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def revoke(session: Session, raw_token: str, clock: Clock) -> None:

@@ -19,6 +19,7 @@ from hub.domain.policy import WorkflowPolicy
 from hub.domain.sla import is_breached
 from hub.persistence.models import Case, Specialty, User
 from hub.services.audit import audit
+from hub.services.auth import purge_tokens
 from hub.services.workflow import HUB, Workflow
 from shared import protocol
 from shared.clock import Clock
@@ -57,6 +58,7 @@ class HubJobs:
             self.flow.touch_specialty(specialty_id)
         self.flow.finish()
         report.sla_breached = self.check_sla()
+        purge_tokens(self.session, self.clock)
         self.session.commit()
         return report
 

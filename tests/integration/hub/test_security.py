@@ -516,3 +516,18 @@ def test_a_case_raised_through_the_outbox_is_audited_as_its_doctor(hub: HubHarne
     assert [(r.user_id, r.spoke_id is not None) for r in created] == [
         (_user_id(hub, "clinic1"), True)
     ]
+
+
+def test_dead_login_tokens_are_forgotten_by_the_periodic_round(hub: HubHarness) -> None:
+    from hub.persistence.models import ApiToken
+    from hub.services.jobs import run_periodic
+
+    hub.login("ortho1")
+    hub.client.post("/api/v1/auth/logout", headers=hub.login("radio1"))
+    hub.clock.advance(days=2)  # past every token's life (the test hub's: one hour)
+    live = hub.login("med1")
+    run_periodic(hub.app)
+    with hub.app.extensions["teleconsult"].db.session() as s:
+        left = s.scalars(select(ApiToken)).all()
+        assert len(left) == 1
+    assert hub.client.get("/api/v1/me", headers=live).status_code == 200
