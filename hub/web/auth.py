@@ -49,7 +49,7 @@ def login_page() -> ResponseReturnValue:
             lang = session.get(SESSION_KEY)
             if lang in LANGUAGES:  # chosen on the sign-in page: the user's choice from now on
                 user.language = lang
-            session_.commit()
+            db_session().commit()
             session.clear()
             session[SESSION_TOKEN] = token
             if lang:
