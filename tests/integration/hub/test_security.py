@@ -519,14 +519,17 @@ def test_a_case_raised_through_the_outbox_is_audited_as_its_doctor(hub: HubHarne
 
 
 def test_dead_login_tokens_are_forgotten_by_the_periodic_round(hub: HubHarness) -> None:
+    from hub.domain.policy import WorkflowPolicy
     from hub.persistence.models import ApiToken
-    from hub.services.jobs import run_periodic
+    from hub.services.jobs import HubJobs
 
     hub.login("ortho1")
     hub.client.post("/api/v1/auth/logout", headers=hub.login("radio1"))
     hub.clock.advance(days=2)  # past every token's life (the test hub's: one hour)
     live = hub.login("med1")
-    run_periodic(hub.app)
+    ext = hub.app.extensions["teleconsult"]
+    with ext.db.sessions() as session:
+        HubJobs(session, hub.clock, WorkflowPolicy.from_settings(ext.settings)).tick()
     with hub.app.extensions["teleconsult"].db.session() as s:
         left = s.scalars(select(ApiToken)).all()
         assert len(left) == 1
