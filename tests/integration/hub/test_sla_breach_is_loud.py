@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from hub.realtime.jobs import workflow_tick
-from tests.integration.hub.conftest import HubHarness
+from tests.integration.hub.conftest import NEW_PASSWORD, HubHarness
 from tests.integration.hub.test_pages import sign_in
 
 
@@ -28,7 +28,7 @@ def test_a_breach_reaches_supervisor_on_call_and_clinic_and_the_dashboard_lists_
         "/api/v1/users",
         json={
             "username": "ortho2",
-            "password": "demo",
+            "password": NEW_PASSWORD,
             "role": "specialist",
             "specialties": ["ortho"],
             "on_call": True,
