@@ -19,7 +19,7 @@ from flask import Flask, url_for
 from flask.testing import FlaskClient
 
 from tests.support.hub import RunningHub
-from tests.unit.spoke.conftest import (
+from tests.integration.spoke.conftest import (
     api_token,
     case_body,
     csrf_of,

@@ -19,7 +19,7 @@ from teleconsult.db import Database
 from teleconsult.migrations import upgrade
 from tests.support.hub import RunningHub
 from tests.support.waiting import wait_for
-from tests.unit.spoke.conftest import (
+from tests.integration.spoke.conftest import (
     PASSWORD,
     api_token,
     csrf_of,
