@@ -19,7 +19,7 @@ from flask import Flask, url_for
 from flask.testing import FlaskClient
 
 from tests.support.hub import RunningHub
-from tests.integration.spoke.conftest import (
+from tests.support.spoke import (
     api_token,
     case_body,
     csrf_of,

@@ -18,8 +18,7 @@ from spoke.persistence.models import LocalUser
 from teleconsult.db import Database
 from teleconsult.migrations import upgrade
 from tests.support.hub import RunningHub
-from tests.support.waiting import wait_for
-from tests.integration.spoke.conftest import (
+from tests.support.spoke import (
     PASSWORD,
     api_token,
     csrf_of,
@@ -29,6 +28,7 @@ from tests.integration.spoke.conftest import (
     sign_in_page,
     spoke_settings,
 )
+from tests.support.waiting import wait_for
 
 
 def _hub_user(hub: RunningHub, username: str) -> tuple[int, bool]:
