@@ -136,7 +136,7 @@ def test_the_other_answers_have_their_declared_shape_too(hub: HubHarness) -> Non
         "Authorization": "Bearer " + api("POST", "/api/v1/auth/token", json=login)["access_token"]
     }
     admin, sup = hub.login("admin"), hub.login("sup1")
-    new_user = {"username": "ortho2", "password": "demo", "role": "specialist"}
+    new_user = {"username": "ortho2", "password": "a long passphrase", "role": "specialist"}
     ortho2 = api(
         "POST", "/api/v1/users", json={**new_user, "specialties": ["ortho"]}, headers=admin
     )
