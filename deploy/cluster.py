@@ -165,6 +165,12 @@ class Cluster:
         }
         if not self.settings.public_url:
             env["TELECONSULT_HUB_PUBLIC_URL"] = self.url
+        # The hubs listen on 127.0.0.1 behind nginx alone: believe its X-Forwarded-For/-Proto, so
+        # sign-in limits count each client's address (not nginx's) and HTTPS gets HSTS.
+        env.setdefault(
+            "TELECONSULT_HUB_TRUSTED_PROXIES",
+            os.environ.get("TELECONSULT_HUB_TRUSTED_PROXIES", "1"),
+        )
         self._start(f"hub-{hub.name}", [sys.executable, "-m", "hub"], env, logs)
 
     def _start_nginx(self, hubs: list[Backend], prefix: Path, logs: Path) -> None:
