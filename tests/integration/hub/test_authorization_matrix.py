@@ -133,6 +133,9 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/cases/<int:case_id>/messages"): rule(CASE_READERS),
     ("GET", "/api/v1/cases/<int:case_id>/advice"): rule(CASE_READERS),
     ("GET", "/api/v1/cases/<int:case_id>/studies"): rule(CASE_READERS),
+    ("GET", "/api/v1/cases/<int:case_id>/advice/<int:version>.pdf"): rule(CASE_READERS),
+    ("GET", "/api/v1/cases/<int:case_id>/fhir"): rule(CASE_READERS),
+    ("GET", "/verify/<code>"): public(why="valid or superseded, no clinical content"),
     ("POST", "/api/v1/cases/<int:case_id>/messages"): rule(
         THIS_CLINIC | {"assignee"}, body={"text": "hello"}, fresh_case=True
     ),
@@ -324,7 +327,11 @@ class World:
                 "/api/v1/users/<int:user_id>/password": self.user_ids["clinic3"],
                 "/api/v1/specialists/<int:user_id>": self.user_ids["ortho1"],
             },
-            "code": "ortho",
+            "code": {
+                "/api/v1/specialties/<code>/hours": "ortho",
+                "/verify/<code>": "no-such-code",
+            },
+            "version": 1,
             "name": "socket.io.min.js",
             "filename": "hub.css",
             **self.uids,

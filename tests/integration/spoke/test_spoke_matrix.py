@@ -55,6 +55,7 @@ def public(**kw: Any) -> Rule:
 MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/healthz"): public(),
     ("GET", "/static/<path:filename>"): public(),
+    ("GET", "/assets/<name>"): public(),
     ("GET", "/signin"): public(),
     ("POST", "/signin"): public(form={"username": "nobody", "password": "x"}),
     ("POST", "/signout"): public(form={}, fresh_login=True),
@@ -78,6 +79,8 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/cases/<uid>"): rule(DOCTOR),
     ("GET", "/cases/<uid>/live"): rule(DOCTOR),
     ("POST", "/cases/<uid>/messages"): rule(DOCTOR, form={"text": ""}),
+    ("POST", "/api/v1/cases/<uid>/messages"): rule(DOCTOR, json={"text": ""}),
+    ("GET", "/cases/<uid>/advice/<int:version>.pdf"): rule(DOCTOR),
     ("POST", "/cases/<uid>/close"): rule(DOCTOR, form={}),
     ("POST", "/cases/<uid>/cancel"): rule(DOCTOR, form={}),
     ("POST", "/api/v1/cases/<uid>/cancel"): rule(DOCTOR, json={}),
@@ -125,7 +128,13 @@ def test_every_spoke_route_against_every_caller(spoke_app: Flask, hub: RunningHu
     wrong = []
     for (method, path_rule), row in sorted(MATRIX.items()):
         endpoint = next(r.endpoint for r in spoke_app.url_map.iter_rules() if r.rule == path_rule)
-        args = {"uid": case_uid, "study_uid": "1.2.3", "filename": "spoke.css"}
+        args = {
+            "uid": case_uid,
+            "study_uid": "1.2.3",
+            "filename": "spoke.css",
+            "name": "socket.io.min.js",
+            "version": 1,
+        }
         needed = next(r for r in spoke_app.url_map.iter_rules() if r.rule == path_rule).arguments
         with spoke_app.test_request_context():
             url = url_for(endpoint, **{k: args[k] for k in needed})
