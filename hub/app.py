@@ -22,7 +22,7 @@ from shared.clock import Clock, SystemClock
 from teleconsult.db import Database, default_url
 from teleconsult.files import private_dir
 from teleconsult.runtime import secret_key
-from teleconsult.websecurity import harden, throttle_sign_in, trust_proxies
+from teleconsult.websecurity import harden, throttle_public, throttle_sign_in, trust_proxies
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,7 @@ def create_app(
     throttle_sign_in(
         app, settings, ["api.issue_token", "auth.login", "api.verify_doctor"], spoke_caller
     )
+    throttle_public(app, "verify.verify", str(settings.get("verify_limit") or "60 per minute"))
 
     # One SocketIO per app (not a module global) so that several apps can live in one test run.
     socketio = SocketIO(

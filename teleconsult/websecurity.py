@@ -190,3 +190,13 @@ def throttle_sign_in(
         app.view_functions[endpoint] = per_address(per_account(view))
     app.extensions["teleconsult.limiter"] = limiter
     return limiter
+
+
+def throttle_public(app: Flask, endpoint: str, rate: str) -> None:
+    """Rate-limit a page anyone may open without signing in (``rate`` per address, 429 with
+    Retry-After), with the limiter ``throttle_sign_in`` made, so processes share the counts."""
+    from flask_limiter.util import get_remote_address
+
+    limiter = app.extensions["teleconsult.limiter"]
+    limit = limiter.limit(rate, key_func=lambda: f"{endpoint}:{get_remote_address()}")
+    app.view_functions[endpoint] = limit(app.view_functions[endpoint])

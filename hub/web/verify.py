@@ -16,8 +16,8 @@ bp = Blueprint("verify", __name__)
 # The answer changes when a correction is issued: never cached; not for search engines.
 _FRESH = {"Cache-Control": "no-store", "X-Robots-Tag": "noindex", "Vary": "Accept"}
 
-# TODO(rate limit): no limiter on the hub yet; when Flask-Limiter lands, limit this route per
-# address with the hub's limiter (the codes themselves are 192 random bits: guessing is hopeless).
+# Rate limited per address in the app factory (``verify_limit``); the codes themselves are 192
+# random bits, so guessing is hopeless anyway.
 
 
 def _wants_json() -> bool:

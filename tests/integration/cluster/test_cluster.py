@@ -43,11 +43,6 @@ POSITIONS_RACE = (
     "cases raised and cancelled at once on two processes leave committed positions with gaps "
     "or duplicates until a later change of the queue repairs them."
 )
-PROXIED_ADDRESS = (
-    "Known gap: the hub takes request.remote_addr as the client's address, which behind nginx "
-    "is nginx's; the audit log's 'from where' and per-address rate limits then see one address "
-    "for everyone. Needs a trusted-proxy setting (e.g. werkzeug ProxyFix, x_for=1) at the hub."
-)
 ADVICE = {
     "assessment": "Probable TB.",
     "recommendations": "Sputum CBNAAT.",
@@ -415,8 +410,6 @@ def test_the_audit_log_records_the_client_address_not_nginx(cluster: RunningClus
             )
     finally:
         db.dispose()
-    if where == "127.0.0.1":
-        pytest.xfail(PROXIED_ADDRESS)
     assert where == "127.0.0.2"
 
 

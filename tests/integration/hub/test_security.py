@@ -78,6 +78,13 @@ def test_wrong_passwords_for_one_account_are_stopped_with_429_and_retry_after(
     hub.login("radio1")
 
 
+def test_the_public_prescription_check_is_rate_limited_per_address(hub: HubHarness) -> None:
+    """/verify needs no sign-in: one address gets verify_limit (60 a minute) answers, then 429."""
+    answers = [hub.client.get(f"/verify/no-such-code-{n}") for n in range(61)]
+    assert [a.status_code for a in answers[:60]] == [404] * 60
+    assert answers[60].status_code == 429 and int(answers[60].headers["Retry-After"]) > 0
+
+
 def test_one_address_trying_many_accounts_is_stopped(hub: HubHarness) -> None:
     statuses = [_page_login(hub, f"nobody{n}", "x").status_code for n in range(31)]
     assert statuses[:30] == [401] * 30 and statuses[30] == 429
