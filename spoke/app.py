@@ -49,6 +49,12 @@ def build_spoke(settings: Settings, clock: Clock | None = None) -> Spoke:
         settings.hub_timeout_s,
         settings.sync_interval_s,
     )
+    outbox = OutboxWorker(store, hub_api, settings.sync_interval_s)
+
+    def link_back() -> None:
+        outbox.wake()
+        uploads.wake()
+
     return Spoke(
         settings=settings,
         db=db,
@@ -63,9 +69,14 @@ def build_spoke(settings: Settings, clock: Clock | None = None) -> Spoke:
             ttl=timedelta(seconds=int(settings.session_ttl_s)),
             recheck_s=float(settings.doctor_recheck_s),
         ),
-        outbox=OutboxWorker(store, hub_api, settings.sync_interval_s),
+        outbox=outbox,
         hub_client=HubClient(
-            settings.hub_url, settings.spoke_token, store, hub_api, settings.hub_timeout_s
+            settings.hub_url,
+            settings.spoke_token,
+            store,
+            hub_api,
+            settings.hub_timeout_s,
+            on_link_back=link_back,
         ),
         uploads=uploads,
         upload_service=UploadService(

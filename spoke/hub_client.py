@@ -8,6 +8,7 @@ import functools
 import logging
 import queue
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import socketio
@@ -42,8 +43,12 @@ class HubClient:
         hub_api: HubApi,
         call_timeout_s: float = 10.0,
         max_delay_s: float = 30.0,
+        on_link_back: Callable[[], None] = lambda: None,
     ) -> None:
         self.hub_url = hub_url
+        # Called on every (re)connection: the spoke's workers send what waited at once instead
+        # of sleeping out their backoff (up to a minute after an outage).
+        self.on_link_back = on_link_back
         self.spoke_token = spoke_token
         self.store = store
         self.hub_api = hub_api
@@ -136,6 +141,10 @@ class HubClient:
     # -- handlers: never raise -------------------------------------------------------------
     def _on_connect(self) -> None:
         log.info("connected to the hub at %s", self.hub_url)
+        try:
+            self.on_link_back()
+        except Exception:  # a handler never raises
+            log.exception("waking the spoke's workers failed")
         # call() waits for the hub's answer: not on the thread that delivers it.
         threading.Thread(target=self.catch_up, name="spoke-catch-up", daemon=True).start()
 
