@@ -7,6 +7,7 @@ state), so a refused action never changes anything.
 
 from __future__ import annotations
 
+from collections.abc import Set
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -51,12 +52,13 @@ class Rule:
 
 
 def _rule(
-    sources: set[S], targets: set[S], parties: set[Party], unheld_or_mine: bool = False
+    sources: Set[S], targets: Set[S], parties: Set[Party], unheld_or_mine: bool = False
 ) -> Rule:
     return Rule(frozenset(sources), frozenset(targets), frozenset(parties), unheld_or_mine)
 
 
-_WAITING_OR_REVIEW = {S.ASSIGNED, S.IN_REVIEW}
+# Cases a specialist holds: given to them and waiting, or in their review.
+HELD = frozenset({S.ASSIGNED, S.IN_REVIEW})
 _AFTER_ADVICE = {S.ASSIGNED, S.IN_REVIEW, S.ADVISED}
 
 RULES: dict[Action, Rule] = {
@@ -65,8 +67,8 @@ RULES: dict[Action, Rule] = {
     Action.CLAIM: _rule(
         {S.QUEUED, S.ASSIGNED}, {S.IN_REVIEW}, {Party.ASSIGNEE, Party.SPECIALTY}, True
     ),
-    Action.RELEASE: _rule(_WAITING_OR_REVIEW, {S.QUEUED, S.ASSIGNED}, {Party.ASSIGNEE}),
-    Action.REQUEST_INFO: _rule(_WAITING_OR_REVIEW, {S.NEEDS_INFO}, {Party.ASSIGNEE}),
+    Action.RELEASE: _rule(HELD, {S.QUEUED, S.ASSIGNED}, {Party.ASSIGNEE}),
+    Action.REQUEST_INFO: _rule(HELD, {S.NEEDS_INFO}, {Party.ASSIGNEE}),
     Action.PROVIDE_INFO: _rule({S.NEEDS_INFO}, {S.ASSIGNED, S.QUEUED}, {Party.CLINIC}),
     Action.ADVISE: _rule(_AFTER_ADVICE, {S.ADVISED}, {Party.ASSIGNEE}),
     Action.REFER: _rule(_AFTER_ADVICE, {S.REFERRED}, {Party.ASSIGNEE}),

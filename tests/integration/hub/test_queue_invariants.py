@@ -38,7 +38,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.app import create_app
-from hub.domain.lifecycle import WAITING
+from hub.domain.lifecycle import HELD, WAITING
 from hub.domain.policy import WorkflowPolicy
 from hub.domain.queue import order_key
 from hub.persistence.models import Case, CaseHistory, Specialty, Spoke, User
@@ -228,9 +228,7 @@ def make_machine(floor: HubFloor) -> type[RuleBasedStateMachine]:
                     .where(
                         CaseHistory.id > self.last_history,
                         Case.specialty_id == self.specialty_id,
-                        CaseHistory.to_status.in_(
-                            [CaseStatus.ASSIGNED.value, CaseStatus.IN_REVIEW.value]
-                        ),
+                        CaseHistory.to_status.in_(sorted(HELD)),
                         CaseHistory.from_status != CaseStatus.NEEDS_INFO.value,
                     )
                 ).all()
